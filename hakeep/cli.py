@@ -1,0 +1,83 @@
+"""The ``hakeep`` command line: argument parsing, dispatch, error printing and exit codes.
+
+This is the only place that decides exit codes (see :mod:`hakeep.exitcodes`) and catches
+:class:`~hakeep.errors.HakeepError`. Each subcommand lives in ``hakeep/commands/<verb>.py`` and
+is imported only when it runs, so ``hakeep --help`` and ``hakeep validate`` never load SSH
+libraries. argparse (stdlib) keeps start-up light and needs no extra dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hakeep import __version__, exitcodes
+from hakeep.errors import HakeepError, UsageError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": (
+        "check an inventory: every error with its key path, then lint warnings",
+        """examples:
+  hakeep validate inventory.toml
+  hakeep validate tests/lab/inventory.toml
+
+Exits 0 when the inventory is usable (warnings are printed in yellow), 2 when it is not:
+one line per problem, `FILE: KEY.PATH: what is wrong`.
+""",
+    ),
+    "render": (
+        "render every LB's haproxy.cfg, keepalived.conf and check script",
+        """examples:
+  HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml            # print (secrets masked)
+  HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml -o out     # out/<lb>/etc/...
+  hakeep render inventory.toml -o out --templates my-templates/
+
+With -o, writes DIR/<lb name>/etc/haproxy/haproxy.cfg, DIR/<lb name>/etc/keepalived/keepalived.conf
+(mode 0600) and DIR/<lb name>/etc/keepalived/hakeep-check-haproxy.sh. Files in --templates DIR
+override the shipped templates of the same name.
+""",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hakeep",
+        description="HAProxy + Keepalived in front of a Kubernetes control plane, from one TOML "
+        "inventory, over plain SSH.",
+        epilog="Run `hakeep COMMAND --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"hakeep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (summary, examples) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary, epilog=examples,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("inventory", metavar="INVENTORY", help="path of the inventory TOML file")
+        module = importlib.import_module(f"hakeep.commands.{name}")
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return exitcodes.INVALID
+    from hakeep import report
+
+    try:
+        module = importlib.import_module(f"hakeep.commands.{args.command}")
+        code: int = module.run(args)
+        return code
+    except UsageError as exc:
+        report.error(exc)
+        return exitcodes.INVALID
+    except HakeepError as exc:
+        report.error(exc)
+        return exitcodes.FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED

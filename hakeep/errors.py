@@ -1,0 +1,51 @@
+"""The one exception hierarchy of hakeep.
+
+Every failure a user can cause or meet is a :class:`HakeepError` carrying a one-line ``message``
+and an optional ``hint`` (what to do about it). Modules raise these; only the CLI catches them,
+prints them and chooses the exit code, so no traceback ever reaches a user for a known problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HakeepError(Exception):
+    """Root of every error hakeep reports to a user."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(HakeepError):
+    """The user's input (inventory, environment, options, templates) is wrong; nothing was touched."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an inventory: where (a key path such as ``lb[1].interface``) and what."""
+
+    path: str
+    message: str
+
+    def render(self, source: str) -> str:
+        where = f"{source}: {self.path}: " if self.path else f"{source}: "
+        return where + self.message
+
+
+class InventoryError(UsageError):
+    """The inventory cannot be used; ``problems`` lists every reason at once."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        lines = [p.render(source) for p in problems]
+        super().__init__(
+            "\n".join(lines),
+            hint="fix the keys named above; `hakeep validate INVENTORY` re-checks them all",
+        )

@@ -1,0 +1,332 @@
+"""Read an inventory file and turn it into a validated :class:`Inventory`, or say all that is wrong.
+
+This module owns the inventory *format*: which tables and keys exist, their types, defaults and
+ranges. It reads the file (the only I/O of the inventory package), parses TOML, walks every table
+with :mod:`hakeep.inventory.fields`, then hands the typed pieces to :mod:`hakeep.inventory.rules`
+for the checks that span several keys. Any problem raises one :class:`InventoryError` listing them
+all, each with its key path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+
+from hakeep.errors import InventoryError, Problem, UsageError
+from hakeep.inventory import rules
+from hakeep.inventory.fields import (
+    ENV_RE,
+    HOSTNAME_RE,
+    IFACE_RE,
+    NAME_RE,
+    SECRET_RE,
+    URI_PATH_RE,
+    USER_RE,
+    Table,
+    parse_ipv4,
+)
+from hakeep.inventory.model import (
+    DEFAULT_CHECK_PATH,
+    Cluster,
+    Frontend,
+    HAProxySettings,
+    Inventory,
+    LoadBalancer,
+    Server,
+    SSHSettings,
+    Stats,
+)
+
+TOP_KEYS = ("cluster", "ssh", "haproxy", "lb", "frontend")
+CLUSTER_KEYS = (
+    "name", "vip", "virtual_router_id", "advert_int", "auth_pass", "auth_pass_env",
+    "check_weight", "keep_releases",
+)
+SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout")
+LB_KEYS = ("name", "address", "interface", "priority", "ssh")
+FRONTEND_KEYS = ("name", "port", "bind", "check", "check_path", "balance", "ca_file", "servers")
+SERVER_KEYS = ("name", "address", "port")
+HAPROXY_KEYS = (
+    "maxconn", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel", "stats",
+)
+STATS_KEYS = ("bind", "port", "user", "password", "password_env")
+BALANCES = ("roundrobin", "leastconn", "source", "first", "random")
+CHECKS = ("tcp", "https")
+
+DEFAULT_SSH = SSHSettings(None, None, None, None, sudo=False, connect_timeout=10.0)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read, parse and validate ``path``; raise :class:`InventoryError` listing every problem."""
+    source = path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file",
+                         hint="give the path of an inventory TOML file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not an inventory file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        problem = Problem("", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise InventoryError(source, [problem]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(source, [_syntax_problem(exc)]) from None
+    return build_inventory(data, path=path, digest=hashlib.sha256(raw).hexdigest())
+
+
+def _syntax_problem(exc: tomllib.TOMLDecodeError) -> Problem:
+    """``line 3, column 5: TOML syntax error: Expected '=' ...`` from tomllib's message."""
+    text = str(exc)
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+    if m:
+        return Problem(f"line {m[1]}, column {m[2]}", f"TOML syntax error: {text[: m.start()]}")
+    m = re.search(r"\s*\(at end of document\)$", text)
+    if m:
+        return Problem("end of file", f"TOML syntax error: {text[: m.start()]}")
+    return Problem("", f"TOML syntax error: {text}")
+
+
+def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inventory:
+    """Validate parsed TOML ``data`` (pure: no I/O besides checking that local files exist)."""
+    problems: list[Problem] = []
+    top = Table(data, "", problems)
+    top.check_keys(TOP_KEYS)
+    base_dir = path.parent
+
+    cluster_t = top.get_table("cluster")
+    if cluster_t is None and "cluster" not in data:
+        problems.append(Problem("cluster", "the [cluster] table is required"))
+    cluster = _cluster(cluster_t or Table({}, "cluster", problems))
+    ssh_t = top.get_table("ssh")
+    default_ssh = _ssh(ssh_t, DEFAULT_SSH, base_dir) if ssh_t else DEFAULT_SSH
+    lb_tables = top.get_tables("lb")
+    lb_items = [(t.path, _lb(t, default_ssh, base_dir)) for t in lb_tables]
+    lbs = [lb for _, lb in lb_items if lb is not None]
+    fe_tables = top.get_tables("frontend")
+    vip = cluster.vip if cluster else None
+    fe_items = [(t.path, _frontend(t, vip, base_dir)) for t in fe_tables]
+    frontends = [fe for _, fe in fe_items if fe is not None]
+    haproxy_t = top.get_table("haproxy")
+    haproxy = _haproxy(haproxy_t or Table({}, "haproxy", problems))
+
+    if "lb" not in data:
+        problems.append(Problem("lb", "at least two [[lb]] tables are required"))
+    if "frontend" not in data:
+        problems.append(Problem("frontend", "at least one [[frontend]] table is required"))
+    if cluster is not None:
+        rules.check(cluster, lb_items, fe_items, haproxy, problems)
+    if problems or cluster is None or haproxy is None or len(lbs) != len(lb_tables) or len(
+        frontends
+    ) != len(fe_tables):
+        if not problems:  # pragma: no cover - every None above comes with a problem
+            problems.append(Problem("", "invalid inventory"))
+        raise InventoryError(path.name, problems)
+    return Inventory(
+        path=path, digest=digest, cluster=cluster, lbs=tuple(lbs), frontends=tuple(frontends),
+        haproxy=haproxy,
+    )
+
+
+def _cluster(t: Table) -> Cluster | None:
+    t.check_keys(CLUSTER_KEYS)
+    name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+    vip = _vip(t)
+    vrid = t.get_int("virtual_router_id", required=True, lo=1, hi=255)
+    advert = t.get_number("advert_int", hi=255.0)
+    auth_pass = t.get_str("auth_pass", pattern=SECRET_RE, what="letters, digits and _.,:+=@%^*?/-")
+    auth_env = t.get_str("auth_pass_env", pattern=ENV_RE, what="an environment variable name")
+    if auth_pass is not None and len(auth_pass) > 8:
+        t.error("auth_pass", f"is {len(auth_pass)} characters long; keepalived silently truncates "
+                "VRRP passwords to 8")
+        auth_pass = None
+    if "auth_pass" in t.data and "auth_pass_env" in t.data:
+        t.error("auth_pass", "give either auth_pass or auth_pass_env, not both")
+    elif "auth_pass" not in t.data and "auth_pass_env" not in t.data:
+        t.error("auth_pass_env", "is required (or auth_pass): the VRRP password")
+    weight = t.get_int("check_weight", lo=1, hi=253)
+    keep = t.get_int("keep_releases", lo=1, hi=1000)
+    if name is None or vip is None or vrid is None or (auth_pass is None and auth_env is None):
+        return None
+    return Cluster(
+        name=name, vip=vip, virtual_router_id=vrid,
+        advert_int=advert if advert is not None else 1.0,
+        auth_pass=auth_pass, auth_pass_env=auth_env, check_weight=weight,
+        keep_releases=keep if keep is not None else 10,
+    )
+
+
+def _vip(t: Table) -> ipaddress.IPv4Interface | None:
+    value = t.get_str("vip", required=True)
+    if value is None:
+        return None
+    if "/" not in value:
+        t.error("vip", f"{value!r} needs a prefix length, e.g. {value}/24")
+        return None
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError:
+        t.error("vip", f"{value!r} is not an address/prefix (CIDR)")
+        return None
+    if not isinstance(iface, ipaddress.IPv4Interface):
+        t.error("vip", f"{value!r} is IPv6; hakeep manages IPv4 VRRP only")
+        return None
+    if parse_ipv4(str(iface.ip), lambda msg: t.error("vip", msg)) is None:
+        return None
+    if iface.network.prefixlen < 32 and iface.ip in (iface.network.network_address,
+                                                      iface.network.broadcast_address):
+        t.error("vip", f"{value!r} is the network or broadcast address of {iface.network}")
+        return None
+    return iface
+
+
+def _ssh(t: Table, base: SSHSettings, base_dir: Path) -> SSHSettings:
+    t.check_keys(SSH_KEYS)
+    user = t.get_str("user", pattern=USER_RE, what="a login name")
+    port = t.get_int("port", lo=1, hi=65535)
+    identity = _local_path(t, "identity_file", base_dir)
+    config = _local_path(t, "config", base_dir)
+    timeout = t.get_number("connect_timeout", hi=600.0)
+    return SSHSettings(
+        user=user if user is not None else base.user,
+        port=port if port is not None else base.port,
+        identity_file=identity if identity is not None else base.identity_file,
+        config=config if config is not None else base.config,
+        sudo=t.get_bool("sudo", default=base.sudo),
+        connect_timeout=timeout if timeout is not None else base.connect_timeout,
+    )
+
+
+def _local_path(t: Table, key: str, base_dir: Path) -> Path | None:
+    value = t.get_str(key)
+    if value is None:
+        return None
+    if not value or "\n" in value or "\0" in value:
+        t.error(key, "must be a file path")
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _lb(t: Table, default_ssh: SSHSettings, base_dir: Path) -> LoadBalancer | None:
+    t.check_keys(LB_KEYS)
+    name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+    address = t.get_ipv4("address", required=True)
+    iface = t.get_str("interface", required=True, pattern=IFACE_RE,
+                      what="a network interface name, at most 15 characters")
+    prio = t.get_int("priority", required=True, lo=1, hi=254)
+    ssh_t = t.get_table("ssh")
+    ssh = _ssh(ssh_t, default_ssh, base_dir) if ssh_t else default_ssh
+    if name is None or address is None or iface is None or prio is None:
+        return None
+    return LoadBalancer(name=name, address=address, interface=iface, priority=prio, ssh=ssh)
+
+
+def _frontend(t: Table, vip: ipaddress.IPv4Interface | None, base_dir: Path) -> Frontend | None:
+    t.check_keys(FRONTEND_KEYS)
+    name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+    port = t.get_int("port", required=True, lo=1, hi=65535)
+    bind = _bind(t, vip)
+    check = t.get_str("check", choices=CHECKS) or "tcp"
+    path = t.get_str("check_path", pattern=URI_PATH_RE, what="an absolute URI path") or DEFAULT_CHECK_PATH
+    balance = t.get_str("balance", choices=BALANCES) or "roundrobin"
+    ca_file = _local_path(t, "ca_file", base_dir)
+    if ca_file is not None and not ca_file.is_file():
+        t.error("ca_file", f"{ca_file}: no such file (the CA that signed the servers' certificates)")
+    if ca_file is not None and check != "https":
+        t.error("ca_file", 'only applies to check = "https"')
+    for key in ("check_path",):
+        if key in t.data and check != "https":
+            t.error(key, 'only applies to check = "https"')
+    if "servers" not in t.data:
+        t.error("servers", "is required: the backend servers of this frontend")
+    servers = [s for st in t.get_tables("servers") if (s := _server(st, port)) is not None]
+    if "servers" in t.data and isinstance(t.data["servers"], list) and not t.data["servers"]:
+        t.error("servers", "is empty; a frontend needs at least one server")
+    if name is None or port is None or bind is None or not servers:
+        return None
+    return Frontend(
+        name=name, port=port, bind=bind, check=check, check_path=path, balance=balance,
+        ca_file=ca_file, servers=tuple(servers),
+    )
+
+
+def _bind(t: Table, vip: ipaddress.IPv4Interface | None) -> str | None:
+    value = t.get_str("bind")
+    if value is None:
+        return "*" if "bind" not in t.data else None
+    if value == "*":
+        return value
+    if value == "vip":
+        return str(vip.ip) if vip is not None else None
+    addr = parse_ipv4(value, lambda msg: t.error("bind", msg + ' (use "*", "vip" or an IPv4 address)'))
+    return str(addr) if addr is not None else None
+
+
+def _server(t: Table, default_port: int | None) -> Server | None:
+    t.check_keys(SERVER_KEYS)
+    name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+    address = t.get_str("address", required=True)
+    if address is not None:
+        address = _server_address(t, address)
+    port = t.get_int("port", lo=1, hi=65535)
+    if port is None and "port" not in t.data:
+        port = default_port
+    if name is None or address is None or port is None:
+        return None
+    return Server(name=name, address=address, port=port)
+
+
+def _server_address(t: Table, value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if HOSTNAME_RE.fullmatch(value) and not value.replace(".", "").isdigit():
+            return value
+        t.error("address", f"{value!r} is neither an IPv4 address nor a DNS name")
+        return None
+    addr = parse_ipv4(value, lambda msg: t.error("address", msg))
+    return str(addr) if addr is not None else None
+
+
+def _haproxy(t: Table) -> HAProxySettings | None:
+    t.check_keys(HAPROXY_KEYS)
+    maxconn = t.get_int("maxconn", lo=1, hi=1_000_000)
+    connect = t.get_int("timeout_connect", lo=1, hi=3600)
+    client = t.get_int("timeout_client", lo=1, hi=86400)
+    server = t.get_int("timeout_server", lo=1, hi=86400)
+    tunnel = t.get_int("timeout_tunnel", lo=1, hi=86400 * 7)
+    stats_t = t.get_table("stats")
+    stats = _stats(stats_t) if stats_t is not None else None
+    return HAProxySettings(
+        maxconn=maxconn or 4000,
+        timeout_connect=connect or 5,
+        timeout_client=client or 50,
+        timeout_server=server or 50,
+        timeout_tunnel=tunnel or 3600,
+        stats=stats,
+    )
+
+
+def _stats(t: Table) -> Stats | None:
+    t.check_keys(STATS_KEYS)
+    bind = t.get_str("bind") or "127.0.0.1"
+    if bind != "*" and parse_ipv4(bind, lambda msg: t.error("bind", msg)) is None:
+        return None
+    port = t.get_int("port", lo=1, hi=65535) or 8404
+    user = t.get_str("user", pattern=USER_RE, what="a login name") or "admin"
+    password = t.get_str("password", pattern=SECRET_RE, what="letters, digits and _.,:+=@%^*?/-")
+    password_env = t.get_str("password_env", pattern=ENV_RE, what="an environment variable name")
+    if ("password" in t.data) == ("password_env" in t.data):
+        t.error("password_env", "give exactly one of password or password_env for the stats page")
+        return None
+    if password is None and password_env is None:
+        return None
+    return Stats(bind=bind, port=port, user=user, password=password, password_env=password_env)

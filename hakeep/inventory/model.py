@@ -1,0 +1,126 @@
+"""The validated inventory as frozen dataclasses.
+
+These types are what every other module sees of the user's TOML: parsed, checked and immutable.
+Nothing here reads files or the environment; :mod:`hakeep.inventory.load` builds them and
+guarantees their invariants (names and addresses restricted to safe character sets, ports and
+priorities in range, at least two LBs, the VIP inside every LB's subnet).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CHECK_PATH = "/readyz"
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    """How to reach one host; ``None`` means "as OpenSSH would decide" (ssh_config, agent)."""
+
+    user: str | None
+    port: int | None
+    identity_file: Path | None
+    config: Path | None
+    sudo: bool
+    connect_timeout: float
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    name: str
+    address: ipaddress.IPv4Address
+    interface: str
+    priority: int
+    ssh: SSHSettings
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    address: str  # an IPv4 address or a DNS name, already checked
+    port: int
+
+
+@dataclass(frozen=True)
+class Frontend:
+    name: str
+    port: int
+    bind: str  # "*", or an IPv4 address (the VIP when the user wrote "vip")
+    check: str  # "tcp" or "https"
+    check_path: str
+    balance: str
+    ca_file: Path | None
+    servers: tuple[Server, ...]
+
+    @property
+    def backend_name(self) -> str:
+        """Backends are named apart from frontends (haproxy shares one name space for proxies)."""
+        return f"be_{self.name}"
+
+
+@dataclass(frozen=True)
+class Stats:
+    bind: str
+    port: int
+    user: str
+    password: str | None
+    password_env: str | None
+
+
+@dataclass(frozen=True)
+class HAProxySettings:
+    maxconn: int
+    timeout_connect: int  # seconds
+    timeout_client: int
+    timeout_server: int
+    timeout_tunnel: int
+    stats: Stats | None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    vip: ipaddress.IPv4Interface
+    virtual_router_id: int
+    advert_int: float
+    auth_pass: str | None
+    auth_pass_env: str | None
+    check_weight: int | None  # None: derived from the priorities
+    keep_releases: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    digest: str  # sha256 of the file's bytes
+    cluster: Cluster
+    lbs: tuple[LoadBalancer, ...]
+    frontends: tuple[Frontend, ...]
+    haproxy: HAProxySettings
+
+    @property
+    def source(self) -> str:
+        return self.path.name
+
+    def lb(self, name: str) -> LoadBalancer:
+        for lb in self.lbs:
+            if lb.name == name:
+                return lb
+        raise KeyError(name)
+
+    @property
+    def check_weight(self) -> int:
+        """The vrrp_script weight (subtracted on failure) that always hands the VIP over.
+
+        A failing LB must drop below every healthy peer: weight > max(priority) - min(priority).
+        """
+        if self.cluster.check_weight is not None:
+            return self.cluster.check_weight
+        prios = [lb.priority for lb in self.lbs]
+        return max(prios) - min(prios) + 2
+
+    @property
+    def needs_nonlocal_bind(self) -> bool:
+        return any(fe.bind == str(self.cluster.vip.ip) for fe in self.frontends)

@@ -1,0 +1,192 @@
+"""Render the desired files of every LB host from a validated inventory (Jinja2).
+
+This module owns the mapping inventory -> files: which files hakeep manages on a host, their
+remote paths, modes, owners, which service each belongs to and how the host validates it. It is
+pure apart from reading templates and CA files: the same inventory and secrets always give the
+same bytes (no timestamps), which makes re-deploys idempotent. Secrets come in resolved, via
+:class:`Secrets`; each file lists the secret strings it contains so displays can mask them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from hakeep.errors import UsageError
+from hakeep.inventory.fields import SECRET_RE
+from hakeep.inventory.model import Inventory, LoadBalancer
+
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+CHECK_SCRIPT = "/etc/keepalived/hakeep-check-haproxy.sh"
+CA_DIR = "/etc/haproxy/hakeep"
+STATS_SOCKET = "/run/haproxy/admin.sock"
+SCRIPT_USER = "root"  # keepalived 2.2.7 -t kills itself (SIGTERM) with a non-root script_user
+MASK = "********"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    auth_pass: str
+    stats_password: str | None = None
+
+    def values(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.auth_pass, self.stats_password) if v)
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    """One file hakeep owns on a host."""
+
+    path: str
+    content: bytes
+    mode: int
+    service: str  # the unit that reads it: "haproxy" or "keepalived"
+    validate: tuple[str, ...] = ()  # argv that checks the file; "{}" stands for its path
+    owner: str = "root"
+    group: str = "root"
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def masked_text(self) -> str:
+        text = self.content.decode("utf-8")
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+@dataclass(frozen=True)
+class HostFiles:
+    lb: LoadBalancer
+    files: tuple[ManagedFile, ...]
+
+    def file(self, path: str) -> ManagedFile:
+        for f in self.files:
+            if f.path == path:
+                return f
+        raise KeyError(path)
+
+
+def resolve_secrets(inv: Inventory, env: Mapping[str, str] | None = None) -> Secrets:
+    """Read the passwords the inventory names from the environment (needed to render)."""
+    env = os.environ if env is None else env
+    auth = inv.cluster.auth_pass
+    if auth is None:
+        auth = _secret_from_env(inv, env, "cluster.auth_pass_env", inv.cluster.auth_pass_env or "", 8)
+    stats_pw = None
+    stats = inv.haproxy.stats
+    if stats is not None:
+        stats_pw = stats.password
+        if stats_pw is None:
+            stats_pw = _secret_from_env(inv, env, "haproxy.stats.password_env", stats.password_env or "", 64)
+    return Secrets(auth_pass=auth, stats_password=stats_pw)
+
+
+def _secret_from_env(inv: Inventory, env: Mapping[str, str], key: str, var: str, limit: int) -> str:
+    value = env.get(var)
+    where = f"{inv.source}: {key}"
+    if value is None or value == "":
+        raise UsageError(f"{where}: environment variable {var} is not set",
+                          hint=f"export {var}=... (the password) before running this command")
+    if len(value) > limit:
+        raise UsageError(f"{where}: ${var} is {len(value)} characters long; at most {limit} are used",
+                          hint="keepalived silently truncates VRRP passwords to 8 characters")
+    if not SECRET_RE.fullmatch(value):
+        raise UsageError(f"{where}: ${var} contains characters that are not allowed",
+                          hint="use letters, digits and _.,:+=@%^*?/-")
+    return value
+
+
+def default_templates_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def _environment(templates: Path | None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if templates is not None:
+        if not templates.is_dir():
+            raise UsageError(f"{templates}: templates folder not found")
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
+    loaders.append(jinja2.FileSystemLoader(str(default_templates_dir())))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - config files and shell, not HTML; inputs are charset-checked
+    )
+
+
+def ca_path(frontend_name: str) -> str:
+    return f"{CA_DIR}/{frontend_name}-ca.crt"
+
+
+def render_all(inv: Inventory, secrets: Secrets, templates: Path | None = None) -> dict[str, HostFiles]:
+    """Every LB's managed files, keyed by LB name, in inventory order."""
+    env = _environment(templates)
+    ca_files = _read_ca_files(inv)
+    prios = [lb.priority for lb in inv.lbs]
+    common = {
+        "source": inv.source, "cluster": inv.cluster, "haproxy": inv.haproxy,
+        "frontends": inv.frontends, "stats_socket": STATS_SOCKET,
+        "stats_password": secrets.stats_password, "check_script": CHECK_SCRIPT,
+        "script_user": SCRIPT_USER, "weight": inv.check_weight, "prio_min": min(prios),
+        "prio_max": max(prios), "auth_pass": secrets.auth_pass,
+        "advert_int": _advert(inv.cluster.advert_int),
+        "ca_paths": {name: ca_path(name) for name in ca_files},
+    }
+    haproxy_cfg = _render(env, "haproxy.cfg.j2", common)
+    out: dict[str, HostFiles] = {}
+    for lb in inv.lbs:
+        ctx = dict(common, lb=lb, peers=[p for p in inv.lbs if p.name != lb.name])
+        files = [
+            ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o644, "haproxy", ("haproxy", "-c", "-q", "-f", "{}"),
+                        secrets=_present(haproxy_cfg, secrets)),
+            *(ManagedFile(ca_path(name), data, 0o644, "haproxy") for name, data in ca_files.items()),
+            ManagedFile(CHECK_SCRIPT, _render(env, "check_haproxy.sh.j2", ctx), 0o755, "keepalived"),
+        ]
+        ka = _render(env, "keepalived.conf.j2", ctx)
+        files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, "keepalived", ("keepalived", "-t", "-f", "{}"),
+                                 secrets=_present(ka, secrets)))
+        out[lb.name] = HostFiles(lb=lb, files=tuple(files))
+    return out
+
+
+def _advert(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _present(content: bytes, secrets: Secrets) -> tuple[str, ...]:
+    text = content.decode("utf-8")
+    return tuple(s for s in secrets.values() if s in text)
+
+
+def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, object]) -> bytes:
+    try:
+        return env.get_template(name).render(**ctx).encode("utf-8")
+    except jinja2.TemplateNotFound as exc:
+        raise UsageError(f"template {exc.name} not found") from None
+    except jinja2.TemplateError as exc:
+        where = f"{getattr(exc, 'filename', None) or name}"
+        lineno = getattr(exc, "lineno", None)
+        if lineno:
+            where += f":{lineno}"
+        raise UsageError(f"template {where}: {exc}", hint="fix the template or drop --templates") from None
+
+
+def _read_ca_files(inv: Inventory) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for i, fe in enumerate(inv.frontends):
+        if fe.ca_file is None:
+            continue
+        try:
+            data = fe.ca_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{inv.source}: frontend[{i}].ca_file: {fe.ca_file}: {exc.strerror}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise UsageError(f"{inv.source}: frontend[{i}].ca_file: {fe.ca_file} holds no PEM certificate")
+        out[fe.name] = data
+    return out

@@ -182,7 +182,7 @@ class Table:
         return iter(self.data.items())
 
 
-def parse_ipv4(value: str, report: Any) -> ipaddress.IPv4Address | None:
+def parse_ipv4(value: str, report: Any, *, loopback: bool = False) -> ipaddress.IPv4Address | None:
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -191,7 +191,7 @@ def parse_ipv4(value: str, report: Any) -> ipaddress.IPv4Address | None:
     if not isinstance(addr, ipaddress.IPv4Address):
         report(f"{value!r} is IPv6; hakeep manages IPv4 VRRP only")
         return None
-    if addr.is_unspecified or addr.is_multicast or addr.is_loopback:
+    if addr.is_unspecified or addr.is_multicast or (addr.is_loopback and not loopback):
         report(f"{value!r} cannot be a host address")
         return None
     return addr

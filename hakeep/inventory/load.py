@@ -318,7 +318,7 @@ def _haproxy(t: Table) -> HAProxySettings | None:
 def _stats(t: Table) -> Stats | None:
     t.check_keys(STATS_KEYS)
     bind = t.get_str("bind") or "127.0.0.1"
-    if bind != "*" and parse_ipv4(bind, lambda msg: t.error("bind", msg)) is None:
+    if bind != "*" and parse_ipv4(bind, lambda msg: t.error("bind", msg), loopback=True) is None:
         return None
     port = t.get_int("port", lo=1, hi=65535) or 8404
     user = t.get_str("user", pattern=USER_RE, what="a login name") or "admin"

@@ -23,6 +23,8 @@ from hakeep.inventory.model import Inventory, LoadBalancer
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 CHECK_SCRIPT = "/etc/keepalived/hakeep-check-haproxy.sh"
+NOTIFY_SCRIPT = "/etc/keepalived/hakeep-notify.sh"
+VRRP_STATE_FILE = "/run/hakeep/vrrp-state"
 CA_DIR = "/etc/haproxy/hakeep"
 STATS_SOCKET = "/run/haproxy/admin.sock"
 SCRIPT_USER = "root"  # keepalived 2.2.7 -t kills itself (SIGTERM) with a non-root script_user
@@ -124,19 +126,27 @@ def ca_path(frontend_name: str) -> str:
     return f"{CA_DIR}/{frontend_name}-ca.crt"
 
 
-def render_all(inv: Inventory, secrets: Secrets, templates: Path | None = None) -> dict[str, HostFiles]:
-    """Every LB's managed files, keyed by LB name, in inventory order."""
+def render_all(
+    inv: Inventory, secrets: Secrets, templates: Path | None = None, root: str = "",
+) -> dict[str, HostFiles]:
+    """Every LB's managed files, keyed by LB name, in inventory order.
+
+    ``root`` prefixes the paths that files *refer to* (CA files, scripts): the validation copy a
+    host checks in a private temp folder before anything replaces a live file. The files' own
+    ``path`` stays the live path; a caller places them under ``root`` itself.
+    """
     env = _environment(templates)
     ca_files = _read_ca_files(inv)
     prios = [lb.priority for lb in inv.lbs]
     common = {
         "source": inv.source, "cluster": inv.cluster, "haproxy": inv.haproxy,
         "frontends": inv.frontends, "stats_socket": STATS_SOCKET,
-        "stats_password": secrets.stats_password, "check_script": CHECK_SCRIPT,
+        "stats_password": secrets.stats_password, "check_script": root + CHECK_SCRIPT,
+        "notify_script": root + NOTIFY_SCRIPT, "state_file": VRRP_STATE_FILE,
         "script_user": SCRIPT_USER, "weight": inv.check_weight, "prio_min": min(prios),
         "prio_max": max(prios), "auth_pass": secrets.auth_pass,
         "advert_int": _advert(inv.cluster.advert_int),
-        "ca_paths": {name: ca_path(name) for name in ca_files},
+        "ca_paths": {name: root + ca_path(name) for name in ca_files},
     }
     haproxy_cfg = _render(env, "haproxy.cfg.j2", common)
     out: dict[str, HostFiles] = {}
@@ -147,6 +157,7 @@ def render_all(inv: Inventory, secrets: Secrets, templates: Path | None = None) 
                         secrets=_present(haproxy_cfg, secrets)),
             *(ManagedFile(ca_path(name), data, 0o644, "haproxy") for name, data in ca_files.items()),
             ManagedFile(CHECK_SCRIPT, _render(env, "check_haproxy.sh.j2", ctx), 0o755, "keepalived"),
+            ManagedFile(NOTIFY_SCRIPT, _render(env, "notify.sh.j2", ctx), 0o755, "keepalived"),
         ]
         ka = _render(env, "keepalived.conf.j2", ctx)
         files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, "keepalived", ("keepalived", "-t", "-f", "{}"),

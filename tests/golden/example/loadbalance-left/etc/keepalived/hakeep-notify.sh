@@ -1,0 +1,6 @@
+#!/bin/sh
+# Managed by hakeep from inventory.example.toml (cluster devops, host loadbalance-left).
+# keepalived's notify script: called as `notify TYPE NAME STATE PRIORITY` on every VRRP state change;
+# records the state so `hakeep status` and the deploy health gates can read it.
+mkdir -p "$(dirname "/run/hakeep/vrrp-state")"
+printf '%s %s %s\n' "$3" "$4" "$(date +%s)" > "/run/hakeep/vrrp-state.tmp" && mv "/run/hakeep/vrrp-state.tmp" "/run/hakeep/vrrp-state"

@@ -27,6 +27,22 @@ Exits 0 when the inventory is usable (warnings are printed in yellow), 2 when it
 one line per problem, `FILE: KEY.PATH: what is wrong`.
 """,
     ),
+    "deploy": (
+        "preflight, install, validate on the hosts, roll out with health gates, prove the VIP",
+        """examples:
+  hakeep deploy inventory.toml --dry-run       # steps and diffs per host; changes nothing
+  hakeep deploy inventory.toml                 # asks before changing anything (on a terminal)
+  hakeep deploy inventory.toml --yes --json    # for CI
+  hakeep deploy inventory.toml --limit loadbalance-left
+  hakeep deploy tests/lab/inventory.toml --accept-new-host-keys
+
+Exit codes: 0 done (dry-run: nothing would change), 1 a host failed its step or health gate
+(it was restored to its previous files), 2 bad input, 3 dry-run: changes pending,
+4 preflight or the hosts' own haproxy -c / keepalived -t refused: nothing was changed.
+The VRRP password comes from the variable named by auth_pass_env; a sudo password from
+HAKEEP_SUDO_PASSWORD or a prompt.
+""",
+    ),
     "render": (
         "render every LB's haproxy.cfg, keepalived.conf and check script",
         """examples:

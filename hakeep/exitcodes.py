@@ -5,3 +5,4 @@ FAILED = 1  # a remote step or a health gate failed (hosts are left on a working
 INVALID = 2  # bad input: inventory, options, environment, templates; nothing was touched
 CHANGES_PENDING = 3  # dry-run only: changes would be made
 INTERRUPTED = 130  # Ctrl-C
+PREFLIGHT = 4  # preflight or on-host validation refused the deploy: nothing was changed

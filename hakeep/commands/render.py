@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hakeep import exitcodes, report
+from hakeep import exitcodes
 from hakeep.errors import UsageError
-from hakeep.inventory import load_inventory
-from hakeep.inventory.lint import lint
-from hakeep.render import HostFiles, render_all, resolve_secrets
+
+if TYPE_CHECKING:
+    from hakeep.render import HostFiles
 
 LEXERS = {".cfg": "ini", ".conf": "nginx", ".sh": "bash"}
 
@@ -25,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hakeep import report
+    from hakeep.inventory import load_inventory
+    from hakeep.inventory.lint import lint
+    from hakeep.render import render_all, resolve_secrets
+
     inv = load_inventory(Path(args.inventory))
     report.warnings(inv.source, lint(inv))
     hosts = render_all(inv, resolve_secrets(inv), templates=args.templates)

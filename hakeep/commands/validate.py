@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hakeep import exitcodes, report
-from hakeep.inventory import load_inventory
-from hakeep.inventory.lint import lint
+from hakeep import exitcodes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hakeep import report
+    from hakeep.inventory import load_inventory
+    from hakeep.inventory.lint import lint
+
     inv = load_inventory(Path(args.inventory))
     warned = report.warnings(inv.source, lint(inv))
     summary = (f"{inv.source}: valid: cluster {inv.cluster.name}, {len(inv.lbs)} LBs, "

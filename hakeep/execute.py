@@ -1,0 +1,213 @@
+"""Execute a :class:`~hakeep.plan.Plan`: install, validate, roll out host by host, prove the result.
+
+The executor is generic: it runs each step's script through a :class:`~hakeep.remote.Transport`,
+polls steps that wait (health gates) until they pass or time out, and on any failure of a host runs
+that host's pre-computed restore steps, then stops the rollout (pipx's backup-and-restore
+transaction, per host). Hosts are independent during install and validation (run in parallel) and
+strictly ordered during the rollout. Progress goes to a :class:`Progress` observer; results come back
+as frozen dataclasses. No printing happens here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from hakeep import shell
+from hakeep.errors import HakeepError
+from hakeep.plan import HostPlan, Plan, Step, manifest_bytes
+from hakeep.remote import CommandResult, RemoteCommandError, Transport
+
+T = TypeVar("T")
+POLL_INTERVAL = 0.5
+
+
+class Progress(Protocol):
+    def step(self, host: str, step: Step, status: str, detail: str = "") -> None: ...
+
+
+class NoProgress:
+    def step(self, host: str, step: Step, status: str, detail: str = "") -> None:
+        del host, step, status, detail
+
+
+class GateError(HakeepError):
+    """A waiting step did not pass in time."""
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    host: str
+    status: str  # unchanged, changed, failed, skipped
+    detail: str = ""
+    restored: bool | None = None  # after a failure: did the restore succeed?
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FinalCheck:
+    holders: tuple[str, ...]
+    ports: Mapping[int, bool]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return len(self.holders) == 1 and all(self.ports.values())
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    host: str
+    status: str  # ok, rejected, not-installed, error
+    output: str
+
+
+def parallel(fn: Callable[[str], T], hosts: Sequence[str], workers: int = 16) -> dict[str, T | HakeepError]:
+    """Run ``fn(host)`` for every host at once; keep every outcome (an exception is an outcome)."""
+    def guarded(host: str) -> T | HakeepError:
+        try:
+            return fn(host)
+        except HakeepError as exc:
+            return exc
+
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
+        results = list(pool.map(guarded, hosts))
+    return dict(zip(hosts, results, strict=True))
+
+
+def run_step(t: Transport, step: Step, *, now: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep) -> CommandResult:
+    if step.wait <= 0:
+        return t.run(step.script, display=step.describe, stdin=step.stdin)
+    deadline = now() + step.wait
+    while True:
+        result = t.run(step.script, display=step.describe, stdin=step.stdin, check=False, timeout=30)
+        if result.ok:
+            return result
+        if now() >= deadline:
+            last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
+            raise GateError(f"{t.host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
+                            hint=f"look at the host: journalctl -u haproxy -u keepalived on {t.host}")
+        sleep(POLL_INTERVAL)
+
+
+def install(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, HakeepError]:
+    """Install missing packages on every host that needs them, in parallel; return the failures."""
+    todo = [h for h in plan.hosts if h.install is not None]
+
+    def one(name: str) -> None:
+        step = plan.host(name).install
+        if step is not None:
+            progress.step(name, step, "running")
+            run_step(transports[name], step)
+            progress.step(name, step, "ok")
+
+    out = parallel(one, [h.host for h in todo], workers=8)
+    return {h: e for h, e in out.items() if isinstance(e, HakeepError)}
+
+
+def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, ValidationOutcome]:
+    """Check every host's new files with its own binaries in a private folder (parallel)."""
+    def one(name: str) -> ValidationOutcome:
+        hp = plan.host(name)
+        t = transports[name]
+        for step in hp.validate[:-1]:
+            run_step(t, step)
+        last = hp.validate[-1]
+        res = t.run(last.script, display=last.describe, check=False, timeout=120)
+        output = res.text().strip()
+        status = {0: "ok", 3: "not-installed", 1: "rejected"}.get(res.exit_code, "error")
+        if status == "error":
+            output = output or res.stderr.decode("utf-8", "replace").strip()
+        progress.step(name, last, status, output)
+        return ValidationOutcome(name, status, output)
+
+    out = parallel(one, [h.host for h in plan.hosts])
+    return {h: (r if isinstance(r, ValidationOutcome) else ValidationOutcome(h, "error", r.message))
+            for h, r in out.items()}
+
+
+def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
+    """Apply host by host in plan order; the first failure restores that host and stops the rollout."""
+    outcomes: list[HostOutcome] = []
+    failed = False
+    for hp in plan.hosts:
+        if failed:
+            outcomes.append(HostOutcome(hp.host, "skipped", "not started: an earlier host failed"))
+            continue
+        if not hp.steps:
+            outcomes.append(HostOutcome(hp.host, "unchanged"))
+            continue
+        outcome = apply_host(hp, transports[hp.host], progress)
+        outcomes.append(outcome)
+        failed = outcome.status == "failed"
+    return outcomes
+
+
+def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
+    start = time.monotonic()
+    backed_up = False
+    for step in hp.steps:
+        progress.step(hp.host, step, "running")
+        try:
+            run_step(t, step)
+        except HakeepError as exc:
+            progress.step(hp.host, step, "failed", exc.message)
+            restored = restore_host(hp, t, progress) if backed_up else True
+            return HostOutcome(hp.host, "failed", exc.message, restored, time.monotonic() - start)
+        backed_up = backed_up or step.action == "backup"
+        progress.step(hp.host, step, "ok")
+    return HostOutcome(hp.host, "changed", seconds=time.monotonic() - start)
+
+
+def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:
+    """Best effort: run every restore step even if one fails; True when all succeeded."""
+    ok = True
+    for step in hp.restore:
+        progress.step(hp.host, step, "running")
+        try:
+            run_step(t, step)
+        except HakeepError as exc:
+            ok = False
+            progress.step(hp.host, step, "failed", exc.message)
+        else:
+            progress.step(hp.host, step, "ok")
+    mark = Step("record", "mark the release failed and restored",
+                shell.write_manifest(hp.release_dir),
+                manifest_bytes({**hp.manifest, "status": "failed-restored" if ok else "failed"}))
+    try:
+        run_step(t, mark)
+    except HakeepError:
+        ok = False
+    return ok
+
+
+def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: float = 30.0) -> FinalCheck:
+    """Wait (bounded) until exactly one LB holds the VIP and the VIP answers on every frontend port."""
+    start = time.monotonic()
+    script = shell.vip_check(plan.vip, plan.ports)
+    names = list(transports)
+    while True:
+        res = parallel(lambda n: transports[n].run(script, display="where is the VIP", check=False,
+                                                   timeout=30), names)
+        holders = tuple(n for n, r in res.items() if isinstance(r, CommandResult) and "holder=" in r.text())
+        vantage = [n for n in names if n not in holders] or names
+        ports = dict.fromkeys(plan.ports, False)
+        r = res.get(vantage[0])
+        if isinstance(r, CommandResult):
+            for line in r.text().splitlines():
+                if line.startswith("port="):
+                    port, _, state = line[5:].partition(":")
+                    ports[int(port)] = state == "open"
+        check = FinalCheck(holders, ports, time.monotonic() - start)
+        if check.ok or time.monotonic() - start > timeout:
+            return check
+        time.sleep(1.0)
+
+
+__all__ = ["FinalCheck", "GateError", "HostOutcome", "RemoteCommandError", "ValidationOutcome"]

@@ -1,0 +1,108 @@
+"""The executor against a FakeTransport: order, gates, restore-on-failure, validation outcomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hakeep.execute import GateError, NoProgress, final_check, rollout, run_step, validate
+from hakeep.inventory import Inventory
+from hakeep.plan import Plan, Step
+from tests.fakes import FakeTransport, facts
+from tests.fixtures import base_doc, load
+from tests.test_plan import L, R, plan_for
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    return load(tmp_path, base_doc())
+
+
+def fresh_plan(inv: Inventory) -> Plan:
+    return plan_for(inv, facts(*L), facts(*R, vip_on=("ens192",)))
+
+
+def test_rollout_runs_every_step_in_order_holder_last(inv: Inventory) -> None:
+    plan = fresh_plan(inv)
+    ts = {n: FakeTransport(n) for n in (L[0], R[0])}
+    outcomes = rollout(plan, ts, NoProgress())
+    assert [(o.host, o.status) for o in outcomes] == [(L[0], "changed"), (R[0], "changed")]
+    for name, t in ts.items():
+        assert t.described() == [s.describe for s in plan.host(name).steps]
+    # content travels on stdin, never in the script
+    stage = next(c for c in ts[L[0]].calls if c[0].startswith("upload /etc/keepalived/keepalived.conf"))
+    assert b"auth_pass pw123" in stage[2]
+    assert "pw123" not in stage[1]
+
+
+def test_failed_gate_restores_the_host_and_stops_the_rollout(inv: Inventory) -> None:
+    plan = fresh_plan(inv)
+
+    def broken_gate(describe: str, script: str) -> tuple[int, str]:
+        return (1, "port-6443:not-listening") if describe.startswith("health gate") else (0, "")
+
+    first = FakeTransport(L[0], broken_gate)
+    second = FakeTransport(R[0])
+    steps = list(plan.host(L[0]).steps)
+    gate = next(i for i, s in enumerate(steps) if s.action == "gate")
+    object.__setattr__(steps[gate], "wait", 0.01)  # don't wait 30 s in a unit test
+    outcomes = rollout(plan, {L[0]: first, R[0]: second}, NoProgress())
+    assert outcomes[0].status == "failed"
+    assert outcomes[0].restored is True
+    assert "port-6443:not-listening" in outcomes[0].detail
+    assert outcomes[1].status == "skipped"
+    assert second.calls == []
+    ran = first.described()
+    restore = [s.describe for s in plan.host(L[0]).restore]
+    assert ran[-len(restore) - 1:-1] == restore
+    assert ran[-1] == "mark the release failed and restored"
+    assert "record" not in [s.action for s in plan.host(L[0]).steps[:gate]]
+
+
+def test_failure_before_backup_needs_no_restore(inv: Inventory) -> None:
+    plan = fresh_plan(inv)
+    t = FakeTransport(L[0], lambda d, s: (1, "disk full") if d.startswith("back up") else (0, ""))
+    outcomes = rollout(plan, {L[0]: t, R[0]: FakeTransport(R[0])}, NoProgress())
+    assert outcomes[0].status == "failed"
+    assert len(t.calls) == 1
+
+
+def test_wait_step_polls_until_it_passes() -> None:
+    answers = iter([(1, "not yet"), (1, "not yet"), (0, "ok")])
+    t = FakeTransport("h", lambda d, s: next(answers))
+    clock = iter([0.0, 0.1, 0.2, 0.3, 0.4])
+    res = run_step(t, Step("gate", "g", "true", wait=10), now=lambda: next(clock), sleep=lambda s: None)
+    assert res.ok
+    assert len(t.calls) == 3
+
+
+def test_wait_step_times_out_with_last_output() -> None:
+    t = FakeTransport("h", lambda d, s: (1, "vrrp:FAULT"))
+    clock = iter([0.0, 5.0, 11.0])
+    with pytest.raises(GateError, match="not satisfied after 10s: vrrp:FAULT"):
+        run_step(t, Step("gate", "g", "true", wait=10), now=lambda: next(clock), sleep=lambda s: None)
+
+
+@pytest.mark.parametrize(("code", "status"), [(0, "ok"), (1, "rejected"), (3, "not-installed"), (7, "error")])
+def test_validation_outcomes(inv: Inventory, code: int, status: str) -> None:
+    plan = fresh_plan(inv)
+
+    def answer(describe: str, script: str) -> tuple[int, str]:
+        return (code, "haproxy rejected the new config:\n[ALERT] x") if describe.startswith("check") else (0, "")
+
+    ts = {n: FakeTransport(n, answer) for n in (L[0], R[0])}
+    out = validate(plan, ts, NoProgress())
+    assert {v.status for v in out.values()} == {status}
+
+
+def test_final_check_counts_holders_and_ports(inv: Inventory) -> None:
+    plan = fresh_plan(inv)
+    holder = FakeTransport(L[0], lambda d, s: (0, "holder=ens192\nport=6443:open\nport=30080:open\n"))
+    other = FakeTransport(R[0], lambda d, s: (0, "port=6443:open\nport=30080:open\n"))
+    check = final_check(plan, {L[0]: holder, R[0]: other}, timeout=0)
+    assert check.holders == (L[0],)
+    assert check.ok
+    both = FakeTransport(R[0], lambda d, s: (0, "holder=ens192\nport=6443:open\nport=30080:closed\n"))
+    check = final_check(plan, {L[0]: holder, R[0]: both}, timeout=0)
+    assert not check.ok

@@ -1,0 +1,248 @@
+"""The planner, table-driven: facts in, steps out (pure; no host needed).
+
+Covers what the Debian lab cannot show end to end: dnf/yum hosts, firewalld, SELinux, non-root
+logins, ports held by other programs, a foreign VIP; plus idempotency, ordering and restore steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hakeep.facts import HostFacts, UnitFact
+from hakeep.inventory import Inventory
+from hakeep.plan import CHECK_ROOT, Plan, build_plan
+from hakeep.render import CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF, HostFiles, Secrets, render_all
+from tests.fakes import captured, facts, listening, with_files
+from tests.fixtures import base_doc, load
+
+RID = "20261127T000000Z-abcdef"
+SECRETS = Secrets(auth_pass="pw123")
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    return load(tmp_path, base_doc())
+
+
+def desired(inv: Inventory) -> dict[str, HostFiles]:
+    return render_all(inv, SECRETS)
+
+
+def plan_for(inv: Inventory, left: HostFacts, right: HostFacts, **kw: object) -> Plan:
+    return build_plan(inv, {"loadbalance-left": left, "loadbalance-right": right}, desired(inv),
+                      render_all(inv, SECRETS, root=CHECK_ROOT + RID), release_id=RID, now="2026-11-27T00:00:00Z",
+                      operator="tester@ci", **kw)  # type: ignore[arg-type]
+
+
+def deployed(inv: Inventory, name: str, address: str, **kw: object) -> HostFacts:
+    """A host that already runs exactly this inventory."""
+    files = {f.path: (f.content, f.mode) for f in desired(inv)[name].files}
+    return with_files(facts(name, address, **kw), files)
+
+
+def actions(plan: Plan, host: str) -> list[str]:
+    return [s.action for s in plan.host(host).steps]
+
+
+def scripts(plan: Plan, host: str) -> str:
+    hp = plan.host(host)
+    return "\n".join(s.script for s in ([hp.install] if hp.install else []) + list(hp.steps))
+
+
+L, R = ("loadbalance-left", "10.220.62.32"), ("loadbalance-right", "10.220.62.33")
+
+
+def test_up_to_date_hosts_get_no_steps(inv: Inventory) -> None:
+    plan = plan_for(inv, deployed(inv, *L), deployed(inv, *R))
+    assert not plan.changed
+    assert plan.errors == ()
+    assert all(h.steps == () and h.install is None for h in plan.hosts)
+
+
+def test_fresh_debian_host_gets_the_whole_recipe(inv: Inventory) -> None:
+    bare = captured("debian12-bare", L[0])
+    bare = dataclasses.replace(bare, iface_addresses=(f"{L[1]}/24",))
+    plan = plan_for(inv, bare, deployed(inv, *R))
+    hp = plan.host(L[0])
+    assert hp.packages == ("haproxy", "keepalived")
+    assert hp.install is not None
+    assert "apt-get install -y" in hp.install.script
+    assert "DEBIAN_FRONTEND=noninteractive" in hp.install.script
+    assert actions(plan, L[0]) == [
+        "backup", "stage", "stage", "stage", "stage", "validate", "commit", "service", "service", "wait",
+        "commit", "validate", "commit", "service", "service", "gate", "record"]
+    text = scripts(plan, L[0])
+    assert "systemctl enable haproxy.service" in text
+    assert "systemctl reload-or-restart haproxy.service" in text
+    assert "systemctl reload-or-restart keepalived.service" in text
+    assert {c.action for c in hp.changes} == {"create"}
+
+
+@pytest.mark.parametrize(("pkgmgr", "command"), [("dnf", "dnf -y install haproxy keepalived"),
+                                                  ("yum", "yum -y install haproxy keepalived")])
+def test_rhel_family_installs_with_its_own_manager(inv: Inventory, pkgmgr: str, command: str) -> None:
+    host = facts(*L, pkgmgr=pkgmgr, tools={"systemctl": "/usr/bin/systemctl"}, units={})
+    plan = plan_for(inv, host, deployed(inv, *R))
+    hp = plan.host(L[0])
+    assert hp.install is not None
+    assert command in hp.install.script
+
+
+def test_stock_debian_haproxy_is_reloaded_not_just_enabled(inv: Inventory) -> None:
+    """Debian starts haproxy with its stock config on install: the new one must be loaded."""
+    stock = captured("debian12-stock-haproxy", L[0])
+    stock = dataclasses.replace(stock, iface_addresses=(f"{L[1]}/24",))
+    assert stock.units["haproxy"].running
+    plan = plan_for(inv, stock, deployed(inv, *R))
+    assert "systemctl reload-or-restart haproxy.service" in scripts(plan, L[0])
+    change = next(c for c in plan.host(L[0]).changes if c.path == HAPROXY_CFG)
+    assert change.action == "update"
+    assert "-\tchroot /var/lib/haproxy\n" in change.diff
+
+
+def test_only_haproxy_changed_reloads_only_haproxy(inv: Inventory, tmp_path: Path) -> None:
+    left = deployed(inv, *L)
+    doc = base_doc()
+    doc["frontend"][0]["servers"].append({"name": "devops-master-04", "address": "10.220.62.24", "port": 6443})
+    (tmp_path / "v2").mkdir()
+    inv2 = load(tmp_path / "v2", doc)
+    plan = plan_for(inv2, left, deployed(inv, *R))
+    text = scripts(plan, L[0])
+    assert "systemctl reload-or-restart haproxy.service" in text
+    assert "systemctl reload-or-restart keepalived.service" not in text
+    assert "systemctl start keepalived.service" not in text
+    staged = [s.describe for s in plan.host(L[0]).steps if s.action == "stage"]
+    assert staged == [f"upload {HAPROXY_CFG} (mode 0644) beside the live file"]
+
+
+def test_mode_only_change_uploads_nothing_and_reloads_nothing(inv: Inventory) -> None:
+    files = {f.path: (f.content, f.mode) for f in desired(inv)[L[0]].files}
+    files[KEEPALIVED_CONF] = (files[KEEPALIVED_CONF][0], 0o644)
+    left = with_files(facts(*L), files)
+    plan = plan_for(inv, left, deployed(inv, *R))
+    assert "stage" not in actions(plan, L[0])
+    assert "chmod 0600 /etc/keepalived/keepalived.conf" in scripts(plan, L[0])
+    assert "reload" not in scripts(plan, L[0])
+
+
+def test_stopped_unit_is_started(inv: Inventory) -> None:
+    left = deployed(inv, *L)
+    units = dict(left.units, keepalived=UnitFact("keepalived", True, "inactive", "enabled", 0))
+    plan = plan_for(inv, dataclasses.replace(left, units=units), deployed(inv, *R))
+    assert "systemctl start keepalived.service" in scripts(plan, L[0])
+    assert "reload" not in scripts(plan, L[0])
+
+
+def test_vip_holder_goes_last(inv: Inventory) -> None:
+    left = facts(*L, vip_on=("ens192",))
+    plan = plan_for(inv, left, facts(*R))
+    assert [h.host for h in plan.hosts] == [R[0], L[0]]
+    assert plan.host(L[0]).holds_vip
+
+
+def test_firewalld_opens_ports_and_vrrp_once(inv: Inventory) -> None:
+    left = facts(*L, firewalld="running", firewalld_ports=("6443/tcp",), firewalld_protocols=())
+    plan = plan_for(inv, left, deployed(inv, *R))
+    text = scripts(plan, L[0])
+    assert "firewall-cmd -q --permanent --add-port=30080/tcp" in text
+    assert "--add-port=6443/tcp" not in text
+    assert "firewall-cmd -q --permanent --add-protocol=vrrp" in text
+    assert "firewall-cmd -q --reload" in text
+    assert "stop firewalld" not in text
+    done = deployed(inv, *L, firewalld="running", firewalld_ports=("6443/tcp", "30080/tcp"),
+                    firewalld_protocols=("vrrp",))
+    assert not plan_for(inv, done, deployed(inv, *R)).changed
+
+
+def test_selinux_enforcing_sets_the_boolean_never_disables(inv: Inventory) -> None:
+    left = facts(*L, selinux="Enforcing", selinux_connect_any=False)
+    text = scripts(plan_for(inv, left, deployed(inv, *R)), L[0])
+    assert "setsebool -P haproxy_connect_any 1" in text
+    assert "setenforce" not in text
+    ok = deployed(inv, *L, selinux="Enforcing", selinux_connect_any=True)
+    assert not plan_for(inv, ok, deployed(inv, *R)).changed
+
+
+def test_nonlocal_bind_only_when_binding_the_vip(tmp_path: Path) -> None:
+    doc = base_doc()
+    doc["frontend"][1]["bind"] = "vip"
+    inv = load(tmp_path, doc)
+    text = scripts(plan_for(inv, facts(*L), facts(*R)), L[0])
+    assert "sysctl -q -w net.ipv4.ip_nonlocal_bind=1" in text
+    inv0 = load(tmp_path, base_doc())
+    assert "ip_nonlocal_bind" not in scripts(plan_for(inv0, facts(*L), facts(*R)), L[0])
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ({"uid": 1000}, "run as uid 1000, not root: set sudo = true"),
+    ({"iface_present": False}, "interface ens192 not found (lb[0].interface)"),
+    ({"iface_addresses": ("10.220.62.99/24",)}, "10.220.62.32 is not on ens192 (it has 10.220.62.99/24)"),
+    ({"listeners": listening((6443, "nginx"))}, "port 6443 (frontend kube-apiserver) is already held by nginx"),
+    ({"tools": {}, "pkgmgr": None}, "systemctl not found"),
+    ({"tools": {"systemctl": "x"}, "pkgmgr": None}, "haproxy, keepalived not installed and no dnf, yum or apt-get"),
+])
+def test_preflight_errors(inv: Inventory, override: dict[str, Any], fragment: str) -> None:
+    plan = plan_for(inv, facts(*L, **override), facts(*R))
+    assert any(fragment in e for e in plan.errors), plan.errors
+
+
+def test_haproxy_holding_its_own_port_is_fine(inv: Inventory) -> None:
+    plan = plan_for(inv, facts(*L, listeners=listening((6443, "haproxy"))), facts(*R))
+    assert plan.errors == ()
+
+
+def test_foreign_vip_is_refused_and_split_brain_warned(inv: Inventory) -> None:
+    plan = plan_for(inv, facts(*L, vip_probe="answers"), facts(*R, vip_probe="answers"))
+    assert any("answers but no LB holds it" in e for e in plan.errors)
+    plan = plan_for(inv, facts(*L, vip_on=("ens192",)), facts(*R, vip_on=("ens192",)))
+    assert plan.errors == ()
+    assert any("split brain" in w for w in plan.warnings)
+
+
+def test_limit_plans_only_the_named_host(inv: Inventory) -> None:
+    plan = plan_for(inv, facts(*L), facts(*R), limit=[R[0]])
+    assert [h.host for h in plan.hosts] == [R[0]]
+
+
+def test_diffs_mask_secrets_and_manifest_records_state(inv: Inventory) -> None:
+    old_conf = b"vrrp_instance x {\n    authentication {\n        auth_pass oldpw99\n    }\n}\n"
+    left = with_files(facts(*L), {KEEPALIVED_CONF: (old_conf, 0o600)})
+    plan = plan_for(inv, left, facts(*R))
+    hp = plan.host(L[0])
+    diff = next(c.diff for c in hp.changes if c.path == KEEPALIVED_CONF)
+    assert "pw123" not in diff
+    assert "oldpw99" not in diff
+    assert "auth_pass ********" in diff
+    manifest = json.loads(hp.steps[0].stdin)
+    assert manifest["id"] == RID
+    assert manifest["status"] == "in-progress"
+    assert manifest["operator"] == "tester@ci"
+    before = {f["path"]: f for f in manifest["files"]}
+    assert before[KEEPALIVED_CONF]["existed"] is True
+    assert before[KEEPALIVED_CONF]["mode"] == "0600"
+    assert before[CHECK_SCRIPT]["existed"] is False
+    assert json.loads(hp.steps[-1].stdin)["status"] == "complete"
+
+
+def test_restore_puts_back_files_and_unit_states(inv: Inventory) -> None:
+    left = with_files(facts(*L, units={"haproxy": UnitFact("haproxy", True, "active", "enabled", 5)}),
+                      {HAPROXY_CFG: (b"global\n", 0o644)})
+    hp = plan_for(inv, left, facts(*R)).host(L[0])
+    text = "\n".join(s.script for s in hp.restore)
+    assert f"cp -p /var/lib/hakeep/releases/{RID}/files/etc/haproxy/haproxy.cfg" in text
+    assert "rm -f /etc/keepalived/keepalived.conf" in text
+    assert "systemctl reload-or-restart haproxy.service" in text
+    assert "systemctl stop keepalived.service" in text
+
+
+def test_no_secret_in_any_script(inv: Inventory) -> None:
+    """Contents travel on stdin; a password on a command line would show in `ps`."""
+    plan = plan_for(inv, captured("debian12-bare", L[0]), facts(*R))
+    for hp in plan.hosts:
+        for step in [*hp.validate, *hp.steps, *hp.restore]:
+            assert "pw123" not in step.script

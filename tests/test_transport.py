@@ -1,0 +1,453 @@
+"""The SSH transport against a real OpenSSH server on 127.0.0.1 (tests/sshd.py), plus its pure parts.
+
+Covers: ssh_config (direct, ProxyCommand, ProxyJump), one connection reused, stdin/exit codes,
+RemoteCommandError's tail, timeouts, quoting, known_hosts (unknown refused with the fingerprint
+ssh-keygen prints, recorded on request in OpenSSH format, hashed entries, HostKeyAlias, changed keys
+refused even with the flag), the deploy lock (busy, released on close and on SIGKILL), connect_all
+keeping every outcome, and sudo with a password (through a fake sudo on the server's PATH), never
+leaking the password. Without sshd the SSH tests skip -- under CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import paramiko
+import pytest
+
+from hakeep.errors import HakeepError
+from hakeep.remote import (
+    CommandResult,
+    ConnectError,
+    HostKeyError,
+    LockedError,
+    Privilege,
+    RemoteCommandError,
+    SudoError,
+    display_of,
+    privileged_stdin,
+    wrap_privileged,
+)
+from hakeep.transport import (
+    SSHTransport,
+    _Secret,
+    _settle_privilege,
+    connect,
+    connect_all,
+    fingerprint,
+    host_matches,
+    known_keys,
+)
+from tests import sshd
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "s3cr3t 'pw' $HOME;"
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.Server]:
+    reason = sshd.missing()
+    if reason is not None:
+        if _ci():
+            pytest.fail(f"test sshd unavailable under CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    srv = sshd.start(tmp_path_factory.mktemp("sshd"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def srv(server: sshd.Server) -> sshd.Server:
+    """The server with an empty known_hosts and no sudo password set."""
+    server.known_hosts.write_text("")
+    (server.dir / "sudo.password").unlink(missing_ok=True)
+    (server.dir / "sudo.argv").unlink(missing_ok=True)
+    return server
+
+
+@pytest.fixture
+def trusted(srv: sshd.Server) -> sshd.Server:
+    srv.trust()
+    return srv
+
+
+def _ssh(t: object) -> SSHTransport:
+    assert isinstance(t, SSHTransport)
+    return t
+
+
+# --- connecting and running -------------------------------------------------------------------
+
+
+def test_run_stdin_exit_codes_and_one_connection(trusted: sshd.Server) -> None:
+    before = trusted.logins()
+    with _ssh(connect(trusted.lb())) as t:
+        assert t.privilege is (Privilege.ROOT if os.geteuid() == 0 else Privilege.USER)
+        r = t.run("echo out; echo err >&2; exit 3", check=False)
+        assert (r.exit_code, r.stdout, r.stderr, r.ok) == (3, b"out\n", b"err\n", False)
+        data = bytes(range(256)) * 4096  # 1 MiB, every byte value
+        r = t.run("cat", stdin=data, privileged=False)
+        assert r.stdout == data
+        assert r.ok
+        assert t.run("read -r line; echo \"got $line\"", stdin=b"hello\nrest").text() == "got hello\n"
+        for _ in range(5):
+            t.run("true")
+    time.sleep(0.2)
+    assert trusted.logins() - before == 1  # every command shared one SSH connection
+
+
+def test_check_raises_with_command_exit_code_and_tail(trusted: sshd.Server) -> None:
+    script = "echo partial; for i in $(seq 1 30); do echo line$i >&2; done; exit 4"
+    with _ssh(connect(trusted.lb())) as t, pytest.raises(RemoteCommandError) as info:
+        t.run(script, display="write config")
+    e = info.value
+    assert (e.host, e.command, e.exit_code) == ("lb1", "write config", 4)
+    assert str(e).startswith("lb1: `write config` exited with code 4")
+    assert "partial" in str(e)
+    assert "line30" in str(e)
+    assert "line11" in str(e)
+    assert "line10\n" not in str(e) + "\n"  # only the last 20 lines
+    assert e.result.stderr.count(b"\n") == 30
+
+
+def test_timeout(trusted: sshd.Server) -> None:
+    with _ssh(connect(trusted.lb())) as t:
+        start = time.monotonic()
+        with pytest.raises(RemoteCommandError) as info:
+            t.run("echo started; sleep 3", timeout=0.5, check=False)
+        assert time.monotonic() - start < 2.5
+        assert info.value.exit_code == -1
+        assert "timed out after 0.5s" in str(info.value)
+        assert "started" in str(info.value)
+        assert t.run("echo still usable").text() == "still usable\n"
+
+
+def test_quoting_passes_scripts_intact(trusted: sshd.Server) -> None:
+    payload = "it's \"quoted\" $HOME `id` $(id) ; & | \\ \\n \t tab\nsecond line\n\nlast 'line'"
+    with _ssh(connect(trusted.lb())) as t:
+        assert t.run(f"cat <<'EOF'\n{payload}\nEOF").text() == payload + "\n"
+        r = t.run("x='a b'; printf '[%s]' \"$x\" ';' '$HOME' \"it's\"", privileged=False)
+        assert r.text() == "[a b][;][$HOME][it's]"
+
+
+def test_proxycommand_from_the_config_file(trusted: sshd.Server) -> None:
+    log = trusted.dir / "proxy.log"
+    log.unlink(missing_ok=True)
+    with _ssh(connect(trusted.lb(config=trusted.proxy_config))) as t:
+        assert t.run("echo via proxy").text() == "via proxy\n"
+    assert log.read_text() == f"127.0.0.1 {trusted.port}\n"  # the relay carried the connection
+
+
+def test_proxyjump_checks_every_hop(trusted: sshd.Server) -> None:
+    before = trusted.logins()
+    with _ssh(connect(trusted.lb(config=trusted.jump_config))) as t:
+        assert t.run("echo via jump").text() == "via jump\n"
+    time.sleep(0.2)
+    assert trusted.logins() - before == 2  # the hop, then the target through it
+    trusted.known_hosts.write_text("")
+    with pytest.raises(HostKeyError, match="lb1: jump host jumpbox: unknown host key"):
+        connect(trusted.lb(config=trusted.jump_config))
+
+
+def test_connect_refused_message(srv: sshd.Server) -> None:
+    port = sshd.free_port()
+    with pytest.raises(ConnectError) as info:
+        connect(srv.lb("loadbalance-left", port=port))
+    assert str(info.value) == f"loadbalance-left: cannot connect to 127.0.0.1:{port}: connection refused"
+    assert info.value.hint is not None
+    assert "firewall" in info.value.hint
+
+
+def test_missing_ssh_config_file(srv: sshd.Server) -> None:
+    with pytest.raises(ConnectError, match=r"lb1: cannot read the ssh config .*nope"):
+        connect(srv.lb(config=srv.dir / "nope"))
+
+
+def test_connect_all_keeps_every_outcome_in_order(trusted: sshd.Server) -> None:
+    bad_port = sshd.free_port()
+    lbs = [trusted.lb("zeta"), trusted.lb("alpha", port=bad_port), trusted.lb("mid")]
+    outcomes = connect_all(lbs, max_workers=3)
+    try:
+        assert list(outcomes) == ["zeta", "alpha", "mid"]
+        bad = outcomes["alpha"]
+        assert isinstance(bad, ConnectError)
+        assert str(bad) == f"alpha: cannot connect to 127.0.0.1:{bad_port}: connection refused"
+        for name in ("zeta", "mid"):
+            good = outcomes[name]
+            assert not isinstance(good, HakeepError)
+            assert good.run("echo ok").text() == "ok\n"
+    finally:
+        for outcome in outcomes.values():
+            if not isinstance(outcome, HakeepError):
+                outcome.close()
+    assert connect_all([]) == {}
+
+
+def test_a_dropped_host_is_a_clean_error_without_console_noise(
+        trusted: sshd.Server, capfd: pytest.CaptureFixture[str]) -> None:
+    t = _ssh(connect(trusted.lb()))
+    try:
+        children = [int(p) for p in subprocess.run(["pgrep", "-P", str(trusted.pid)], capture_output=True,
+                                                   text=True, check=False).stdout.split()]
+        assert children
+        for pid in children:  # this sshd's per-connection processes: our connection drops
+            os.kill(pid, signal.SIGKILL)
+
+        def keep_running() -> None:
+            for _ in range(50):
+                t.run("true", timeout=5)
+                time.sleep(0.1)
+
+        with pytest.raises(ConnectError, match="lb1: connection lost"):
+            keep_running()
+    finally:
+        t.close()
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+
+
+# --- host keys --------------------------------------------------------------------------------
+
+
+def test_unknown_host_key_is_refused_with_its_fingerprint(srv: sshd.Server) -> None:
+    with pytest.raises(HostKeyError) as info:
+        connect(srv.lb())
+    e = info.value
+    assert e.fingerprint == srv.fingerprint()  # what `ssh-keygen -lf` says of the server's key
+    assert e.fingerprint.startswith("SHA256:")
+    assert not e.fingerprint.endswith("=")
+    assert (e.key_type, e.changed) == ("ssh-ed25519", False)
+    assert srv.fingerprint() in str(e)
+    assert f"unknown host key for [127.0.0.1]:{srv.port}" in str(e)
+    assert e.hint is not None
+    assert "--accept-new-host-keys" in e.hint
+    assert srv.known_hosts.read_text() == ""
+
+
+def test_accept_new_records_the_key_openssh_style(srv: sshd.Server) -> None:
+    with _ssh(connect(srv.lb(), accept_new_host_keys=True)) as t:
+        assert t.run("echo ok").ok
+        assert t.host_keys_recorded
+        assert srv.fingerprint() in t.host_keys_recorded[0]
+    kind, blob = srv.host_pub.read_text().split()[:2]
+    assert srv.known_hosts.read_text() == f"[127.0.0.1]:{srv.port} {kind} {blob}\n"
+    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{srv.port}", "-f", str(srv.known_hosts)],
+                           capture_output=True, text=True, check=False)
+    assert found.returncode == 0  # OpenSSH itself finds the recorded entry
+    with _ssh(connect(srv.lb())) as t:  # now known: no flag needed
+        assert t.host_keys_recorded == ()
+    assert srv.known_hosts.read_text().count("\n") == 1
+
+
+def test_changed_host_key_is_refused_even_with_the_flag(srv: sshd.Server) -> None:
+    srv.trust_wrong_key()
+    before = srv.known_hosts.read_text()
+    for accept in (False, True):
+        with pytest.raises(HostKeyError) as info:
+            connect(srv.lb(), accept_new_host_keys=accept)
+        e = info.value
+        assert e.changed
+        assert e.fingerprint == srv.fingerprint()
+        assert "HOST KEY CHANGED" in str(e)
+        assert e.hint is not None
+        assert f"ssh-keygen -R '[127.0.0.1]:{srv.port}' -f {srv.known_hosts}" in e.hint
+    assert srv.known_hosts.read_text() == before
+
+
+def test_hashed_known_hosts_and_host_key_alias(srv: sshd.Server) -> None:
+    srv.trust()
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(srv.known_hosts)], check=True,
+                   capture_output=True)
+    assert "127.0.0.1" not in srv.known_hosts.read_text()
+    with _ssh(connect(srv.lb())) as t:
+        assert t.run("true").ok
+    srv.known_hosts.write_text("")
+    srv.trust("lb-alias")
+    alias = srv.dir / "ssh_config.alias"
+    alias.write_text(srv.config.read_text() + "    HostKeyAlias lb-alias\n")
+    with _ssh(connect(srv.lb(config=alias))) as t:
+        assert t.run("true").ok
+
+
+def test_known_hosts_matching() -> None:
+    hashed = paramiko.HostKeys.hash_host("[10.0.0.1]:2222")
+    assert host_matches(hashed, "[10.0.0.1]:2222")
+    assert not host_matches(hashed, "[10.0.0.1]:22")
+    assert host_matches("a,[10.0.0.1]:2222", "[10.0.0.1]:2222")
+    assert not host_matches("[10.0.0.1]:2222", "1")  # brackets are literal, not a glob class
+    assert host_matches("10.0.0.*", "10.0.0.7")
+    assert not host_matches("10.0.0.*,!10.0.0.7", "10.0.0.7")
+    assert host_matches("LB1.example", "lb1.example")
+    text = "# c\n\n10.0.0.1 ssh-ed25519 AAAA\n@revoked 10.0.0.1 ssh-rsa BBBB\n@cert-authority * ssh-rsa C\nbad\n"
+    assert known_keys(text, "10.0.0.1") == ([("ssh-ed25519", "AAAA")], [("ssh-rsa", "BBBB")])
+    assert known_keys(text, "10.0.0.2") == ([], [])
+    assert fingerprint(b"").startswith("SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+
+
+# --- the deploy lock --------------------------------------------------------------------------
+
+
+def test_lock_is_exclusive_and_released_on_unlock_and_close(trusted: sshd.Server) -> None:
+    path = str(trusted.dir / "hakeep.lock")
+    owner = "alice@ops1 pid 42 since 2026-01-01T00:00:00Z $(touch pwned) 'q'"
+    first = connect(trusted.lb())
+    second = connect(trusted.lb())
+    try:
+        first.lock(path, owner)
+        start = time.monotonic()
+        with pytest.raises(LockedError) as info:
+            second.lock(path, "bob@ops2 pid 7")
+        assert time.monotonic() - start < 5
+        assert info.value.owner == owner
+        assert owner in str(info.value)
+        assert not (trusted.dir / "pwned").exists()
+        assert first.run("echo runs while locked").ok
+        first.unlock()
+        second.lock(path, "bob@ops2 pid 7")
+        with pytest.raises(LockedError, match="bob@ops2 pid 7"):
+            first.lock(path, owner)
+        second.close()
+        first.lock(path, owner)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_lock_released_when_the_holder_is_killed(trusted: sshd.Server) -> None:
+    path = str(trusted.dir / "killed.lock")
+    lb = trusted.lb()
+    child = textwrap.dedent(f"""
+        import ipaddress, sys, time
+        from pathlib import Path
+        from hakeep.inventory.model import LoadBalancer, SSHSettings
+        from hakeep.transport import connect
+        ssh = SSHSettings(None, None, None, Path({str(lb.ssh.config)!r}), False, 5.0)
+        t = connect(LoadBalancer("lb1", ipaddress.IPv4Address("127.0.0.1"), "eth0", 100, ssh))
+        t.lock({path!r}, "doomed pid 1")
+        print("locked", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready
+        assert proc.stdout.readline() == b"locked\n"
+        with _ssh(connect(lb)) as t:
+            with pytest.raises(LockedError, match="doomed pid 1"):
+                t.lock(path, "next")
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    t.lock(path, "next")
+                    break
+                except LockedError:
+                    assert time.monotonic() < deadline, "the lock outlived its killed holder"
+                    time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+# --- sudo -------------------------------------------------------------------------------------
+
+
+def test_privileged_command_shapes() -> None:
+    script = "echo 'a' \"$b\"; c\nd"
+    sh = ["/bin/sh", "-c", script]
+    assert shlex.split(wrap_privileged(script, Privilege.ROOT)) == sh
+    assert shlex.split(wrap_privileged(script, Privilege.USER)) == sh
+    assert shlex.split(wrap_privileged(script, Privilege.SUDO)) == ["sudo", "-n", "--", *sh]
+    assert shlex.split(wrap_privileged(script, Privilege.SUDO_STDIN)) == [
+        "sudo", "-k", "-S", "-p", "", "--", *sh]
+    assert privileged_stdin(Privilege.SUDO_STDIN, "pw", b"data") == b"pw\ndata"
+    assert privileged_stdin(Privilege.SUDO_STDIN, "pw", b"") == b"pw\n"
+    for mode in (Privilege.ROOT, Privilege.USER, Privilege.SUDO):
+        assert privileged_stdin(mode, "pw", b"data") == b"data"
+    with pytest.raises(ValueError, match="needs a password"):
+        privileged_stdin(Privilege.SUDO_STDIN, None, b"")
+
+
+def test_display_and_result() -> None:
+    assert display_of("systemctl reload haproxy\n") == "systemctl reload haproxy"
+    assert display_of("a\nb") == "a..."
+    assert len(display_of("x" * 200)) == 80
+    assert display_of("anything", "shown") == "shown"
+    r = CommandResult("c", 0, b"\xffok", b"")
+    assert r.ok
+    assert r.text() == "\ufffdok"
+
+
+def test_sudo_with_password_end_to_end(trusted: sshd.Server) -> None:
+    (trusted.dir / "sudo.password").write_text(SECRET + "\n")
+    calls: list[int] = []
+
+    def password() -> str:
+        calls.append(1)
+        return SECRET
+
+    with _ssh(connect(trusted.lb())) as t:
+        t.user = "ops"  # pretend: the fake sudo on the server's PATH then does the rest for real
+        _settle_privilege(trusted.lb(sudo=True), t, password)
+        assert t.privilege is Privilege.SUDO_STDIN
+        assert calls == [1]
+        r = t.run("cat; echo end", stdin=b"payload\n")
+        assert r.stdout == b"payload\nend\n"  # sudo took the password line, the script the rest
+        with pytest.raises(RemoteCommandError) as info:
+            t.run("echo failing >&2; exit 2")
+        assert t.run("id -u", privileged=False).ok
+        argv = (trusted.dir / "sudo.argv").read_text()
+        assert "-k -S -p  -- /bin/sh -c cat; echo end" in argv
+        for text in (argv, repr(t), repr(vars(t)), str(info.value), repr(info.value.result), str(t._password)):
+            assert SECRET not in text
+        assert t._scrub(b"leak " + SECRET.encode()) == b"leak <hidden>"
+    assert calls == [1]
+
+
+def test_sudo_passwordless_wrong_password_and_none(trusted: sshd.Server) -> None:
+    with _ssh(connect(trusted.lb())) as t:
+        t.user = "ops"
+        _settle_privilege(trusted.lb(sudo=True), t, None)
+        assert t.privilege is Privilege.SUDO
+        assert t.run("echo hi", stdin=b"").text() == "hi\n"
+        assert "-n -- /bin/sh -c echo hi" in (trusted.dir / "sudo.argv").read_text()
+
+        (trusted.dir / "sudo.password").write_text("the real one\n")
+        with pytest.raises(SudoError, match="sudo asks ops for a password"):
+            _settle_privilege(trusted.lb(sudo=True), t, None)
+        with pytest.raises(SudoError) as info:
+            _settle_privilege(trusted.lb(sudo=True), t, lambda: SECRET)
+        e = info.value
+        assert str(e) == "sudo password rejected on lb1 (user ops)"
+        assert e.hint == "sudo said: sudo: 1 incorrect password attempt"
+        assert SECRET not in repr(e.args) + str(e) + str(e.hint) + repr(t)
+
+
+def test_no_sudo_runs_as_the_login_user_and_nothing_shows_a_password(server: sshd.Server) -> None:
+    t = SSHTransport("lb9", SimpleNamespace(host="10.0.0.9", port=22, user="ops"))
+
+    def never() -> str:
+        raise AssertionError("no password is needed without sudo")
+
+    _settle_privilege(server.lb(sudo=False), t, never)  # runs nothing on the host
+    assert t.privilege is Privilege.USER
+    t._password = _Secret(SECRET)
+    assert SECRET not in repr(t) + repr(vars(t)) + str(t._password)
+    assert repr(t) == "<SSHTransport lb9 ops@10.0.0.9:22 privilege=user>"

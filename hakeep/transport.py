@@ -17,6 +17,7 @@ import contextlib
 import errno
 import hashlib
 import hmac
+import io
 import logging
 import os
 import re
@@ -278,9 +279,18 @@ def _config_label(path: Path | None) -> str:
     return f"the ssh config {path}" if path is not None else "your ssh config (~/.ssh/config)"
 
 
-def _load_ssh_config(name: str, path: Path | None) -> paramiko.SSHConfig:
-    """The inventory's ssh config alone (like ``ssh -F``), else ~/.ssh/config then /etc/ssh/ssh_config."""
+def _load_ssh_config(lb: LoadBalancer) -> paramiko.SSHConfig:
+    """The inventory's ssh config alone (like ``ssh -F``), else ~/.ssh/config then /etc/ssh/ssh_config.
+
+    The inventory's port and user come first, as ``ssh -p/-l`` would: ssh_config's first value wins,
+    so they also expand ``%p``/``%r`` in a ProxyCommand.
+    """
+    name, path = lb.name, lb.ssh.config
     config = paramiko.SSHConfig()
+    first = "".join(f"    {key} {value}\n" for key, value in (("Port", lb.ssh.port), ("User", lb.ssh.user))
+                    if value is not None)
+    if first:
+        config.parse(io.StringIO(f"Host {lb.address}\n{first}"))
     paths = [path.expanduser()] if path is not None else [Path.home() / ".ssh" / "config",
                                                            Path("/etc/ssh/ssh_config")]
     for file in paths:
@@ -506,10 +516,14 @@ def _connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[_HostKeyC
     """A not-yet-open fabric Connection for ``lb``, every hop checking host keys our way."""
     from fabric import Config, Connection
 
-    ssh_config = _load_ssh_config(lb.name, lb.ssh.config)
+    ssh_config = _load_ssh_config(lb)
     connect_kwargs: dict[str, Any] = {}
     if lb.ssh.identity_file is not None:
-        connect_kwargs["key_filename"] = [str(lb.ssh.identity_file.expanduser())]
+        key = lb.ssh.identity_file.expanduser()
+        if not os.access(key, os.R_OK):
+            raise ConnectError(f"{lb.name}: cannot read the identity_file {key}",
+                               hint="fix [ssh] identity_file in the inventory")
+        connect_kwargs["key_filename"] = [str(key)]
     try:
         cxn = Connection(str(lb.address), user=lb.ssh.user, port=lb.ssh.port,
                          config=Config(ssh_config=ssh_config, lazy=True),
@@ -526,6 +540,8 @@ def _connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[_HostKeyC
         hop.client.set_missing_host_key_policy(checker)
         if hop is cxn or not hop.connect_timeout:
             hop.connect_timeout = lb.ssh.connect_timeout  # a float: fabric would truncate it
+        keys = hop.connect_kwargs.get("key_filename") or []  # like ssh: skip IdentityFiles that are absent
+        hop.connect_kwargs["key_filename"] = [k for k in keys if os.path.exists(k)]
         hop.connect_kwargs.update(transport_factory=checker.transport_factory,
                                   banner_timeout=max(15.0, lb.ssh.connect_timeout),
                                   auth_timeout=max(30.0, lb.ssh.connect_timeout))
@@ -555,8 +571,9 @@ def _open(lb: LoadBalancer, cxn: Any) -> None:
             hint="check the user and identity_file in the inventory (or User/IdentityFile in "
                  f"{config}), that ssh-agent holds the key, and the host's authorized_keys") from None
     except (paramiko.SSHException, EOFError, OSError) as exc:
+        reason = _proxy_failure(cxn) or _reason(exc, cxn.connect_timeout)
         raise ConnectError(
-            f"{lb.name}: cannot connect to {where}{via}: {_reason(exc, cxn.connect_timeout)}",
+            f"{lb.name}: cannot connect to {where}{via}: {reason}",
             hint=f"check the address, the port and any firewall on the way, or {config}") from None
     keepalive = cxn.ssh_config.get("serveraliveinterval")
     if keepalive and keepalive.isdigit() and cxn.transport is not None:
@@ -610,8 +627,26 @@ def _reason(exc: BaseException, timeout: float | None = None) -> str:
         return "the connection was closed by the other side"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0].rstrip(".")
+    return text[0].lower() + text[1:]
+
+
+def _proxy_failure(cxn: Any) -> str | None:
+    """Why the ProxyCommand died (exit code, its last stderr line), or None if it did not."""
+    sock = getattr(cxn.client.get_transport(), "sock", None)
+    if not isinstance(sock, paramiko.ProxyCommand):
+        return None
+    _close_connection(cxn)  # stops paramiko's thread (which signals the proxy) and reaps it
+    proc = sock.process
+    if proc.returncode is None or proc.returncode < 0:  # still running, or killed by our close
+        return None
+    said = b""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        stderr: Any = proc.stderr
+        os.set_blocking(stderr.fileno(), False)
+        said = stderr.read(4096) or b""
+    last = said.decode(errors="replace").strip().splitlines()
+    return f"the ProxyCommand exited with code {proc.returncode}" + (f": {last[-1]}" if last else "")
 
 
 def _close_connection(cxn: Any) -> None:

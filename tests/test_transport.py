@@ -19,6 +19,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -451,3 +452,45 @@ def test_no_sudo_runs_as_the_login_user_and_nothing_shows_a_password(server: ssh
     t._password = _Secret(SECRET)
     assert SECRET not in repr(t) + repr(vars(t)) + str(t._password)
     assert repr(t) == "<SSHTransport lb9 ops@10.0.0.9:22 privilege=user>"
+
+
+def test_defaults_home_ssh_config_known_hosts_and_inventory_overrides(
+        srv: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    (tmp_path / ".ssh").mkdir(mode=0o700)
+    (tmp_path / ".ssh" / "config").write_text("Host 127.0.0.1\n    IdentitiesOnly yes\n")
+    lb = srv.lb()
+    ssh = replace(lb.ssh, config=None, user=srv.user, port=srv.port,
+                  identity_file=srv.dir / "id_ed25519")  # everything from the inventory
+    lb = replace(lb, ssh=ssh)
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path))
+    with pytest.raises(HostKeyError, match="unknown host key"):
+        connect(lb)
+    with _ssh(connect(lb, accept_new_host_keys=True)) as t:
+        assert t.run("echo ok").ok
+    known = tmp_path / ".ssh" / "known_hosts"
+    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{srv.port}", "-f", str(known)],
+                           capture_output=True, text=True, check=False)
+    assert found.returncode == 0  # plain or hashed (HashKnownHosts in /etc/ssh/ssh_config), OpenSSH finds it
+    with _ssh(connect(lb)) as t:
+        assert t.run("echo again").ok
+
+
+def test_a_failing_proxycommand_is_named(trusted: sshd.Server) -> None:
+    port = sshd.free_port()
+    with pytest.raises(ConnectError) as info:
+        connect(trusted.lb(config=trusted.proxy_config, port=port))
+    assert str(info.value).startswith(f"lb1: cannot connect to 127.0.0.1:{port} (through ProxyCommand sh -c")
+
+
+def test_login_failures_are_named(trusted: sshd.Server) -> None:
+    lb = trusted.lb()
+    with pytest.raises(ConnectError) as info:
+        connect(replace(lb, ssh=replace(lb.ssh, user="nosuchuser")))
+    assert str(info.value) == (f"lb1: cannot log in to 127.0.0.1:{trusted.port} as nosuchuser: "
+                               "authentication failed")
+    assert info.value.hint is not None
+    assert "identity_file" in info.value.hint
+    with pytest.raises(ConnectError, match=r"lb1: cannot read the identity_file .*/nokey"):
+        connect(replace(lb, ssh=replace(lb.ssh, identity_file=trusted.dir / "nokey")))

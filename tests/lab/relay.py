@@ -7,6 +7,7 @@
     ip netns exec hklab-ctl /usr/bin/python3 relay.py --wait-ssh SECONDS ADDR...
         wait (bounded) until sshd on every ADDR sends its banner; exit 1 on timeout.
 """
+import contextlib
 import os
 import socket
 import sys
@@ -31,10 +32,8 @@ def relay(host, port):
                 s.sendall(data)
         except OSError:
             pass
-        try:
+        with contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     threading.Thread(target=pump_out, daemon=True).start()
     out = sys.stdout.buffer

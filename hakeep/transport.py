@@ -15,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import errno
+import functools
 import hashlib
 import hmac
 import io
@@ -83,6 +84,20 @@ class _Secret:
         return "<hidden>"
 
     __str__ = __repr__
+
+
+class _ProxyCommand(paramiko.ProxyCommand):
+    """paramiko's, except that a proxy that exits is EOF at once (paramiko's spins until its timeout)."""
+
+    def recv(self, size: int) -> bytes:
+        stdout: Any = self.process.stdout
+        ready, _, _ = select.select([stdout], [], [], self.timeout)
+        if not ready:
+            raise TimeoutError
+        try:
+            return os.read(stdout.fileno(), size)  # b"" once the proxy is gone: paramiko sees EOF
+        except OSError as exc:
+            raise paramiko.ProxyCommandFailure(" ".join(self.cmd), exc.strerror or str(exc)) from None
 
 
 class SSHTransport:
@@ -549,6 +564,8 @@ def _connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[_HostKeyC
             hop.connect_kwargs.update(allow_agent=False, look_for_keys=False)
         if hop.ssh_config.get("identityagent") == "none":
             hop.connect_kwargs["allow_agent"] = False
+        if isinstance(hop.gateway, str):  # already %-expanded by the ssh_config lookup
+            hop.open_gateway = functools.partial(_ProxyCommand, hop.gateway)
         hop = hop.gateway
     return cxn, checkers
 
@@ -619,7 +636,7 @@ def _reason(exc: BaseException, timeout: float | None = None) -> str:
             return "connection refused"
         if errno.EHOSTUNREACH in codes:
             return "no route to host"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError):
         return f"timed out after {timeout:g}s" if timeout else "timed out"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the name: {exc.strerror}"

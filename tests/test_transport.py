@@ -479,8 +479,11 @@ def test_defaults_home_ssh_config_known_hosts_and_inventory_overrides(
 
 def test_a_failing_proxycommand_is_named(trusted: sshd.Server) -> None:
     port = sshd.free_port()
+    start = time.monotonic()
     with pytest.raises(ConnectError) as info:
-        connect(trusted.lb(config=trusted.proxy_config, port=port))
+        connect(trusted.lb(config=trusted.proxy_config, port=port, timeout=10.0))
+    assert time.monotonic() - start < 5  # a dead proxy is EOF at once, not a wait for the timeout
+    assert f"the ProxyCommand exited with code 255: relay: 127.0.0.1:{port}:" in str(info.value)
     assert str(info.value).startswith(f"lb1: cannot connect to 127.0.0.1:{port} (through ProxyCommand sh -c")
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import paramiko
 
 from hakeep.errors import HakeepError
+from hakeep.inventory.fields import USER_RE
 from hakeep.inventory.model import LoadBalancer
 from hakeep.remote import (
     LOCK_ACQUIRED,
@@ -301,6 +302,9 @@ def _load_ssh_config(lb: LoadBalancer) -> paramiko.SSHConfig:
     so they also expand ``%p``/``%r`` in a ProxyCommand.
     """
     name, path = lb.name, lb.ssh.config
+    if lb.ssh.user is not None and not USER_RE.fullmatch(lb.ssh.user):  # it goes into ssh_config text
+        raise ConnectError(f"{name}: ssh user {lb.ssh.user!r} is not a login name",
+                           hint="fix [ssh] user in the inventory")
     config = paramiko.SSHConfig()
     first = "".join(f"    {key} {value}\n" for key, value in (("Port", lb.ssh.port), ("User", lb.ssh.user))
                     if value is not None)

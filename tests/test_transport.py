@@ -495,5 +495,7 @@ def test_login_failures_are_named(trusted: sshd.Server) -> None:
                                "authentication failed")
     assert info.value.hint is not None
     assert "identity_file" in info.value.hint
+    with pytest.raises(ConnectError, match="is not a login name"):
+        connect(replace(lb, ssh=replace(lb.ssh, user="root\n    ProxyCommand x")))
     with pytest.raises(ConnectError, match=r"lb1: cannot read the identity_file .*/nokey"):
         connect(replace(lb, ssh=replace(lb.ssh, identity_file=trusted.dir / "nokey")))

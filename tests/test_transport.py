@@ -1,4 +1,5 @@
-"""The SSH transport against a real OpenSSH server on 127.0.0.1 (tests/sshd.py), plus its pure parts.
+"""The SSH transport (hakeep.transport, hakeep.sshhosts) against a real OpenSSH server on 127.0.0.1
+(tests/sshd.py), plus its pure parts.
 
 Covers: ssh_config (direct, ProxyCommand, ProxyJump), one connection reused, stdin/exit codes,
 RemoteCommandError's tail, timeouts, quoting, known_hosts (unknown refused with the fingerprint
@@ -39,16 +40,8 @@ from hakeep.remote import (
     privileged_stdin,
     wrap_privileged,
 )
-from hakeep.transport import (
-    SSHTransport,
-    _Secret,
-    _settle_privilege,
-    connect,
-    connect_all,
-    fingerprint,
-    host_matches,
-    known_keys,
-)
+from hakeep.sshhosts import fingerprint, host_matches, known_keys
+from hakeep.transport import SSHTransport, _Secret, _settle_privilege, connect, connect_all
 from tests import sshd
 
 ROOT = Path(__file__).resolve().parent.parent

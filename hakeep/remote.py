@@ -1,8 +1,9 @@
 """The seam between hakeep and a remote host: the ``Transport`` protocol, results and remote errors.
 
 Planner, facts and executor code against :class:`Transport` only, so they can be tested with a fake
-that records commands; the real SSH implementation lives in :mod:`hakeep.transport` (the only module
-that imports fabric/paramiko). This module also owns the pure shell pieces every transport shares:
+that records commands; the real SSH implementation lives in :mod:`hakeep.transport` and
+:mod:`hakeep.sshhosts` (the only modules that import fabric/paramiko). This module also owns the pure
+shell pieces every transport shares:
 how a script becomes a command line (``/bin/sh -c``, root, or sudo with or without a password), what
 goes to its standard input, and the deploy-lock script -- all quoted with :func:`shlex.quote`, so
 nothing reaches a remote shell unquoted and no secret ever appears on a command line.

@@ -108,8 +108,15 @@ echo "@@releases"
 if [ -d "$RELEASES" ]; then
     for d in "$RELEASES"/*/; do
         [ -f "$d/manifest.json" ] || continue
-        echo "@@release $(basename "$d")"
+        id=$(basename "$d")
+        echo "@@release $id"
         base64 "$d/manifest.json" | tr -d '\n'; echo
+        if [ -d "$d/files" ]; then
+            (cd "$d/files" && find . -type f) | while read -r f; do
+                echo "@@release_file $id ${f#.}"
+                base64 "$d/files/${f#./}" | tr -d '\n'; echo
+            done
+        fi
     done
 fi
 echo "@@end"
@@ -174,6 +181,7 @@ class HostFacts:
     backends: dict[str, dict[str, str]]  # haproxy backend -> {server: status} from the stats socket
     lock_owner: str
     releases: dict[str, bytes]  # release id -> manifest.json bytes
+    release_files: dict[tuple[str, str], bytes] = field(default_factory=dict, repr=False)  # (id, path) -> backup
 
     @property
     def holds_vip(self) -> bool:
@@ -231,6 +239,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
     files: dict[str, FileFact] = {}
     units: dict[str, UnitFact] = {}
     releases: dict[str, bytes] = {}
+    release_files: dict[tuple[str, str], bytes] = {}
     for name, lines in sections:
         kind, _, arg = name.partition(" ")
         if kind == "file":
@@ -239,6 +248,9 @@ def parse_facts(host: str, text: str) -> HostFacts:
             units[arg] = parse_unit(arg, lines)
         elif kind == "release":
             releases[arg] = base64.b64decode("".join(lines)) if lines else b""
+        elif kind == "release_file":
+            rid, _, path = arg.partition(" ")
+            release_files[(rid, path)] = base64.b64decode("".join(lines)) if lines else b""
         else:
             simple[kind] = lines
     os_release = _kv(simple.get("os", []))
@@ -272,6 +284,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         backends=parse_stat(simple.get("haproxy_stat", [])),
         lock_owner="\n".join(simple.get("lock", [])).strip(),
         releases=releases,
+        release_files=release_files,
     )
 
 

@@ -43,6 +43,35 @@ The VRRP password comes from the variable named by auth_pass_env; a sudo passwor
 HAKEEP_SUDO_PASSWORD or a prompt.
 """,
     ),
+    "rollback": (
+        "put back the state saved before the live release (or --to ID) on every LB, safely",
+        """examples:
+  hakeep rollback inventory.toml --dry-run            # steps and diffs; changes nothing
+  hakeep rollback inventory.toml                      # undo the live release on every LB
+  hakeep rollback inventory.toml --to 20261127T050230Z-c2a63d   # undo that release and all after it
+  hakeep rollback inventory.toml --limit loadbalance-left --yes
+
+The same safe path as deploy: files from the hosts' release backups, validated on the host,
+replaced atomically, units reloaded/restarted/stopped as they were, the VIP holder last, health
+gates; the rollback records a release itself, so it can be rolled back. Exit codes as for deploy.
+""",
+    ),
+    "releases": (
+        "list each LB's release history and mark the live release",
+        """examples:
+  hakeep releases inventory.toml
+  hakeep releases inventory.toml --json
+""",
+    ),
+    "diff": (
+        "show what a deploy would change on each LB, and files edited on the hosts (drift)",
+        """examples:
+  HAKEEP_VRRP_PASS=s3cret hakeep diff inventory.toml
+  hakeep diff inventory.toml --json
+
+Exit codes: 0 every LB matches the inventory, 3 a deploy would change something or drift exists.
+""",
+    ),
     "render": (
         "render every LB's haproxy.cfg, keepalived.conf and check script",
         """examples:

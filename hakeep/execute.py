@@ -18,8 +18,8 @@ from typing import Protocol, TypeVar
 
 from hakeep import shell
 from hakeep.errors import HakeepError
-from hakeep.plan import HostPlan, Plan, Step, manifest_bytes
 from hakeep.remote import CommandResult, RemoteCommandError, Transport
+from hakeep.steps import HostPlan, Plan, Step, manifest_bytes
 
 T = TypeVar("T")
 POLL_INTERVAL = 0.5
@@ -52,9 +52,12 @@ class FinalCheck:
     holders: tuple[str, ...]
     ports: Mapping[int, bool]
     seconds: float
+    expect_vip: bool = True  # False after a rollback that stops keepalived everywhere
 
     @property
     def ok(self) -> bool:
+        if not self.expect_vip:
+            return not self.holders
         return len(self.holders) == 1 and all(self.ports.values())
 
 
@@ -188,9 +191,10 @@ def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:
 
 
 def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: float = 30.0) -> FinalCheck:
-    """Wait (bounded) until exactly one LB holds the VIP and the VIP answers on every frontend port."""
+    """Wait (bounded) until exactly one LB holds the VIP and the VIP answers on every frontend port
+    (or, when the plan stops keepalived everywhere, until no LB holds it)."""
     start = time.monotonic()
-    script = shell.vip_check(plan.vip, plan.ports)
+    script = shell.vip_check(plan.vip, plan.ports if plan.expect_vip else ())
     names = list(transports)
     while True:
         res = parallel(lambda n: transports[n].run(script, display="where is the VIP", check=False,
@@ -204,7 +208,7 @@ def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: flo
                 if line.startswith("port="):
                     port, _, state = line[5:].partition(":")
                     ports[int(port)] = state == "open"
-        check = FinalCheck(holders, ports, time.monotonic() - start)
+        check = FinalCheck(holders, ports, time.monotonic() - start, plan.expect_vip)
         if check.ok or time.monotonic() - start > timeout:
             return check
         time.sleep(1.0)

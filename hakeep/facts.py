@@ -50,7 +50,12 @@ if ! ip -o -4 addr show 2>/dev/null | grep -q " $VIP_IP/"; then
         echo unknown
     fi
 fi
-for f in $FILES; do
+extra=""
+for f in /etc/haproxy/hakeep/*-ca.crt; do
+    [ -f "$f" ] || continue
+    case " $FILES " in *" $f "*) ;; *) extra="$extra $f" ;; esac
+done
+for f in $FILES $extra; do
     echo "@@file $f"
     if [ -f "$f" ]; then
         stat -c 'mode=%a owner=%U group=%G' "$f"

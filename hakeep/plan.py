@@ -1,103 +1,39 @@
-"""The plan: a pure function of (inventory, rendered files, facts) -> ordered steps per host.
+"""Whole plans: deploy and rollback, each a pure function of (inventory, facts[, release]).
 
-``build_plan`` compares what each host has (:mod:`hakeep.facts`) with what it should have
-(:mod:`hakeep.render`) and yields only the steps that are needed, each a shell script (from
-:mod:`hakeep.shell`) with a one-line description. Dry-run prints this very object; deploy executes
-it. It also finds preflight errors (nothing may change anywhere when there is one), orders the
-rollout (hosts without the VIP first, the VIP holder last), and pre-computes each host's restore
-steps for when its health gate fails. No I/O happens here.
+``build_plan`` renders nothing itself: it takes the rendered files, compares them with every host's
+facts through :mod:`hakeep.hostplan`, adds the host settings the inventory needs (sysctl,
+firewalld, SELinux), finds preflight errors (nothing may change anywhere while there is one) and
+drift (files edited on a host since its live release), and orders the rollout: hosts without the
+VIP first, the VIP holder last. ``build_rollback_plan`` does the same with a release's backup as the
+target. Dry-run prints these very objects; deploy and rollback execute them.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
-from hakeep import __version__, shell
-from hakeep.facts import RELEASES_DIR, UNITS, HostFacts
+from hakeep import shell
+from hakeep.facts import UNITS, HostFacts
+from hakeep.hostplan import Meta, Target, host_plan
 from hakeep.inventory import Inventory, LoadBalancer
-from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF, MASK, STATS_SOCKET, VRRP_STATE_FILE, HostFiles
+from hakeep.releases import ReleaseError, drift, history, live, restored_files, rollback_target, units_target
+from hakeep.render import HAPROXY_CFG, STATS_SOCKET, VRRP_STATE_FILE, HostFiles
+from hakeep.steps import (
+    CHECK_ROOT,
+    LOCK_PATH,
+    DriftNote,
+    FileChange,
+    HostPlan,
+    Plan,
+    Step,
+    manifest_bytes,
+    mask,
+    unified_diff,
+)
 
-CHECK_ROOT = "/run/hakeep/check-"
-LOCK_PATH = "/run/hakeep.lock"
-
-
-@dataclass(frozen=True)
-class Step:
-    action: str  # install backup stage commit validate mode sysctl firewalld selinux service wait gate record restore
-    describe: str
-    script: str = field(default="", repr=False)
-    stdin: bytes = field(default=b"", repr=False)
-    wait: float = 0.0  # > 0: poll the script until it succeeds, at most this many seconds
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: str
-    action: str  # "create", "update" or "mode"
-    diff: str  # unified diff with secrets masked; "" for a mode-only change
-    old_mode: int | None
-    new_mode: int
-
-
-@dataclass(frozen=True)
-class HostPlan:
-    host: str
-    holds_vip: bool
-    packages: tuple[str, ...]  # to install
-    install: Step | None
-    validate: tuple[Step, ...]  # check the new files with the host's binaries, in a private folder
-    changes: tuple[FileChange, ...]
-    steps: tuple[Step, ...]  # the rollout of this host, gate included
-    restore: tuple[Step, ...]  # back to the files and unit states before this run
-    release_dir: str
-    manifest: Mapping[str, object] = field(repr=False)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.packages or self.steps)
-
-
-@dataclass(frozen=True)
-class Plan:
-    release_id: str
-    vip: str
-    ports: tuple[int, ...]
-    hosts: tuple[HostPlan, ...]  # rollout order
-    errors: tuple[str, ...]  # preflight failures: nothing may change while there is one
-    warnings: tuple[str, ...]
-
-    @property
-    def changed(self) -> bool:
-        return any(h.changed for h in self.hosts)
-
-    def host(self, name: str) -> HostPlan:
-        return next(h for h in self.hosts if h.host == name)
-
-
-_SECRET_LINE = re.compile(r"(auth_pass\s+|stats auth [^:\s]+:)\S+")
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    for s in secrets:
-        text = text.replace(s, MASK)
-    return _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
-
-
-def unified_diff(path: str, old: bytes | None, new: bytes, secrets: Sequence[str]) -> str:
-    a = mask(old.decode("utf-8", "replace"), secrets).splitlines(keepends=True) if old is not None else []
-    b = mask(new.decode("utf-8", "replace"), secrets).splitlines(keepends=True)
-    lines = difflib.unified_diff(a, b, fromfile=f"{path} (live)" if old is not None else "/dev/null",
-                                 tofile=f"{path} (new)")
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+__all__ = ["CHECK_ROOT", "LOCK_PATH", "FileChange", "HostPlan", "Plan", "Step", "build_plan",
+           "build_rollback_plan", "manifest_bytes", "mask", "preflight", "unified_diff"]
 
 
 def rollout_order(lbs: Sequence[LoadBalancer], facts: Mapping[str, HostFacts]) -> list[LoadBalancer]:
@@ -105,34 +41,34 @@ def rollout_order(lbs: Sequence[LoadBalancer], facts: Mapping[str, HostFacts]) -
     return sorted(lbs, key=lambda lb: facts[lb.name].holds_vip)
 
 
-def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str]) -> tuple[list[str], list[str]]:
+def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str],
+              *, ports: bool = True) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     for i, lb in enumerate(inv.lbs):
         if lb.name not in names:
             continue
         f = facts[lb.name]
-        where = f"{lb.name}"
         if f.uid != 0:
-            errors.append(f"{where}: privileged commands run as uid {f.uid}, not root: set sudo = true "
+            errors.append(f"{lb.name}: privileged commands run as uid {f.uid}, not root: set sudo = true "
                           f"for this host (lb[{i}].ssh.sudo) or connect as root")
         if "systemctl" not in f.tools:
-            errors.append(f"{where}: systemctl not found; hakeep manages systemd hosts only")
+            errors.append(f"{lb.name}: systemctl not found; hakeep manages systemd hosts only")
         missing = [p for p in shell.PACKAGES if not f.installed(p)]
         if missing and f.pkgmgr is None:
-            errors.append(f"{where}: {', '.join(missing)} not installed and no dnf, yum or apt-get found")
+            errors.append(f"{lb.name}: {', '.join(missing)} not installed and no dnf, yum or apt-get found")
         if not f.iface_present:
-            errors.append(f"{where}: interface {lb.interface} not found (lb[{i}].interface)")
+            errors.append(f"{lb.name}: interface {lb.interface} not found (lb[{i}].interface)")
         elif not any(a.split("/")[0] == str(lb.address) for a in f.iface_addresses):
             have = ", ".join(f.iface_addresses) or "no IPv4 address"
-            errors.append(f"{where}: {lb.address} is not on {lb.interface} (it has {have}); "
+            errors.append(f"{lb.name}: {lb.address} is not on {lb.interface} (it has {have}); "
                           f"check lb[{i}].address and lb[{i}].interface")
-        for fe in inv.frontends:
+        for fe in inv.frontends if ports else ():
+            haproxy_runs = f.units.get("haproxy") is not None and f.units["haproxy"].running
             for li in f.listeners:
-                if li.port == fe.port and li.process != "haproxy" and not (
-                        li.process == "" and f.units.get("haproxy") and f.units["haproxy"].running):
+                if li.port == fe.port and li.process != "haproxy" and not (li.process == "" and haproxy_runs):
                     who = li.process or "another program"
-                    errors.append(f"{where}: port {fe.port} (frontend {fe.name}) is already held by {who} "
+                    errors.append(f"{lb.name}: port {fe.port} (frontend {fe.name}) is already held by {who} "
                                   f"on {li.address}")
                     break
     holders = [n for n, f in facts.items() if f.holds_vip]
@@ -156,203 +92,121 @@ def build_plan(
     operator: str,
     limit: Sequence[str] | None = None,
 ) -> Plan:
-    """The whole deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``."""
+    """The deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``."""
     names = [lb.name for lb in inv.lbs if limit is None or lb.name in limit]
     errors, warnings = preflight(inv, facts, names)
-    ctx = _Context(inv, release_id, now, operator)
-    hosts = tuple(
-        _host_plan(ctx, lb, facts[lb.name], desired[lb.name], validation[lb.name])
-        for lb in rollout_order(inv.lbs, facts) if lb.name in names
-    )
-    for h in hosts:
-        f = facts[h.host]
-        if h.changed and f.firewalld == "running":
-            warnings.append(f"{h.host}: firewalld is running: frontend ports and VRRP are opened in it")
-    return Plan(release_id=release_id, vip=str(inv.cluster.vip.ip), ports=tuple(fe.port for fe in inv.frontends),
-                hosts=hosts, errors=tuple(errors), warnings=tuple(warnings))
+    meta = Meta(release_id, now, operator, inv.source, inv.digest)
+    hosts = []
+    for lb in rollout_order(inv.lbs, facts):
+        if lb.name not in names:
+            continue
+        f = facts[lb.name]
+        target = Target(
+            files=desired[lb.name].files, ports=tuple(fe.port for fe in inv.frontends),
+            extra=tuple(_host_settings(inv, f)), gate=_gate_script(inv),
+            gate_wait=max(30.0, inv.cluster.advert_int * 10 + 15), check=validation[lb.name],
+            check_root=CHECK_ROOT + release_id, keep_releases=inv.cluster.keep_releases,
+        )
+        packages = [p for p in shell.PACKAGES if not f.installed(p)]
+        hp = host_plan(meta, lb.name, f, target, packages)
+        notes = tuple(DriftNote(d.path, d.release) for d in drift(f))
+        hosts.append(_with_drift(hp, notes))
+        if hp.changed and f.firewalld == "running":
+            warnings.append(f"{lb.name}: firewalld is running: frontend ports and VRRP are opened in it")
+    return Plan(release_id=release_id, kind="deploy", vip=str(inv.cluster.vip.ip),
+                ports=tuple(fe.port for fe in inv.frontends), expect_vip=True, hosts=tuple(hosts),
+                errors=tuple(errors), warnings=tuple(warnings))
 
 
-@dataclass(frozen=True)
-class _Context:
-    inv: Inventory
-    release_id: str
-    now: str
-    operator: str
+def build_rollback_plan(
+    inv: Inventory,
+    facts: Mapping[str, HostFacts],
+    *,
+    to: str | None,
+    release_id: str,
+    now: str,
+    operator: str,
+    limit: Sequence[str] | None = None,
+) -> Plan:
+    """Put back, on every (limited) host, the state saved before release ``to`` (default: the live one)."""
+    names = [lb.name for lb in inv.lbs if limit is None or lb.name in limit]
+    errors, warnings = preflight(inv, facts, names, ports=False)
+    meta = Meta(release_id, now, operator, inv.source, inv.digest)
+    lives = {n: live(history(facts[n])) for n in names}
+    if to is None and len({r.id if r else None for r in lives.values()}) > 1:
+        shown = ", ".join(f"{n}: {r.id if r else 'none'}" for n, r in lives.items())
+        first = next((r.id for r in lives.values() if r), "ID")
+        errors.append(f"the hosts' live releases differ ({shown}): a deploy stopped half-way; "
+                      f"choose explicitly, e.g. `hakeep rollback {inv.source} --to {first} --limit HOST`, "
+                      "after `hakeep releases`")
+    hosts = []
+    running_after: list[bool] = []
+    all_ports: set[int] = set()
+    for lb in rollout_order(inv.lbs, facts):
+        if lb.name not in names:
+            continue
+        f = facts[lb.name]
+        try:
+            target_release = rollback_target(lb.name, history(f), to)
+            files, remove = restored_files(lb.name, target_release, f)
+        except ReleaseError as exc:
+            errors.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+            continue
+        running = units_target(target_release)
+        enabled = {u: target_release.units_before.get(u, {}).get("enabled") in ("enabled", "static")
+                   for u in UNITS}
+        running_after.append(running["keepalived"])
+        ports = _ports(files) if running["haproxy"] else ()
+        all_ports.update(ports)
+        target = Target(
+            files=tuple(files), remove=tuple(remove), running=running, enabled=enabled, ports=ports,
+            gate=shell.host_gate(ports, {}, VRRP_STATE_FILE, STATS_SOCKET),
+            gate_wait=max(30.0, inv.cluster.advert_int * 10 + 15), keep_releases=inv.cluster.keep_releases,
+            manifest={"kind": "rollback", "rolls_back": target_release.id},
+        )
+        hosts.append(host_plan(meta, lb.name, f, target))
+    return Plan(release_id=release_id, kind="rollback", vip=str(inv.cluster.vip.ip),
+                ports=tuple(sorted(all_ports)),
+                expect_vip=any(running_after), hosts=tuple(hosts), errors=tuple(errors), warnings=tuple(warnings))
 
 
-def _host_plan(ctx: _Context, lb: LoadBalancer, f: HostFacts, want: HostFiles, check: HostFiles) -> HostPlan:
-    inv = ctx.inv
-    packages = tuple(p for p in shell.PACKAGES if not f.installed(p))
-    install = None
-    if packages and f.pkgmgr:
-        install = Step("install", f"install {' '.join(packages)} with {f.pkgmgr}",
-                       shell.install(f.pkgmgr, packages))
-    root = CHECK_ROOT + ctx.release_id
-    validate = _validate_steps(root, check)
-    secrets = tuple(s for mf in want.files for s in mf.secrets)
-    changes: list[FileChange] = []
-    content_changed: list[str] = []
-    for mf in want.files:
-        live = f.file(mf.path)
-        if not live.exists:
-            changes.append(FileChange(mf.path, "create", unified_diff(mf.path, None, mf.content, secrets),
-                                      None, mf.mode))
-            content_changed.append(mf.path)
-        elif live.sha256 != sha256(mf.content):
-            changes.append(FileChange(mf.path, "update", unified_diff(mf.path, live.content, mf.content, secrets),
-                                      live.mode, mf.mode))
-            content_changed.append(mf.path)
-        elif (live.mode, live.owner, live.group) != (mf.mode, mf.owner, mf.group):
-            changes.append(FileChange(mf.path, "mode", "", live.mode, mf.mode))
-
-    release_dir = f"{RELEASES_DIR}/{ctx.release_id}"
-    manifest = _manifest(ctx, lb, f, want, packages)
-    steps: list[Step] = []
-    by_service = {s: [mf for mf in want.files if mf.service == s] for s in UNITS}
-    changed_svc = {s: any(mf.path in content_changed for mf in by_service[s]) for s in UNITS}
-    unit_actions = {s: _unit_actions(s, f, changed_svc[s] or s in packages) for s in UNITS}
-    needs_sysctl = inv.needs_nonlocal_bind and f.sysctls.get("net.ipv4.ip_nonlocal_bind") != "1"
-    fw = _firewalld_step(inv, f)
-    sel = f.selinux == "Enforcing" and f.selinux_connect_any is not True
-    if changes or any(unit_actions.values()) or needs_sysctl or fw or sel:
-        paths = [mf.path for mf in want.files]
-        steps.append(Step("backup", f"back up live files to {release_dir}",
-                          shell.backup(release_dir, paths), manifest_bytes(manifest)))
-        for mf in want.files:
-            if mf.path in content_changed:
-                steps.append(Step("stage", f"upload {mf.path} (mode {mf.mode:04o}) beside the live file",
-                                  shell.stage_file(mf.path, mf.mode, mf.owner, mf.group), mf.content))
-        for ch in changes:
-            if ch.action == "mode":
-                mf = want.file(ch.path)
-                steps.append(Step("mode", f"set {ch.path} to {mf.owner}:{mf.group} {mf.mode:04o}",
-                                  shell.set_mode(ch.path, mf.mode, mf.owner, mf.group)))
-        if needs_sysctl:
-            steps.append(Step("sysctl", "set net.ipv4.ip_nonlocal_bind = 1 (haproxy binds the VIP)",
-                              shell.sysctl_nonlocal_bind()))
-        if fw:
-            steps.append(fw)
-        if sel:
-            steps.append(Step("selinux", "SELinux is enforcing: setsebool -P haproxy_connect_any 1",
-                              shell.selinux_connect_any()))
-        steps += _service_steps("haproxy", by_service["haproxy"], content_changed, unit_actions["haproxy"])
-        if changed_svc["haproxy"] or unit_actions["haproxy"]:
-            steps.append(Step("wait", "wait until haproxy listens on every frontend port",
-                              _listen_script(inv), wait=30.0))
-        steps += _service_steps("keepalived", by_service["keepalived"], content_changed,
-                                unit_actions["keepalived"])
-        steps.append(Step("gate", "health gate: units active, ports listening, backends known, VRRP "
-                          "MASTER/BACKUP", _gate_script(inv), wait=max(30.0, inv.cluster.advert_int * 10 + 15)))
-        steps.append(Step("record", f"mark release {ctx.release_id} complete",
-                          shell.write_manifest(release_dir), manifest_bytes({**manifest, "status": "complete"})))
-    restore = _restore_steps(release_dir, f, want, unit_actions)
-    return HostPlan(host=lb.name, holds_vip=f.holds_vip, packages=packages, install=install,
-                    validate=validate, changes=tuple(changes), steps=tuple(steps), restore=restore,
-                    release_dir=release_dir, manifest=manifest)
+_BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
 
 
-def _validate_steps(root: str, check: HostFiles) -> tuple[Step, ...]:
-    steps = [Step("validate", f"prepare private folder {root}", shell.make_private_dir(root))]
-    for mf in check.files:
-        steps.append(Step("validate", f"upload the new {mf.path} into it", shell.upload_into(root, mf.path, mf.mode),
-                          mf.content))
-    checks = [tuple(root + mf.path if a == "{}" else a for a in mf.validate) for mf in check.files if mf.validate]
-    steps.append(Step("validate", "check the new files with the host's own haproxy -c and keepalived -t, "
-                      "then remove the folder", shell.validate_copy(root, checks)))
-    return tuple(steps)
-
-
-def _unit_actions(unit: str, f: HostFacts, config_changed: bool) -> tuple[str, ...]:
-    u = f.units.get(unit)
-    fresh = not f.installed(unit)
-    actions: list[str] = []
-    if fresh or u is None or u.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
-        actions.append("enable")
-    if config_changed or fresh:
-        actions.append("reload-or-restart")
-    elif u is None or not u.running:
-        actions.append("start")
-    return tuple(actions)
-
-
-def _service_steps(unit: str, files: Sequence[object], changed: Sequence[str], actions: Sequence[str]) -> list[Step]:
+def _ports(files: Sequence[object]) -> tuple[int, ...]:
     from hakeep.render import ManagedFile
 
-    steps: list[Step] = []
-    mfs = [mf for mf in files if isinstance(mf, ManagedFile) and mf.path in changed]
-    main = HAPROXY_CFG if unit == "haproxy" else KEEPALIVED_CONF
-    aux = [mf.path for mf in mfs if mf.path != main]
-    if aux:
-        steps.append(Step("commit", f"move the new {', '.join(aux)} into place", shell.commit_files(aux)))
-    for mf in mfs:
-        if mf.path == main:
-            steps.append(Step("validate", f"validate the uploaded {main} with {' '.join(mf.validate[:2])}",
-                              shell.validate_staged(mf.validate, main)))
-            steps.append(Step("commit", f"atomically replace {main}", shell.commit_files([main])))
-    for action in actions:
-        verb = {"reload-or-restart": "reload (or start)", "enable": "enable", "start": "start"}[action]
-        steps.append(Step("service", f"{verb} {unit}", shell.systemctl(action, unit)))
+    for mf in files:
+        if isinstance(mf, ManagedFile) and mf.path == HAPROXY_CFG:
+            text = mf.content.decode("utf-8", "replace")
+            text = text.split("frontend hakeep-stats", 1)[0]
+            return tuple(sorted({int(p) for p in _BIND.findall(text)}))
+    return ()
+
+
+def _with_drift(hp: HostPlan, notes: tuple[DriftNote, ...]) -> HostPlan:
+    from dataclasses import replace
+
+    return replace(hp, drift=notes) if notes else hp
+
+
+def _host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
+    steps = []
+    if inv.needs_nonlocal_bind and f.sysctls.get("net.ipv4.ip_nonlocal_bind") != "1":
+        steps.append(Step("sysctl", "set net.ipv4.ip_nonlocal_bind = 1 (haproxy binds the VIP)",
+                          shell.sysctl_nonlocal_bind()))
+    if f.firewalld == "running":
+        ports = [fe.port for fe in inv.frontends if f"{fe.port}/tcp" not in f.firewalld_ports]
+        vrrp = "vrrp" not in f.firewalld_protocols
+        if ports or vrrp:
+            what = ", ".join([f"{p}/tcp" for p in ports] + (["VRRP (protocol 112)"] if vrrp else []))
+            steps.append(Step("firewalld", f"open {what} in firewalld (permanent)", shell.firewalld(ports, vrrp)))
+    if f.selinux == "Enforcing" and f.selinux_connect_any is not True:
+        steps.append(Step("selinux", "SELinux is enforcing: setsebool -P haproxy_connect_any 1",
+                          shell.selinux_connect_any()))
     return steps
-
-
-def _firewalld_step(inv: Inventory, f: HostFacts) -> Step | None:
-    if f.firewalld != "running":
-        return None
-    ports = [fe.port for fe in inv.frontends if f"{fe.port}/tcp" not in f.firewalld_ports]
-    vrrp = "vrrp" not in f.firewalld_protocols
-    if not ports and not vrrp:
-        return None
-    what = ", ".join([f"{p}/tcp" for p in ports] + (["VRRP (protocol 112)"] if vrrp else []))
-    return Step("firewalld", f"open {what} in firewalld (permanent)", shell.firewalld(ports, vrrp))
-
-
-def _listen_script(inv: Inventory) -> str:
-    return shell.script(*(f'ss -Hltn "sport = :{fe.port}" | grep -q .' for fe in inv.frontends))
 
 
 def _gate_script(inv: Inventory) -> str:
     backends = {fe.backend_name: [s.name for s in fe.servers] for fe in inv.frontends}
     return shell.host_gate([fe.port for fe in inv.frontends], backends, VRRP_STATE_FILE, STATS_SOCKET)
-
-
-def _restore_steps(release_dir: str, f: HostFacts, want: HostFiles,
-                   unit_actions: Mapping[str, Sequence[str]]) -> tuple[Step, ...]:
-    paths = [mf.path for mf in want.files]
-    present = [p for p in paths if f.file(p).exists]
-    absent = [p for p in paths if not f.file(p).exists]
-    steps = [Step("restore", "drop staged files", shell.drop_staged(paths)),
-             Step("restore", f"put back the files saved in {release_dir}",
-                  shell.restore(release_dir, present, absent))]
-    for unit in UNITS:
-        u = f.units.get(unit)
-        if u is not None and u.running:
-            steps.append(Step("restore", f"reload (or restart) {unit} with its previous config",
-                              shell.systemctl("reload-or-restart", unit)))
-        else:
-            steps.append(Step("restore", f"stop {unit} (it was not running)", shell.systemctl("stop", unit)))
-        if "enable" in unit_actions[unit] and (u is None or u.enabled in ("disabled", "")):
-            steps.append(Step("restore", f"disable {unit} (it was not enabled)", shell.systemctl("disable", unit)))
-    return tuple(steps)
-
-
-def _manifest(ctx: _Context, lb: LoadBalancer, f: HostFacts, want: HostFiles,
-              packages: Sequence[str]) -> dict[str, object]:
-    before = []
-    for mf in want.files:
-        live = f.file(mf.path)
-        before.append({"path": mf.path, "existed": live.exists, "sha256": live.sha256,
-                       "mode": f"{live.mode:04o}" if live.mode is not None else None,
-                       "owner": live.owner, "group": live.group})
-    return {
-        "id": ctx.release_id, "kind": "deploy", "status": "in-progress", "time": ctx.now,
-        "hakeep_version": __version__, "inventory": ctx.inv.source, "inventory_digest": ctx.inv.digest,
-        "operator": ctx.operator, "host": lb.name, "files": before,
-        "deployed": [{"path": mf.path, "sha256": sha256(mf.content), "mode": f"{mf.mode:04o}"}
-                     for mf in want.files],
-        "packages_installed": list(packages),
-        "units_before": {u: {"active": x.active, "enabled": x.enabled} for u, x in f.units.items()},
-    }
-
-
-def manifest_bytes(data: Mapping[str, object]) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()

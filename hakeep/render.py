@@ -126,6 +126,12 @@ def ca_path(frontend_name: str) -> str:
     return f"{CA_DIR}/{frontend_name}-ca.crt"
 
 
+def managed_paths(inv: Inventory) -> list[str]:
+    """Every path hakeep manages on an LB for this inventory (no secrets needed)."""
+    cas = [ca_path(fe.name) for fe in inv.frontends if fe.ca_file is not None]
+    return [HAPROXY_CFG, *cas, CHECK_SCRIPT, NOTIFY_SCRIPT, KEEPALIVED_CONF]
+
+
 def render_all(
     inv: Inventory, secrets: Secrets, templates: Path | None = None, root: str = "",
 ) -> dict[str, HostFiles]:

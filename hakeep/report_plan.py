@@ -18,8 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hakeep.execute import FinalCheck, HostOutcome, ValidationOutcome
-from hakeep.plan import HostPlan, Plan, Step
+from hakeep.releases import Release
 from hakeep.report import out
+from hakeep.steps import HostPlan, Plan, Step
 
 
 def diff_text(diff: str) -> Text:
@@ -39,19 +40,23 @@ def diff_text(diff: str) -> Text:
 
 
 def print_plan(plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
-               console: Console | None = None) -> None:
+               console: Console | None = None, *, steps: bool = True) -> None:
     con = console or out()
     for w in plan.warnings:
         con.print(Text("warning: ", style="bold yellow") + Text(w, style="yellow"))
     for e in plan.errors:
         con.print(Text("preflight: ", style="bold red") + Text(e))
     for hp in plan.hosts:
-        _print_host(con, hp, validations.get(hp.host) if validations else None)
+        _print_host(con, hp, validations.get(hp.host) if validations else None, steps=steps)
 
 
-def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None) -> None:
+def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None, *, steps: bool = True) -> None:
     role = " (holds the VIP: goes last)" if hp.holds_vip else ""
     con.print(Text(f"\n== {hp.host}{role}", style="bold"))
+    for d in hp.drift:
+        con.print(Text("   drift: ", style="bold magenta")
+                  + Text(f"{d.path} was edited on the host since release {d.release} "
+                         "(not by hakeep); the change below overwrites it", style="magenta"))
     if validation is not None:
         style = {"ok": "green", "not-installed": "yellow"}.get(validation.status, "bold red")
         label = {"ok": "new configs accepted by the host's haproxy -c and keepalived -t",
@@ -65,8 +70,8 @@ def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None
     if not hp.changed:
         con.print(Text("   no changes", style="green"))
         return
-    steps: list[Step] = ([hp.install] if hp.install else []) + list(hp.steps)
-    for i, step in enumerate(steps, 1):
+    ordered: list[Step] = ([hp.install] if hp.install else []) + list(hp.steps)
+    for i, step in enumerate(ordered if steps else [], 1):
         con.print(Text(f"   {i:2}. ") + Text(step.describe))
     for ch in hp.changes:
         if ch.action == "mode":
@@ -116,8 +121,8 @@ class LiveProgress:
             self.console.print(Text("    " + detail.replace("\n", "\n    "), style="dim"))
 
 
-def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None) -> Table:
-    table = Table(title="hakeep deploy", show_lines=False)
+def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None, title: str = "hakeep deploy") -> Table:
+    table = Table(title=title, show_lines=False)
     table.add_column("host")
     table.add_column("result")
     table.add_column("time", justify="right")
@@ -139,13 +144,14 @@ def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None) -> 
 def to_json(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck | None = None,
             validations: Mapping[str, ValidationOutcome] | None = None, dry_run: bool = False) -> str:
     doc: dict[str, Any] = {
-        "release": plan.release_id, "dry_run": dry_run, "changed": plan.changed,
+        "kind": plan.kind, "release": plan.release_id, "dry_run": dry_run, "changed": plan.changed,
         "errors": list(plan.errors), "warnings": list(plan.warnings),
         "hosts": [{
             "host": hp.host, "holds_vip": hp.holds_vip, "changed": hp.changed,
             "packages": list(hp.packages),
             "steps": [s.describe for s in ([hp.install] if hp.install else []) + list(hp.steps)],
             "files": [{"path": c.path, "action": c.action, "diff": c.diff} for c in hp.changes],
+            "drift": [{"path": d.path, "since_release": d.release} for d in hp.drift],
             "validation": (validations[hp.host].status if validations and hp.host in validations else None),
         } for hp in plan.hosts],
     }
@@ -156,3 +162,17 @@ def to_json(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck 
         doc["vip"] = {"address": plan.vip, "holders": list(final.holders),
                       "ports": {str(p): ok for p, ok in final.ports.items()}, "ok": final.ok}
     return json.dumps(doc, indent=2)
+
+
+def releases_table(host: str, releases: Sequence[Release], live_id: str | None) -> Table:
+    table = Table(title=f"{host}: releases in /var/lib/hakeep/releases", title_justify="left")
+    for col in ("", "id", "time", "kind", "status", "operator", "what changed"):
+        table.add_column(col)
+    for r in releases:
+        style = {"complete": "", "failed-restored": "yellow", "failed": "red", "corrupt": "red",
+                 "in-progress": "yellow"}.get(r.status, "")
+        table.add_row("*" if r.id == live_id else "", r.id, r.time, r.kind, Text(r.status, style=style),
+                      r.operator, r.summary())
+    if not releases:
+        table.caption = "no releases: hakeep never changed this host"
+    return table

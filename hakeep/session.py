@@ -24,7 +24,7 @@ from hakeep.facts import HostFacts, facts_script, parse_facts
 from hakeep.inventory import Inventory
 from hakeep.plan import LOCK_PATH
 from hakeep.remote import Transport
-from hakeep.render import HostFiles
+from hakeep.render import managed_paths
 
 SUDO_ENV = "HAKEEP_SUDO_PASSWORD"
 
@@ -90,17 +90,8 @@ class Session:
         self.close()
 
 
-def managed_paths(desired: Mapping[str, HostFiles]) -> list[str]:
-    seen: dict[str, None] = {}
-    for host in desired.values():
-        for f in host.files:
-            seen.setdefault(f.path, None)
-    return list(seen)
-
-
 def open_session(
     inv: Inventory,
-    desired: Mapping[str, HostFiles],
     *,
     lock: bool,
     accept_new_host_keys: bool = False,
@@ -126,7 +117,7 @@ def open_session(
             errs = [e for e in locked.values() if isinstance(e, HakeepError)]
             if errs:
                 raise _combine(errs, "another deploy is running; nothing was changed")
-        session.facts = gather_facts(inv, transports, managed_paths(desired))
+        session.facts = gather_facts(inv, transports, managed_paths(inv))
     except BaseException:
         session.close()
         raise

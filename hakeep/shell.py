@@ -219,3 +219,32 @@ def vip_check(vip_ip: str, ports: Sequence[int]) -> str:
             f"|| (command -v nc >/dev/null 2>&1 && nc -z -w 3 {q(vip_ip)} {port}); "
             f"then echo port={port}:open; else echo port={port}:closed; fi")
     return script(*lines).replace("set -eu\n", "set -u\n", 1)
+
+
+def remove_files(paths: Iterable[str]) -> str:
+    return script(*(f"rm -f {q(p)}" for p in paths))
+
+
+def prune_releases(releases_dir: str, keep: int) -> str:
+    """Remove all but the newest ``keep`` release folders (ids sort by time)."""
+    return script(
+        f"cd {q(releases_dir)}",
+        f"ls -1 | sort | head -n -{int(keep)} | while read -r old; do rm -rf -- \"$old\"; done",
+    )
+
+
+def units_gate(running: Mapping[str, bool], state_file: str) -> str:
+    """Each unit active or inactive as wanted; keepalived, when running, in MASTER or BACKUP."""
+    lines = ['fail=""']
+    for unit, up in running.items():
+        if up:
+            lines.append(f"systemctl is-active --quiet {q(unit + '.service')} || fail=\"$fail {unit}:inactive\"")
+        else:
+            lines.append(f"! systemctl is-active --quiet {q(unit + '.service')} || fail=\"$fail {unit}:still-active\"")
+    if running.get("keepalived"):
+        lines += [
+            f"state=$(cut -d' ' -f1 {q(state_file)} 2>/dev/null || true)",
+            'case "$state" in MASTER|BACKUP) ;; *) fail="$fail vrrp:${state:-unknown}" ;; esac',
+        ]
+    lines += ['if [ -n "$fail" ]; then echo "${fail# }"; exit 1; fi', "echo ok"]
+    return script(*lines).replace("set -eu\n", "set -u\n", 1)

@@ -75,7 +75,7 @@ def test_fresh_debian_host_gets_the_whole_recipe(inv: Inventory) -> None:
     assert "DEBIAN_FRONTEND=noninteractive" in hp.install.script
     assert actions(plan, L[0]) == [
         "backup", "stage", "stage", "stage", "stage", "validate", "commit", "service", "service", "wait",
-        "commit", "validate", "commit", "service", "service", "gate", "record"]
+        "commit", "validate", "commit", "service", "service", "gate", "record", "prune"]
     text = scripts(plan, L[0])
     assert "systemctl enable haproxy.service" in text
     assert "systemctl reload-or-restart haproxy.service" in text
@@ -226,7 +226,7 @@ def test_diffs_mask_secrets_and_manifest_records_state(inv: Inventory) -> None:
     assert before[KEEPALIVED_CONF]["existed"] is True
     assert before[KEEPALIVED_CONF]["mode"] == "0600"
     assert before[CHECK_SCRIPT]["existed"] is False
-    assert json.loads(hp.steps[-1].stdin)["status"] == "complete"
+    assert json.loads(hp.steps[-2].stdin)["status"] == "complete"
 
 
 def test_restore_puts_back_files_and_unit_states(inv: Inventory) -> None:

@@ -1,0 +1,118 @@
+"""What deploy and rollback share once a plan exists: show it, confirm, execute, prove, summarise.
+
+Both commands build a plan from one session (see :mod:`hakeep.session`), then call :func:`apply`:
+preflight errors stop everything (exit 4), a dry-run prints the plan (exit 0 or 3), otherwise the
+plan is shown, confirmed on a terminal (drift needs confirmation, or ``--yes``), executed by
+:mod:`hakeep.execute` and proven by the final VIP check. Imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+
+from hakeep import exitcodes, report, report_plan
+from hakeep.errors import HakeepError
+from hakeep.execute import FinalCheck, HostOutcome, ValidationOutcome, final_check, install, rollout, validate
+from hakeep.report_plan import LiveProgress
+from hakeep.session import Session
+from hakeep.steps import Plan
+
+
+def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> int:
+    if plan.errors:
+        progress.stop()
+        show(args, plan)
+        report.error(HakeepError("preflight failed; no host was changed",
+                                 hint="fix the problems listed above, then run again"))
+        return exitcodes.PREFLIGHT
+    if args.dry_run:
+        validations = None
+        if any(h.validate for h in plan.hosts):
+            progress.message("validating the new configs on the hosts")
+            validations = validate(plan, session.transports, progress)
+        progress.stop()
+        show(args, plan, validations, dry_run=True)
+        if validations and any(v.status in ("rejected", "error") for v in validations.values()):
+            return exitcodes.PREFLIGHT
+        return exitcodes.CHANGES_PENDING if plan.changed else exitcodes.OK
+    if not plan.changed:
+        progress.message("checking the VIP")
+        proof = final_check(plan, session.transports)
+        progress.stop()
+        return finish(args, plan, [HostOutcome(hp.host, "unchanged") for hp in plan.hosts], proof)
+    progress.stop()
+    if not args.json:
+        report_plan.print_plan(plan)
+    if not confirm(args, plan):
+        report.error(HakeepError("aborted: nothing was changed",
+                                 hint="files were edited on the hosts since the last release (drift): "
+                                 "review the diff, then run again with --yes" if plan.drift else None))
+        return exitcodes.PREFLIGHT if plan.drift else exitcodes.FAILED
+    progress.start()
+    failures = install(plan, session.transports, progress)
+    if failures:
+        progress.stop()
+        raise HakeepError("\n".join(e.message for e in failures.values())
+                          + "\npackage installation failed; no configuration was changed")
+    if any(h.validate for h in plan.hosts):
+        validations = validate(plan, session.transports, progress)
+        if any(v.status != "ok" for v in validations.values()):
+            progress.stop()
+            show(args, plan, validations)
+            report.error(HakeepError("the hosts' own haproxy/keepalived rejected the new configs; "
+                                     "no configuration was changed",
+                                     hint="fix the inventory or --templates, then deploy again"))
+            return exitcodes.PREFLIGHT
+    outcomes = rollout(plan, session.transports, progress)
+    final: FinalCheck | None = None
+    if all(o.status != "failed" for o in outcomes):
+        progress.message("checking the VIP")
+        final = final_check(plan, session.transports)
+    progress.stop()
+    return finish(args, plan, outcomes, final)
+
+
+def confirm(args: argparse.Namespace, plan: Plan) -> bool:
+    if args.yes:
+        return True
+    interactive = sys.stdin.isatty() and os.environ.get("CI") != "true"
+    if plan.drift:
+        for host, d in plan.drift:
+            report.err().print(f"drift: {host}: {d.path} was edited on the host since release {d.release}; "
+                               "this run overwrites it", style="yellow", markup=False, highlight=False)
+        if not interactive:
+            return False
+    if not interactive:
+        return True
+    answer = input(f"apply this {plan.kind}? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
+         *, dry_run: bool = False) -> None:
+    if args.json:
+        print(report_plan.to_json(plan, validations=validations, dry_run=dry_run))
+    else:
+        report_plan.print_plan(plan, validations)
+
+
+def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], final: FinalCheck | None) -> int:
+    if args.json:
+        print(report_plan.to_json(plan, outcomes, final))
+    else:
+        report.out().print(report_plan.summary_table(outcomes, final, title=f"hakeep {plan.kind}"))
+        if not plan.changed:
+            report.success("no changes: every LB already runs this inventory")
+    if any(o.status == "failed" for o in outcomes):
+        return exitcodes.FAILED
+    if final is not None and not final.ok:
+        if not args.json:
+            want = "exactly one LB" if final.expect_vip else "no LB"
+            report.error(HakeepError(f"the VIP should be on {want}; it is on {len(final.holders)} "
+                                     f"({', '.join(final.holders) or 'none'}), or a frontend does not answer",
+                                     hint="check VRRP between the LBs (IP protocol 112) and the units' logs"))
+        return exitcodes.FAILED
+    return exitcodes.OK

@@ -1,0 +1,185 @@
+"""Release history on the LB hosts: manifests parsed, the live release, drift, rollback targets.
+
+Every deploy (or rollback) that changes a host records ``/var/lib/hakeep/releases/<id>/`` there:
+``manifest.json`` (id, kind, status, time, operator, hakeep version, inventory digest, the files as
+they were before — path, existed, sha256, mode, owner — and as deployed, the unit states before,
+packages installed) and ``files/`` holding the live files it replaced. Ids start with a UTC
+timestamp, so they sort by time. This module reads that history from facts (pure) and answers:
+which release is live, which files drifted since (edited on the host), and what a rollback puts
+back. It never talks to a host.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hakeep.errors import HakeepError
+from hakeep.facts import HostFacts
+from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF, ManagedFile
+
+COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class FileState:
+    path: str
+    existed: bool
+    sha256: str | None
+    mode: int | None
+    owner: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    kind: str  # deploy or rollback
+    status: str  # in-progress (interrupted if not the newest run), complete, failed-restored, failed
+    time: str
+    operator: str
+    hakeep_version: str
+    inventory: str
+    inventory_digest: str
+    before: tuple[FileState, ...]
+    deployed: tuple[FileState, ...]
+    units_before: Mapping[str, Mapping[str, str]]
+    packages_installed: tuple[str, ...]
+    rolls_back: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == COMPLETE
+
+    def changed_paths(self) -> list[str]:
+        old = {f.path: f.sha256 if f.existed else None for f in self.before}
+        new = {f.path: f.sha256 if f.existed else None for f in self.deployed}
+        return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
+
+    def summary(self) -> str:
+        what = ", ".join(p.rsplit("/", 1)[-1] for p in self.changed_paths()) or "units only"
+        if self.kind == "rollback":
+            return f"rollback to before {self.rolls_back}: {what}"
+        if self.packages_installed:
+            what = f"installed {' '.join(self.packages_installed)}; {what}"
+        return what
+
+
+class ReleaseError(HakeepError):
+    pass
+
+
+def _mode(value: object) -> int | None:
+    return int(str(value), 8) if value not in (None, "") else None
+
+
+def _states(items: object) -> tuple[FileState, ...]:
+    out = []
+    for raw in items if isinstance(items, list) else []:
+        if isinstance(raw, dict):
+            out.append(FileState(path=str(raw.get("path")), existed=bool(raw.get("existed", True)),
+                                 sha256=raw.get("sha256"), mode=_mode(raw.get("mode")),
+                                 owner=raw.get("owner"), group=raw.get("group")))
+    return tuple(out)
+
+
+def parse_manifest(rid: str, data: bytes) -> Release:
+    """A manifest; a corrupt one becomes a release with status ``corrupt`` (listed, never used)."""
+    try:
+        m = json.loads(data)
+        if not isinstance(m, dict):
+            raise TypeError("not an object")
+    except (ValueError, TypeError):
+        return Release(rid, "unknown", "corrupt", "", "", "", "", "", (), (), {}, ())
+    units = m.get("units_before") if isinstance(m.get("units_before"), dict) else {}
+    return Release(
+        id=rid, kind=str(m.get("kind", "deploy")), status=str(m.get("status", "unknown")),
+        time=str(m.get("time", "")), operator=str(m.get("operator", "")),
+        hakeep_version=str(m.get("hakeep_version", "")), inventory=str(m.get("inventory", "")),
+        inventory_digest=str(m.get("inventory_digest", "")), before=_states(m.get("files")),
+        deployed=_states(m.get("deployed")), units_before=units or {},
+        packages_installed=tuple(m.get("packages_installed") or ()), rolls_back=m.get("rolls_back"),
+    )
+
+
+def history(facts: HostFacts) -> list[Release]:
+    """The host's releases, oldest first."""
+    return [parse_manifest(rid, facts.releases[rid]) for rid in sorted(facts.releases)]
+
+
+def live(releases: Sequence[Release]) -> Release | None:
+    """The newest complete release: what the host runs, as far as hakeep knows."""
+    done = [r for r in releases if r.complete]
+    return done[-1] if done else None
+
+
+@dataclass(frozen=True)
+class Drift:
+    path: str
+    release: str
+    expected: str | None  # sha256 the release deployed (None: it removed the file)
+    found: str | None  # sha256 on the host now (None: absent)
+
+
+def drift(facts: HostFacts, releases: Sequence[Release] | None = None) -> list[Drift]:
+    """Managed files edited on the host since the live release (hash differs from its manifest)."""
+    rel = live(history(facts) if releases is None else releases)
+    if rel is None:
+        return []
+    out = []
+    for f in rel.deployed:
+        expected = f.sha256 if f.existed else None
+        live_file = facts.file(f.path)
+        found = live_file.sha256 if live_file.exists else None
+        if found != expected and f.path in facts.files:
+            out.append(Drift(f.path, rel.id, expected, found))
+    return out
+
+
+def rollback_target(host: str, releases: Sequence[Release], to: str | None) -> Release:
+    """The release whose saved "before" state a rollback restores: ``to``, or the live one."""
+    if to is not None:
+        match = [r for r in releases if r.id == to]
+        if not match:
+            known = ", ".join(r.id for r in releases) or "none"
+            raise ReleaseError(f"{host}: no release {to} (releases here: {known})",
+                               hint="`hakeep releases INVENTORY` lists them per host")
+        target = match[0]
+        if target.status == "corrupt":
+            raise ReleaseError(f"{host}: release {to} has a corrupt manifest; pick another with --to")
+        return target
+    current = live(releases)
+    if current is None:
+        raise ReleaseError(f"{host}: no release to go back to (hakeep never completed a deploy here)",
+                           hint="nothing to roll back on this host; use --limit to leave it out")
+    return current
+
+
+def restored_files(host: str, target: Release, facts: HostFacts) -> tuple[list[ManagedFile], list[str]]:
+    """The files a rollback to before ``target`` writes (content from the host's backup) and removes."""
+    write: list[ManagedFile] = []
+    remove: list[str] = []
+    for f in target.before:
+        if not f.existed:
+            remove.append(f.path)
+            continue
+        content = facts.release_files.get((target.id, f.path))
+        if content is None:
+            raise ReleaseError(f"{host}: the backup of {f.path} is missing from release {target.id}",
+                               hint="pick another release with --to")
+        validate: tuple[str, ...] = ()
+        if f.path == HAPROXY_CFG:
+            validate = ("haproxy", "-c", "-q", "-f", "{}")
+        elif f.path == KEEPALIVED_CONF:
+            validate = ("keepalived", "-t", "-f", "{}")
+        service = "keepalived" if f.path.startswith("/etc/keepalived/") else "haproxy"
+        write.append(ManagedFile(f.path, content, f.mode if f.mode is not None else 0o644, service, validate,
+                                 f.owner or "root", f.group or "root"))
+    return write, remove
+
+
+def units_target(target: Release) -> dict[str, bool]:
+    """Whether each unit ran before ``target`` (a unit that did not exist then: not running)."""
+    return {unit: target.units_before.get(unit, {}).get("active") in ("active", "reloading")
+            for unit in ("haproxy", "keepalived")}

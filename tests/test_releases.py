@@ -1,0 +1,128 @@
+"""Release history, drift and rollback planning from facts (pure, no host)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from hakeep.facts import HostFacts, UnitFact
+from hakeep.inventory import Inventory
+from hakeep.plan import build_rollback_plan
+from hakeep.releases import drift, history, live, parse_manifest, rollback_target
+from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF
+from tests.fakes import facts, with_files
+from tests.fixtures import base_doc, load
+from tests.test_plan import L, R
+
+V1 = b"# v1\n"
+V2 = b"# v2\n"
+STOCK = b"# stock haproxy\n"
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def manifest(rid: str, before: dict[str, bytes | None], deployed: dict[str, bytes | None], *,
+             status: str = "complete", kind: str = "deploy", units: dict[str, str] | None = None) -> bytes:
+    return json.dumps({
+        "id": rid, "kind": kind, "status": status, "time": rid[:16], "operator": "op@ci",
+        "files": [{"path": p, "existed": c is not None, "sha256": sha(c) if c else None,
+                   "mode": "0644", "owner": "root", "group": "root"} for p, c in before.items()],
+        "deployed": [{"path": p, "existed": c is not None, "sha256": sha(c) if c else None, "mode": "0644"}
+                     for p, c in deployed.items()],
+        "units_before": {u: {"active": a, "enabled": "enabled" if a == "active" else "disabled"}
+                         for u, a in (units or {}).items()},
+        "packages_installed": [],
+    }).encode()
+
+
+def host_with_history(name: str, address: str, live_cfg: bytes) -> HostFacts:
+    """Two deploys: stock -> v1 (first, units were inactive) -> v2."""
+    f = with_files(facts(name, address), {HAPROXY_CFG: (live_cfg, 0o644)})
+    releases = {
+        "20261101T000000Z-aaaaaa": manifest("20261101T000000Z-aaaaaa", {HAPROXY_CFG: STOCK, KEEPALIVED_CONF: None},
+                                            {HAPROXY_CFG: V1, KEEPALIVED_CONF: b"k"},
+                                            units={"haproxy": "inactive", "keepalived": "inactive"}),
+        "20261102T000000Z-bbbbbb": manifest("20261102T000000Z-bbbbbb", {HAPROXY_CFG: V1}, {HAPROXY_CFG: V2},
+                                            units={"haproxy": "active", "keepalived": "active"}),
+        "20261103T000000Z-cccccc": b"{not json",
+    }
+    files = {("20261101T000000Z-aaaaaa", HAPROXY_CFG): STOCK, ("20261102T000000Z-bbbbbb", HAPROXY_CFG): V1}
+    return dataclasses.replace(f, releases=releases, release_files=files)
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    return load(tmp_path, base_doc())
+
+
+def test_history_live_and_corrupt_manifests() -> None:
+    rels = history(host_with_history(*L, V2))
+    assert [r.id[-6:] for r in rels] == ["aaaaaa", "bbbbbb", "cccccc"]
+    assert rels[2].status == "corrupt"
+    current = live(rels)
+    assert current is not None
+    assert current.id.endswith("bbbbbb")
+    assert rels[0].changed_paths() == [HAPROXY_CFG, KEEPALIVED_CONF]
+    assert parse_manifest("x", b"[]").status == "corrupt"
+
+
+def test_drift_is_a_live_file_that_differs_from_the_live_release() -> None:
+    assert drift(host_with_history(*L, V2)) == []
+    [d] = drift(host_with_history(*L, V2 + b"# hotfix\n"))
+    assert d.path == HAPROXY_CFG
+    assert d.release.endswith("bbbbbb")
+
+
+def test_rollback_restores_the_backup_of_the_live_release(inv: Inventory) -> None:
+    fl, fr = host_with_history(*L, V2), host_with_history(*R, V2)
+    plan = build_rollback_plan(inv, {L[0]: fl, R[0]: fr}, to=None, release_id="20261104T000000Z-dddddd",
+                               now="t", operator="op")
+    assert plan.errors == ()
+    hp = plan.host(L[0])
+    staged = next(s for s in hp.steps if s.action == "stage")
+    assert staged.stdin == V1
+    assert json.loads(hp.steps[0].stdin)["kind"] == "rollback"
+    assert json.loads(hp.steps[0].stdin)["rolls_back"].endswith("bbbbbb")
+    assert "systemctl reload-or-restart haproxy.service" in "\n".join(s.script for s in hp.steps)
+
+
+def test_rollback_to_the_first_release_stops_units_and_removes_files(inv: Inventory) -> None:
+    f = with_files(host_with_history(*L, V2), {HAPROXY_CFG: (V2, 0o644), KEEPALIVED_CONF: (b"k", 0o600)})
+    f = dataclasses.replace(f, releases=host_with_history(*L, V2).releases,
+                            release_files=host_with_history(*L, V2).release_files)
+    plan = build_rollback_plan(inv, {L[0]: f, R[0]: f}, to="20261101T000000Z-aaaaaa",
+                               release_id="20261104T000000Z-dddddd", now="t", operator="op", limit=[L[0]])
+    hp = plan.host(L[0])
+    text = "\n".join(s.script for s in hp.steps)
+    assert "rm -f /etc/keepalived/keepalived.conf" in text
+    assert "systemctl stop keepalived.service" in text
+    assert "systemctl stop haproxy.service" in text
+    assert {c.action for c in hp.changes} == {"update", "delete"}
+    assert not plan.expect_vip
+
+
+def test_histories_that_disagree_are_refused_with_a_suggestion(inv: Inventory) -> None:
+    fl = host_with_history(*L, V2)
+    fr = dataclasses.replace(host_with_history(*R, V2), releases={
+        k: v for k, v in host_with_history(*R, V2).releases.items() if not k.endswith("bbbbbb")})
+    plan = build_rollback_plan(inv, {L[0]: fl, R[0]: fr}, to=None, release_id="x", now="t", operator="op")
+    assert any("live releases differ" in e and "--to" in e for e in plan.errors)
+
+
+def test_no_release_and_unknown_release_are_clear(inv: Inventory) -> None:
+    bare = facts(*L)
+    with pytest.raises(Exception, match="no release to go back to"):
+        rollback_target(L[0], history(bare), None)
+    plan = build_rollback_plan(inv, {L[0]: host_with_history(*L, V2), R[0]: host_with_history(*R, V2)},
+                               to="nope", release_id="x", now="t", operator="op")
+    assert any("no release nope" in e for e in plan.errors)
+
+
+def test_a_reloading_unit_counts_as_running() -> None:
+    assert UnitFact("haproxy", True, "reloading", "enabled", 1).running

@@ -119,6 +119,7 @@ if [ -d "$RELEASES" ]; then
         if [ -d "$d/files" ]; then
             (cd "$d/files" && find . -type f) | while read -r f; do
                 echo "@@release_file $id ${f#.}"
+                stat -c 'mode=%a owner=%U group=%G' "$d/files/${f#./}"
                 base64 "$d/files/${f#./}" | tr -d '\n'; echo
             done
         fi
@@ -186,7 +187,8 @@ class HostFacts:
     backends: dict[str, dict[str, str]]  # haproxy backend -> {server: status} from the stats socket
     lock_owner: str
     releases: dict[str, bytes]  # release id -> manifest.json bytes
-    release_files: dict[tuple[str, str], bytes] = field(default_factory=dict, repr=False)  # (id, path) -> backup
+    # (release id, path) -> the backed-up file (mode and owner as saved)
+    release_files: dict[tuple[str, str], FileFact] = field(default_factory=dict, repr=False)
 
     @property
     def holds_vip(self) -> bool:
@@ -244,7 +246,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
     files: dict[str, FileFact] = {}
     units: dict[str, UnitFact] = {}
     releases: dict[str, bytes] = {}
-    release_files: dict[tuple[str, str], bytes] = {}
+    release_files: dict[tuple[str, str], FileFact] = {}
     for name, lines in sections:
         kind, _, arg = name.partition(" ")
         if kind == "file":
@@ -255,7 +257,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
             releases[arg] = base64.b64decode("".join(lines)) if lines else b""
         elif kind == "release_file":
             rid, _, path = arg.partition(" ")
-            release_files[(rid, path)] = base64.b64decode("".join(lines)) if lines else b""
+            release_files[(rid, path)] = parse_backup(path, lines)
         else:
             simple[kind] = lines
     os_release = _kv(simple.get("os", []))
@@ -301,6 +303,14 @@ def parse_file(path: str, lines: Sequence[str]) -> FileFact:
     content = base64.b64decode("".join(lines[2:])) if len(lines) > 2 else b""
     return FileFact(path, exists=True, mode=int(meta.get("mode", "0"), 8), owner=meta.get("owner"),
                     group=meta.get("group"), sha256=sha, content=content)
+
+
+def parse_backup(path: str, lines: Sequence[str]) -> FileFact:
+    meta = dict(part.split("=", 1) for part in (lines[0].split() if lines else []) if "=" in part)
+    content = base64.b64decode("".join(lines[1:])) if len(lines) > 1 else b""
+    mode = meta.get("mode")
+    return FileFact(path, exists=True, mode=int(mode, 8) if mode else None, owner=meta.get("owner"),
+                    group=meta.get("group"), content=content)
 
 
 def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:

@@ -157,25 +157,31 @@ def rollback_target(host: str, releases: Sequence[Release], to: str | None) -> R
 
 
 def restored_files(host: str, target: Release, facts: HostFacts) -> tuple[list[ManagedFile], list[str]]:
-    """The files a rollback to before ``target`` writes (content from the host's backup) and removes."""
+    """The files a rollback to before ``target`` writes and removes.
+
+    The host's backup folder is the truth: a file saved there is put back (content, mode and owner as
+    saved); a managed file with no saved copy did not exist and is removed. (The manifest's own
+    "existed" may predate a package install made in the same run.)
+    """
     write: list[ManagedFile] = []
     remove: list[str] = []
     for f in target.before:
-        if not f.existed:
+        saved = facts.release_files.get((target.id, f.path))
+        if saved is None:
+            if f.existed:
+                raise ReleaseError(f"{host}: the backup of {f.path} is missing from release {target.id}",
+                                   hint="pick another release with --to")
             remove.append(f.path)
             continue
-        content = facts.release_files.get((target.id, f.path))
-        if content is None:
-            raise ReleaseError(f"{host}: the backup of {f.path} is missing from release {target.id}",
-                               hint="pick another release with --to")
         validate: tuple[str, ...] = ()
         if f.path == HAPROXY_CFG:
             validate = ("haproxy", "-c", "-q", "-f", "{}")
         elif f.path == KEEPALIVED_CONF:
             validate = ("keepalived", "-t", "-f", "{}")
         service = "keepalived" if f.path.startswith("/etc/keepalived/") else "haproxy"
-        write.append(ManagedFile(f.path, content, f.mode if f.mode is not None else 0o644, service, validate,
-                                 f.owner or "root", f.group or "root"))
+        mode = saved.mode if saved.mode is not None else (f.mode if f.mode is not None else 0o644)
+        write.append(ManagedFile(f.path, saved.content or b"", mode, service, validate,
+                                 saved.owner or "root", saved.group or "root"))
     return write, remove
 
 

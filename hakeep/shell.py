@@ -192,6 +192,7 @@ def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], state
         "  fi",
         "fi",
         'if [ -n "$stat" ]; then',
+        "  :",
     ]
     for backend, servers in backends.items():
         for server in servers:

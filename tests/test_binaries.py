@@ -111,7 +111,9 @@ def inventories(draw: Any) -> dict[str, Any]:
     vip, *lb_addrs = (hosts[i] for i in picks)
     lb_names = draw(st.lists(names, min_size=n_lbs, max_size=n_lbs, unique=True))
     iface = draw(ifaces)
-    prios = draw(st.lists(st.integers(min_value=1, max_value=254), min_size=n_lbs, max_size=n_lbs))
+    # a spread above 251 is refused by validation (the weight could not exceed it)
+    low = draw(st.integers(min_value=1, max_value=254))
+    prios = draw(st.lists(st.integers(min_value=low, max_value=min(254, low + 251)), min_size=n_lbs, max_size=n_lbs))
     fe_count = draw(st.integers(min_value=1, max_value=3))
     ports = draw(st.lists(st.integers(min_value=1024, max_value=65000), min_size=fe_count,
                           max_size=fe_count, unique=True))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hakeep.facts import HostFacts, UnitFact
+from hakeep.facts import FileFact, HostFacts, UnitFact
 from hakeep.inventory import Inventory
 from hakeep.plan import build_rollback_plan
 from hakeep.releases import drift, history, live, parse_manifest, rollback_target
@@ -52,7 +52,8 @@ def host_with_history(name: str, address: str, live_cfg: bytes) -> HostFacts:
                                             units={"haproxy": "active", "keepalived": "active"}),
         "20261103T000000Z-cccccc": b"{not json",
     }
-    files = {("20261101T000000Z-aaaaaa", HAPROXY_CFG): STOCK, ("20261102T000000Z-bbbbbb", HAPROXY_CFG): V1}
+    files = {(rid, HAPROXY_CFG): FileFact(HAPROXY_CFG, True, 0o644, "root", "root", None, content)
+             for rid, content in (("20261101T000000Z-aaaaaa", STOCK), ("20261102T000000Z-bbbbbb", V1))}
     return dataclasses.replace(f, releases=releases, release_files=files)
 
 
@@ -105,6 +106,18 @@ def test_rollback_to_the_first_release_stops_units_and_removes_files(inv: Invent
     assert "systemctl stop haproxy.service" in text
     assert {c.action for c in hp.changes} == {"update", "delete"}
     assert not plan.expect_vip
+
+
+def test_backup_presence_wins_over_a_stale_manifest(inv: Inventory) -> None:
+    """The first deploy installs the package after facts: the manifest says absent, the backup has it."""
+    f = host_with_history(*L, V2)
+    rid = "20261101T000000Z-aaaaaa"
+    stale = manifest(rid, {HAPROXY_CFG: None, KEEPALIVED_CONF: None}, {HAPROXY_CFG: V1})
+    f = dataclasses.replace(f, releases={rid: stale, **{k: v for k, v in f.releases.items() if k != rid}})
+    plan = build_rollback_plan(inv, {L[0]: f, R[0]: f}, to=rid, release_id="x", now="t", operator="op",
+                               limit=[L[0]])
+    staged = [s for s in plan.host(L[0]).steps if s.action == "stage"]
+    assert [s.stdin for s in staged] == [STOCK]
 
 
 def test_histories_that_disagree_are_refused_with_a_suggestion(inv: Inventory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,12 @@ def test_failed_gate_restores_the_host_and_stops_the_rollout(inv: Inventory) -> 
 
     first = FakeTransport(L[0], broken_gate)
     second = FakeTransport(R[0])
-    steps = list(plan.host(L[0]).steps)
-    gate = next(i for i, s in enumerate(steps) if s.action == "gate")
-    object.__setattr__(steps[gate], "wait", 0.01)  # don't wait 30 s in a unit test
+    # the same plan with a 0.01 s gate, so the unit test does not wait 30 s
+    hp = plan.host(L[0])
+    steps = [dataclasses.replace(st, wait=0.01) if st.action == "gate" else st for st in hp.steps]
+    gate = next(i for i, st in enumerate(steps) if st.action == "gate")
+    quick = dataclasses.replace(hp, steps=tuple(steps))
+    plan = dataclasses.replace(plan, hosts=tuple(quick if h.host == L[0] else h for h in plan.hosts))
     outcomes = rollout(plan, {L[0]: first, R[0]: second}, NoProgress())
     assert outcomes[0].status == "failed"
     assert outcomes[0].restored is True

@@ -78,6 +78,10 @@ class Session:
     transports: dict[str, Transport]
     facts: dict[str, HostFacts]
 
+    def recorded_host_keys(self) -> list[str]:
+        """What --accept-new-host-keys wrote to known_hosts (to tell the user, as ssh does)."""
+        return [k for t in self.transports.values() for k in getattr(t, "host_keys_recorded", ())]
+
     def close(self) -> None:
         for t in self.transports.values():
             with contextlib.suppress(Exception):  # closing is best effort; the run's outcome stands

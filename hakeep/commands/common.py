@@ -22,6 +22,8 @@ from hakeep.steps import Plan
 
 
 def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> int:
+    for key in session.recorded_host_keys():
+        report.err().print(f"permanently added host key: {key}", style="yellow", markup=False, highlight=False)
     if plan.errors:
         progress.stop()
         show(args, plan)

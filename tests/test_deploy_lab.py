@@ -12,13 +12,13 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Lab
+from tests.test_lab_smoke import wait_for
 from tests.tomlgen import dumps
 
 pytestmark = pytest.mark.lab
@@ -26,15 +26,6 @@ pytestmark = pytest.mark.lab
 VIP = "10.77.0.200"
 MANAGED = ["/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf",
            "/etc/keepalived/hakeep-check-haproxy.sh", "/etc/keepalived/hakeep-notify.sh"]
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, interval: float = 0.1) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return time.monotonic() - t0
-        time.sleep(interval)
-    return None
 
 
 def lab_doc(lab: Lab, masters: int = 3) -> dict[str, Any]:
@@ -192,21 +183,28 @@ print(ok, fail, errors[:5])
 """
 
 
-def test_adding_a_master_reloads_haproxy_only_with_zero_failed_connections(fresh: Lab, tmp_path: Path) -> None:
-    lab = fresh
-    path = write_inventory(tmp_path, lab_doc(lab, masters=3))
-    ka_pids = {h: lab.ssh(h, "systemctl show -p MainPID --value keepalived").stdout.strip() for h in lab.lbs}
+def under_probe(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run hakeep while a probe in the control namespace connects through the VIP non-stop; assert
+    the run succeeded and not one connection failed."""
     probe = subprocess.Popen(["ip", "netns", "exec", "hklab-ctl", "python3", "-c", PROBE, VIP, "30080"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)  # let the probe make its first connections before the deploy starts
-        r = hakeep(lab, "deploy", str(path), "--yes")
+        time.sleep(0.5)  # let the probe make its first connections before hakeep starts
+        r = hakeep(lab, *args)
     finally:
         out, _ = probe.communicate(input="", timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     ok, fail, _errors = out.split(" ", 2)
     assert int(ok) > 20, out
-    assert int(fail) == 0, f"failed connections through the VIP during the rolling deploy: {out}"
+    assert int(fail) == 0, f"failed connections through the VIP during `hakeep {args[0]}`: {out}"
+    return r
+
+
+def test_adding_a_master_reloads_haproxy_only_with_zero_failed_connections(fresh: Lab, tmp_path: Path) -> None:
+    lab = fresh
+    path = write_inventory(tmp_path, lab_doc(lab, masters=3))
+    ka_pids = {h: lab.ssh(h, "systemctl show -p MainPID --value keepalived").stdout.strip() for h in lab.lbs}
+    r = under_probe(lab, "deploy", str(path), "--yes")
     assert "reload (or start) haproxy" in r.stdout
     assert "reload (or start) keepalived" not in r.stdout
     for h in lab.lbs:

@@ -72,6 +72,16 @@ gates; the rollback records a release itself, so it can be rolled back. Exit cod
 Exit codes: 0 every LB matches the inventory, 3 a deploy would change something or drift exists.
 """,
     ),
+    "status": (
+        "where the VIP is, VRRP state, units, backend servers, live release and drift per LB",
+        """examples:
+  hakeep status inventory.toml
+  hakeep status tests/lab/inventory.toml --json
+
+Exit codes: 0 exactly one LB holds the VIP and haproxy and keepalived are active on every LB,
+1 otherwise. Changes nothing.
+""",
+    ),
     "render": (
         "render every LB's haproxy.cfg, keepalived.conf and check script",
         """examples:

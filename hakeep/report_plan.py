@@ -20,6 +20,7 @@ from rich.text import Text
 from hakeep.execute import FinalCheck, HostOutcome, ValidationOutcome
 from hakeep.releases import Release
 from hakeep.report import out
+from hakeep.status import HostStatus
 from hakeep.steps import HostPlan, Plan, Step
 
 
@@ -175,4 +176,19 @@ def releases_table(host: str, releases: Sequence[Release], live_id: str | None) 
                       r.operator, r.summary())
     if not releases:
         table.caption = "no releases: hakeep never changed this host"
+    return table
+
+
+def status_table(vip: str, rows: Sequence[HostStatus]) -> Table:
+    table = Table(title=f"VIP {vip}", title_justify="left")
+    for col in ("host", "address", "VIP", "VRRP", "haproxy", "keepalived", "servers up", "live release", "drift"):
+        table.add_column(col)
+    for r in rows:
+        def unit(state: str, pid: int) -> Text:
+            return Text(f"{state} ({pid})" if pid else state, style="green" if state == "active" else "bold red")
+
+        table.add_row(r.host, r.address, Text("yes", style="bold green") if r.holds_vip else "", r.vrrp_state,
+                      unit(r.haproxy, r.haproxy_pid), unit(r.keepalived, r.keepalived_pid),
+                      f"{r.servers_up}/{r.servers_total}", r.live_release,
+                      Text(", ".join(r.drift), style="magenta") if r.drift else "")
     return table

@@ -130,6 +130,29 @@ def test_recipe_failover_drill_moves_the_vip_within_3s(fresh: Lab) -> None:
     assert wait_for(lambda: len(holders(lab)) == 1, 15) is not None
 
 
+def test_status_tells_where_the_vip_is_and_what_is_down(fresh: Lab, v1: Path) -> None:
+    lab = fresh
+    assert wait_for(lambda: hakeep(lab, "status", str(v1)).returncode == 0, 20) is not None
+    r = hakeep(lab, "status", str(v1), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["holders"] == holders(lab)
+    by_host = {h["host"]: h for h in doc["hosts"]}
+    [holder] = doc["holders"]
+    assert by_host[holder]["vrrp_state"] == "MASTER"
+    other = next(h for h in lab.lbs if h != holder)
+    assert by_host[other]["vrrp_state"] == "BACKUP"
+    assert all(h["servers_up"] == h["servers_total"] == 4 for h in doc["hosts"])  # 2 masters x 2 frontends
+    lab.ssh(other, "systemctl stop keepalived")
+    try:
+        r = hakeep(lab, "status", str(v1), "--json")
+        assert r.returncode == 1
+        assert {h["host"]: h["keepalived"] for h in json.loads(r.stdout)["hosts"]}[other] == "inactive"
+    finally:
+        lab.ssh(other, "systemctl start keepalived")
+    assert wait_for(lambda: hakeep(lab, "status", str(v1)).returncode == 0, 20) is not None
+
+
 def test_second_deploy_changes_nothing(fresh: Lab, v1: Path) -> None:
     before = snapshot(fresh)
     t0 = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
 from pathlib import Path
 
@@ -139,3 +140,18 @@ def test_no_release_and_unknown_release_are_clear(inv: Inventory) -> None:
 
 def test_a_reloading_unit_counts_as_running() -> None:
     assert UnitFact("haproxy", True, "reloading", "enabled", 1).running
+
+
+def test_status_of_a_host_from_facts() -> None:
+    from hakeep.inventory.model import LoadBalancer, SSHSettings
+    from hakeep.status import host_status
+
+    f = dataclasses.replace(host_with_history(*L, V2 + b"# edited\n"), vip_on=("eth0",), vrrp_state="MASTER",
+                            backends={"be_x": {"m1": "UP", "m2": "DOWN", "m3": "UP 1/2"}})
+    lb = LoadBalancer(L[0], ipaddress.IPv4Address(L[1]), "eth0", 100,
+                      SSHSettings(None, None, None, None, False, 10.0))
+    st = host_status(lb, f)
+    assert (st.holds_vip, st.vrrp_state, st.servers_up, st.servers_total) == (True, "MASTER", 2, 3)
+    assert st.live_release.endswith("bbbbbb")
+    assert st.drift == (HAPROXY_CFG,)
+    assert st.healthy

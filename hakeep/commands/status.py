@@ -1,0 +1,44 @@
+"""``hakeep status``: where the VIP is and whether every LB is healthy, from one round of facts.
+
+Per LB: whether it holds the VIP, its VRRP state (from keepalived's notify script), both units
+(active, main PID), haproxy's backend servers by state (stats socket), the live release and any
+drift. Exit 0 when exactly one LB holds the VIP and every unit is active, 1 otherwise. Changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--accept-new-host-keys", action="store_true",
+                        help="trust and record unknown SSH host keys (changed keys are always refused)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from hakeep import exitcodes, report, report_plan
+    from hakeep.inventory import load_inventory
+    from hakeep.session import open_session
+    from hakeep.status import host_status
+
+    inv = load_inventory(Path(args.inventory))
+    with open_session(inv, lock=False, accept_new_host_keys=args.accept_new_host_keys) as session:
+        rows = [host_status(lb, session.facts[lb.name]) for lb in inv.lbs]
+    holders = [r.host for r in rows if r.holds_vip]
+    healthy = len(holders) == 1 and all(r.healthy for r in rows)
+    if args.json:
+        print(json.dumps({"vip": str(inv.cluster.vip), "holders": holders, "healthy": healthy,
+                          "hosts": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        report.out().print(report_plan.status_table(str(inv.cluster.vip), rows))
+        if healthy:
+            report.success(f"VIP {inv.cluster.vip.ip} on {holders[0]}; every LB healthy")
+        else:
+            where = ", ".join(holders) or "no LB"
+            report.line(f"not healthy: VIP on {where}; see the table", style="bold red")
+    return exitcodes.OK if healthy else exitcodes.FAILED

@@ -82,6 +82,16 @@ Exit codes: 0 exactly one LB holds the VIP and haproxy and keepalived are active
 1 otherwise. Changes nothing.
 """,
     ),
+    "drill": (
+        "failover drill: stop keepalived on the VIP holder, time the handover, start it again",
+        """examples:
+  hakeep drill inventory.toml
+  hakeep drill inventory.toml --max-seconds 2 --json
+
+Exit 0 when the VIP moved to exactly one other LB within --max-seconds, the frontends answered
+through it and the old holder came back; 1 otherwise. The LBs are locked during the drill.
+""",
+    ),
     "render": (
         "render every LB's haproxy.cfg, keepalived.conf and check script",
         """examples:

@@ -130,6 +130,22 @@ def test_recipe_failover_drill_moves_the_vip_within_3s(fresh: Lab) -> None:
     assert wait_for(lambda: len(holders(lab)) == 1, 15) is not None
 
 
+def test_hakeep_drill_times_the_failover(fresh: Lab, v1: Path) -> None:
+    lab = fresh
+    before = holders(lab)
+    r = hakeep(lab, "drill", str(v1), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    print(f"hakeep drill: VIP moved in {doc['vip_moved_s']:.2f}s, frontends in {doc['frontends_s']:.2f}s")
+    assert doc["old_holder"] == before[0]
+    assert doc["new_holder"] != before[0]
+    assert doc["vip_moved_s"] < 3.0
+    assert doc["frontends_s"] >= doc["vip_moved_s"]
+    assert wait_for(lambda: len(holders(lab)) == 1, 15) is not None
+    for host in lab.lbs:
+        assert lab.ssh(host, "systemctl is-active keepalived").stdout.strip() == "active"
+
+
 def test_status_tells_where_the_vip_is_and_what_is_down(fresh: Lab, v1: Path) -> None:
     lab = fresh
     assert wait_for(lambda: hakeep(lab, "status", str(v1)).returncode == 0, 20) is not None

@@ -110,3 +110,12 @@ def test_final_check_counts_holders_and_ports(inv: Inventory) -> None:
     both = FakeTransport(R[0], lambda d, s: (0, "holder=ens192\nport=6443:open\nport=30080:closed\n"))
     check = final_check(plan, {L[0]: holder, R[0]: both}, timeout=0)
     assert not check.ok
+
+
+def test_drill_needs_exactly_one_holder() -> None:
+    from hakeep.drill import DrillError, run_drill
+
+    ts = {n: FakeTransport(n, lambda d, s: (0, "")) for n in ("a", "b")}
+    with pytest.raises(DrillError, match="on 0 LBs"):
+        run_drill(ts, "10.0.0.9", (6443,))
+    assert all(c[0] == "where is the VIP" for t in ts.values() for c in t.calls)

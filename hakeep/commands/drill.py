@@ -1,0 +1,51 @@
+"""``hakeep drill``: the failover drill — stop keepalived on the VIP holder, time the handover, restore.
+
+Exit 0 when the VIP moved to exactly one other LB within ``--max-seconds``, the frontends answered
+through it, and the old holder came back (MASTER or BACKUP) with exactly one holder at the end;
+1 otherwise. The hosts are locked during the drill, like a deploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-seconds", type=float, default=3.0,
+                        help="longest acceptable handover, stop -> VIP on another LB (default 3)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--accept-new-host-keys", action="store_true",
+                        help="trust and record unknown SSH host keys (changed keys are always refused)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from hakeep import exitcodes, report
+    from hakeep.drill import run_drill
+    from hakeep.inventory import load_inventory
+    from hakeep.session import open_session
+
+    inv = load_inventory(Path(args.inventory))
+    ports = tuple(fe.port for fe in inv.frontends)
+    with open_session(inv, lock=True, accept_new_host_keys=args.accept_new_host_keys) as session:
+        result = run_drill(session.transports, str(inv.cluster.vip.ip), ports, limit_s=args.max_seconds)
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(result), "ok": result.ok}, indent=2))
+    else:
+        def secs(v: float | None) -> str:
+            return f"{v:.2f}s" if v is not None else "never (timed out)"
+
+        report.line(f"stopped keepalived on {result.old_holder} (the VIP holder)")
+        report.line(f"VIP on {result.new_holder or 'no other LB'} after {secs(result.vip_moved_s)}")
+        report.line(f"every frontend ({', '.join(map(str, ports))}) answered through the VIP after "
+                    f"{secs(result.frontends_s)}")
+        report.line(f"started keepalived again; {result.old_holder} back in MASTER/BACKUP after "
+                    f"{secs(result.recovered_s)}; VIP now on {result.final_holder or 'no LB'}")
+        if result.ok:
+            report.success(f"failover in {secs(result.vip_moved_s)} (limit {args.max_seconds:g}s)")
+        else:
+            report.line("drill FAILED", style="bold red")
+    return exitcodes.OK if result.ok else exitcodes.FAILED

@@ -152,20 +152,48 @@ def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
     return outcomes
 
 
+BEST_EFFORT = ("record", "prune")  # after the gate passed: a failure here must not undo a healthy host
+
+
 def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     start = time.monotonic()
     backed_up = False
+    notes: list[str] = []
     for step in hp.steps:
         progress.step(hp.host, step, "running")
         try:
             run_step(t, step)
         except HakeepError as exc:
+            if step.action in BEST_EFFORT:
+                progress.step(hp.host, step, "failed", exc.message)
+                notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
+                continue
             progress.step(hp.host, step, "failed", exc.message)
             restored = restore_host(hp, t, progress) if backed_up else True
             return HostOutcome(hp.host, "failed", exc.message, restored, time.monotonic() - start)
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: never leave the host half-applied
+            if backed_up:
+                progress.step(hp.host, step, "failed", "interrupted: restoring this host")
+                _restore_uninterrupted(hp, t, progress)
+            raise
         backed_up = backed_up or step.action == "backup"
         progress.step(hp.host, step, "ok")
-    return HostOutcome(hp.host, "changed", seconds=time.monotonic() - start)
+    return HostOutcome(hp.host, "changed", "; ".join(notes), seconds=time.monotonic() - start)
+
+
+def _restore_uninterrupted(hp: HostPlan, t: Transport, progress: Progress) -> None:
+    """Restore even if a second Ctrl-C arrives meanwhile (it is held until the restore is done)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        restore_host(hp, t, progress)
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        restore_host(hp, t, progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:

@@ -78,8 +78,10 @@ echo "@@firewalld"
 if command -v firewall-cmd >/dev/null 2>&1; then
     if firewall-cmd --state >/dev/null 2>&1; then
         echo running
-        echo "ports=$(firewall-cmd --list-ports 2>/dev/null)"
-        echo "protocols=$(firewall-cmd --list-protocols 2>/dev/null)"
+        zone=$(firewall-cmd --get-zone-of-interface="$IFACE" 2>/dev/null || firewall-cmd --get-default-zone)
+        echo "zone=$zone"
+        echo "ports=$(firewall-cmd --zone="$zone" --list-ports 2>/dev/null)"
+        echo "protocols=$(firewall-cmd --zone="$zone" --list-protocols 2>/dev/null)"
     else
         echo "not running"
     fi
@@ -179,8 +181,9 @@ class HostFacts:
     vrrp_state: str  # last state keepalived reported through the notify script, "" if none
     sysctls: dict[str, str]
     firewalld: str  # "running", "not running", "absent"
-    firewalld_ports: tuple[str, ...]  # "6443/tcp", ... (when running)
+    firewalld_ports: tuple[str, ...]  # "6443/tcp", ... open in the interface's zone (when running)
     firewalld_protocols: tuple[str, ...]
+    firewalld_zone: str  # the interface's zone ("" when firewalld is not running)
     selinux: str  # "Enforcing", "Permissive", "Disabled", "absent"
     selinux_connect_any: bool | None
     listeners: tuple[Listener, ...]
@@ -240,8 +243,10 @@ def _kv(lines: Sequence[str]) -> dict[str, str]:
 def parse_facts(host: str, text: str) -> HostFacts:
     sections = _sections(text)
     if not sections or sections[0][0] != f"facts {FACTS_VERSION}" or sections[-1][0] != "end":
-        tail = "\n".join(text.splitlines()[-5:])
-        raise FactsError(f"{host}: the facts script returned incomplete output", hint=f"last lines:\n{tail}")
+        # never echo the output itself: it carries file contents, keepalived.conf's password among them
+        seen = ", ".join(name for name, _ in sections[-5:]) or "none"
+        raise FactsError(f"{host}: the facts script returned incomplete output (last sections: {seen})",
+                         hint="run it again; if it persists, check the host's shell and coreutils")
     simple: dict[str, list[str]] = {}
     files: dict[str, FileFact] = {}
     units: dict[str, UnitFact] = {}
@@ -285,6 +290,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         firewalld=(fw[0].strip() if fw else "absent") or "absent",
         firewalld_ports=tuple(fw_kv.get("ports", "").split()),
         firewalld_protocols=tuple(fw_kv.get("protocols", "").split()),
+        firewalld_zone=fw_kv.get("zone", ""),
         selinux=(sel[0].strip() if sel else "absent") or "absent",
         selinux_connect_any=_sebool(sel[1:]),
         listeners=parse_listeners(simple.get("listen", [])),

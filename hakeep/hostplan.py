@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from hakeep import __version__, shell
 from hakeep.facts import RELEASES_DIR, UNITS, HostFacts
+from hakeep.releases import history
 from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF, VRRP_STATE_FILE, HostFiles, ManagedFile
 from hakeep.steps import FileChange, HostPlan, Step, manifest_bytes, sha256, unified_diff
 
@@ -82,12 +83,26 @@ def host_plan(meta: Meta, host: str, f: HostFacts, target: Target, packages: Seq
         done = {**manifest, "status": "complete"}
         steps.append(Step("record", f"mark release {meta.release_id} complete", shell.write_manifest(release_dir),
                           manifest_bytes(done)))
-        steps.append(Step("prune", f"keep the newest {target.keep_releases} releases",
-                          shell.prune_releases(RELEASES_DIR, target.keep_releases)))
+        old = _prunable(f, target.keep_releases)
+        if old:
+            steps.append(Step("prune", f"keep the newest {target.keep_releases} releases: remove {', '.join(old)}",
+                              shell.prune_releases(RELEASES_DIR, old)))
     validate = _validate_steps(target.check_root, target.check) if target.check is not None else ()
     return HostPlan(host=host, holds_vip=f.holds_vip, packages=tuple(packages), install=install, validate=validate,
                     changes=tuple(changes), steps=tuple(steps), restore=_restore_steps(release_dir, f, target, actions),
                     release_dir=release_dir, manifest=manifest)
+
+
+def _prunable(f: HostFacts, keep: int) -> list[str]:
+    """Release ids beyond the newest ``keep`` once this run's release is added (oldest first)."""
+    existing = [r.id for r in history(f)]
+    excess = len(existing) + 1 - keep
+    return existing[:excess] if excess > 0 else []
+
+
+def next_seq(f: HostFacts) -> int:
+    """This host's next release number: order comes from the host's history, not from any clock."""
+    return max((r.seq for r in history(f)), default=0) + 1
 
 
 def _changes(f: HostFacts, target: Target, secrets: Sequence[str]) -> tuple[list[FileChange], list[str]]:
@@ -170,7 +185,7 @@ def _gate(running: Mapping[str, bool], full_gate: str, wait: float) -> Step:
 
 
 def _listen_script(target: Target) -> str:
-    return shell.script(*(f'ss -Hltn "sport = :{port}" | grep -q .' for port in target.ports))
+    return shell.script(*(f'ss -ltn "sport = :{port}" | grep -q LISTEN' for port in target.ports))
 
 
 def _validate_steps(root: str, check: HostFiles) -> tuple[Step, ...]:
@@ -187,10 +202,8 @@ def _validate_steps(root: str, check: HostFiles) -> tuple[Step, ...]:
 def _restore_steps(release_dir: str, f: HostFacts, target: Target,
                    actions: Mapping[str, Sequence[str]]) -> tuple[Step, ...]:
     paths = sorted({*(mf.path for mf in target.files), *target.remove})
-    present = [p for p in paths if f.file(p).exists]
-    absent = [p for p in paths if not f.file(p).exists]
     steps = [Step("restore", "drop staged files", shell.drop_staged(paths)),
-             Step("restore", f"put back the files saved in {release_dir}", shell.restore(release_dir, present, absent))]
+             Step("restore", f"put back the files saved in {release_dir}", shell.restore(release_dir, paths))]
     was_running: dict[str, bool] = {}
     for unit in UNITS:
         u = f.units.get(unit)
@@ -220,7 +233,7 @@ def _manifest(meta: Meta, host: str, f: HostFacts, target: Target, packages: Seq
                  "owner": mf.owner, "group": mf.group} for mf in target.files]
     deployed += [{"path": p, "existed": False, "sha256": None, "mode": None} for p in target.remove]
     return {
-        "id": meta.release_id, "kind": "deploy", "status": "in-progress", "time": meta.now,
+        "id": meta.release_id, "seq": next_seq(f), "kind": "deploy", "status": "in-progress", "time": meta.now,
         "hakeep_version": __version__, "inventory": meta.inventory, "inventory_digest": meta.inventory_digest,
         "operator": meta.operator, "host": host, "files": before, "deployed": deployed,
         "packages_installed": list(packages),

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 
 from hakeep import shell
 from hakeep.facts import UNITS, HostFacts
-from hakeep.hostplan import Meta, Target, host_plan
+from hakeep.hostplan import ENABLED, Meta, Target, host_plan
 from hakeep.inventory import Inventory, LoadBalancer
 from hakeep.releases import ReleaseError, drift, history, live, restored_files, rollback_target, units_target
-from hakeep.render import HAPROXY_CFG, STATS_SOCKET, VRRP_STATE_FILE, HostFiles
+from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF, STATS_SOCKET, VRRP_STATE_FILE, HostFiles
 from hakeep.steps import (
     CHECK_ROOT,
     LOCK_PATH,
@@ -103,7 +103,7 @@ def build_plan(
         f = facts[lb.name]
         target = Target(
             files=desired[lb.name].files, ports=tuple(fe.port for fe in inv.frontends),
-            extra=tuple(_host_settings(inv, f)), gate=_gate_script(inv),
+            extra=tuple(_host_settings(inv, f)), gate=_gate_script(inv, f),
             gate_wait=max(30.0, inv.cluster.advert_int * 10 + 15), check=validation[lb.name],
             check_root=CHECK_ROOT + release_id, keep_releases=inv.cluster.keep_releases,
         )
@@ -111,6 +111,11 @@ def build_plan(
         hp = host_plan(meta, lb.name, f, target, packages)
         notes = tuple(DriftNote(d.path, d.release) for d in drift(f))
         hosts.append(_with_drift(hp, notes))
+        changed_identity = _vrrp_identity_change(f, desired[lb.name])
+        if changed_identity and f.units.get("keepalived") is not None and f.units["keepalived"].running:
+            warnings.append(f"{lb.name}: this deploy changes the VRRP {', '.join(changed_identity)}: until every LB "
+                            "has the new config, old and new LBs ignore each other's adverts and both may hold the "
+                            "VIP for a few seconds")
         if hp.changed and f.firewalld == "running":
             warnings.append(f"{lb.name}: firewalld is running: frontend ports and VRRP are opened in it")
     return Plan(release_id=release_id, kind="deploy", vip=str(inv.cluster.vip.ip),
@@ -153,8 +158,7 @@ def build_rollback_plan(
             errors.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
             continue
         running = units_target(target_release)
-        enabled = {u: target_release.units_before.get(u, {}).get("enabled") in ("enabled", "static")
-                   for u in UNITS}
+        enabled = {u: target_release.units_before.get(u, {}).get("enabled") in ENABLED for u in UNITS}
         running_after.append(running["keepalived"])
         ports = _ports(files) if running["haproxy"] else ()
         all_ports.update(ports)
@@ -168,6 +172,25 @@ def build_rollback_plan(
     return Plan(release_id=release_id, kind="rollback", vip=str(inv.cluster.vip.ip),
                 ports=tuple(sorted(all_ports)),
                 expect_vip=any(running_after), hosts=tuple(hosts), errors=tuple(errors), warnings=tuple(warnings))
+
+
+_VRRP_KEYS = {"virtual_router_id": r"virtual_router_id\s+(\S+)", "password": r"auth_pass\s+(\S+)",
+              "advert_int": r"advert_int\s+(\S+)", "VIP": r"virtual_ipaddress\s*\{\s*(\S+)"}
+
+
+def _vrrp_identity_change(f: HostFacts, want: HostFiles) -> list[str]:
+    """The VRRP settings that must match on all LBs and that this deploy changes on a host."""
+    live = f.file(KEEPALIVED_CONF)
+    if not live.exists or live.content is None:
+        return []
+    old = live.content.decode("utf-8", "replace")
+    new = want.file(KEEPALIVED_CONF).content.decode("utf-8", "replace")
+    out = []
+    for name, pattern in _VRRP_KEYS.items():
+        a, b = re.search(pattern, old), re.search(pattern, new)
+        if a and b and a.group(1) != b.group(1):
+            out.append(name)
+    return out
 
 
 _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
@@ -200,13 +223,18 @@ def _host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
         vrrp = "vrrp" not in f.firewalld_protocols
         if ports or vrrp:
             what = ", ".join([f"{p}/tcp" for p in ports] + (["VRRP (protocol 112)"] if vrrp else []))
-            steps.append(Step("firewalld", f"open {what} in firewalld (permanent)", shell.firewalld(ports, vrrp)))
+            zone = f.firewalld_zone or "the default zone"
+            steps.append(Step("firewalld", f"open {what} in firewalld zone {zone} (runtime and permanent)",
+                              shell.firewalld(f.firewalld_zone, ports, vrrp)))
     if f.selinux == "Enforcing" and f.selinux_connect_any is not True:
         steps.append(Step("selinux", "SELinux is enforcing: setsebool -P haproxy_connect_any 1",
                           shell.selinux_connect_any()))
     return steps
 
 
-def _gate_script(inv: Inventory) -> str:
+def _gate_script(inv: Inventory, f: HostFacts) -> str:
+    """The deploy gate; a backend that had a server UP before must have one passing its check after."""
     backends = {fe.backend_name: [s.name for s in fe.servers] for fe in inv.frontends}
-    return shell.host_gate([fe.port for fe in inv.frontends], backends, VRRP_STATE_FILE, STATS_SOCKET)
+    was_up = [b for b in backends if any(st.startswith("UP") for st in f.backends.get(b, {}).values())]
+    return shell.host_gate([fe.port for fe in inv.frontends], backends, VRRP_STATE_FILE, STATS_SOCKET,
+                           require_up=was_up)

@@ -35,6 +35,7 @@ class FileState:
 @dataclass(frozen=True)
 class Release:
     id: str
+    seq: int  # the host's own release counter (0 when unknown): the order of the history
     kind: str  # deploy or rollback
     status: str  # in-progress (interrupted if not the newest run), complete, failed-restored, failed
     time: str
@@ -91,10 +92,12 @@ def parse_manifest(rid: str, data: bytes) -> Release:
         if not isinstance(m, dict):
             raise TypeError("not an object")
     except (ValueError, TypeError):
-        return Release(rid, "unknown", "corrupt", "", "", "", "", "", (), (), {}, ())
+        return Release(rid, 0, "unknown", "corrupt", "", "", "", "", "", (), (), {}, ())
     units = m.get("units_before") if isinstance(m.get("units_before"), dict) else {}
+    seq = m.get("seq")
     return Release(
-        id=rid, kind=str(m.get("kind", "deploy")), status=str(m.get("status", "unknown")),
+        id=rid, seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
+        kind=str(m.get("kind", "deploy")), status=str(m.get("status", "unknown")),
         time=str(m.get("time", "")), operator=str(m.get("operator", "")),
         hakeep_version=str(m.get("hakeep_version", "")), inventory=str(m.get("inventory", "")),
         inventory_digest=str(m.get("inventory_digest", "")), before=_states(m.get("files")),
@@ -104,8 +107,9 @@ def parse_manifest(rid: str, data: bytes) -> Release:
 
 
 def history(facts: HostFacts) -> list[Release]:
-    """The host's releases, oldest first."""
-    return [parse_manifest(rid, facts.releases[rid]) for rid in sorted(facts.releases)]
+    """The host's releases, oldest first: by the host's own counter, then by id (a UTC timestamp)."""
+    rels = [parse_manifest(rid, facts.releases[rid]) for rid in facts.releases]
+    return sorted(rels, key=lambda r: (r.seq, r.id))
 
 
 def live(releases: Sequence[Release]) -> Release | None:
@@ -123,17 +127,26 @@ class Drift:
 
 
 def drift(facts: HostFacts, releases: Sequence[Release] | None = None) -> list[Drift]:
-    """Managed files edited on the host since the live release (hash differs from its manifest)."""
-    rel = live(history(facts) if releases is None else releases)
-    if rel is None:
+    """Managed files edited on the host since hakeep last wrote them.
+
+    The reference is the newest release. After a complete one, a file must match what it deployed;
+    after an unfinished one (interrupted, or failed and restored), either its deployed or its saved
+    state is hakeep's own doing, so neither counts as drift.
+    """
+    rels = [r for r in (history(facts) if releases is None else releases) if r.status != "corrupt"]
+    if not rels:
         return []
+    ref = rels[-1]
+    before = {f.path: (f.sha256 if f.existed else None) for f in ref.before}
     out = []
-    for f in rel.deployed:
-        expected = f.sha256 if f.existed else None
+    for f in ref.deployed:
+        allowed = {f.sha256 if f.existed else None}
+        if not ref.complete and f.path in before:
+            allowed.add(before[f.path])
         live_file = facts.file(f.path)
         found = live_file.sha256 if live_file.exists else None
-        if found != expected and f.path in facts.files:
-            out.append(Drift(f.path, rel.id, expected, found))
+        if found not in allowed and f.path in facts.files:
+            out.append(Drift(f.path, ref.id, f.sha256 if f.existed else None, found))
     return out
 
 

@@ -155,12 +155,16 @@ def render_all(
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
     }
     haproxy_cfg = _render(env, "haproxy.cfg.j2", common)
+    cfg_secrets = _present(haproxy_cfg, secrets)
+    has_password = inv.haproxy.stats is not None
     out: dict[str, HostFiles] = {}
     for lb in inv.lbs:
         ctx = dict(common, lb=lb, peers=[p for p in inv.lbs if p.name != lb.name])
         files = [
-            ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o644, "haproxy", ("haproxy", "-c", "-q", "-f", "{}"),
-                        secrets=_present(haproxy_cfg, secrets)),
+            # with a stats password inside, not world-readable (haproxy reads it as root, then as its group)
+            ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o640 if has_password else 0o644, "haproxy",
+                        ("haproxy", "-c", "-q", "-f", "{}"), group="haproxy" if has_password else "root",
+                        secrets=cfg_secrets),
             *(ManagedFile(ca_path(name), data, 0o644, "haproxy") for name, data in ca_files.items()),
             ManagedFile(CHECK_SCRIPT, _render(env, "check_haproxy.sh.j2", ctx), 0o755, "keepalived"),
             ManagedFile(NOTIFY_SCRIPT, _render(env, "notify.sh.j2", ctx), 0o755, "keepalived"),

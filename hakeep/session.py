@@ -132,7 +132,10 @@ def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Seq
     def one(name: str) -> HostFacts:
         lb = inv.lb(name)
         script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths)
-        res = transports[name].run(script, display="gather facts", timeout=120)
+        res = transports[name].run(script, display="gather facts", timeout=120, check=False)
+        if not res.ok:  # no output tail in the message: facts carry file contents (and passwords)
+            raise HakeepError(f"{name}: gathering facts failed (exit code {res.exit_code})",
+                              hint="check that the login works and the user can become root on the host")
         return parse_facts(name, res.text())
 
     out = parallel(one, [lb.name for lb in inv.lbs])

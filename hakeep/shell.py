@@ -94,7 +94,7 @@ def upload_into(root: str, path: str, mode: int) -> str:
     return script(
         "umask 077",
         f"mkdir -p {q(target.rsplit('/', 1)[0])}",
-        f"chmod 0755 {q(root)}",
+        f"chmod 0700 {q(root)}",
         f"cat > {q(target)}",
         f"chmod {mode:04o} {q(target)}",
     )
@@ -102,7 +102,7 @@ def upload_into(root: str, path: str, mode: int) -> str:
 
 def make_private_dir(root: str) -> str:
     parent = root.rsplit("/", 1)[0]
-    return script(f"mkdir -p -m 0755 {q(parent)}", f"rm -rf {q(root)}", f"mkdir -m 0755 {q(root)}")
+    return script(f"mkdir -p -m 0755 {q(parent)}", f"rm -rf {q(root)}", f"mkdir -m 0700 {q(root)}")
 
 
 def backup(release_dir: str, paths: Iterable[str]) -> str:
@@ -123,14 +123,17 @@ def write_manifest(release_dir: str) -> str:
                   f"mv -f {q(release_dir + '/manifest.json.tmp')} {q(release_dir + '/manifest.json')}")
 
 
-def restore(release_dir: str, present: Iterable[str], absent: Iterable[str]) -> str:
-    """Put back the backed-up files and remove those that did not exist before; drop staged files."""
+def restore(release_dir: str, paths: Iterable[str]) -> str:
+    """Put back every backed-up file; a managed file with no backup did not exist: remove it.
+
+    Decided on the host at run time, from the backup itself (packages installed in the same run
+    create files after the facts were gathered: Debian's stock haproxy.cfg is one).
+    """
     lines = []
-    for p in present:
+    for p in paths:
         src = release_dir + "/files" + p
-        lines += [f"cp -p {q(src)} {q(staged(p))}", f"mv -f {q(staged(p))} {q(p)}"]
-    for p in absent:
-        lines.append(f"rm -f {q(p)}")
+        lines.append(f"if [ -e {q(src)} ]; then cp -p {q(src)} {q(staged(p))} && mv -f {q(staged(p))} {q(p)}; "
+                     f"else rm -f {q(p)}; fi")
     return script(*lines)
 
 
@@ -151,11 +154,14 @@ def sysctl_nonlocal_bind() -> str:
     )
 
 
-def firewalld(ports: Sequence[int], vrrp: bool) -> str:
-    lines = [f"firewall-cmd -q --permanent --add-port={p}/tcp" for p in ports]
-    if vrrp:
-        lines.append("firewall-cmd -q --permanent --add-protocol=vrrp")
-    lines.append("firewall-cmd -q --reload")
+def firewalld(zone: str, ports: Sequence[int], vrrp: bool) -> str:
+    """Open ports and VRRP in ``zone``, at runtime and permanently: no --reload, which would drop the
+    runtime rules of other software (container runtimes, libvirt)."""
+    z = f"--zone={q(zone)} " if zone else ""
+    rules = [f"--add-port={p}/tcp" for p in ports] + (["--add-protocol=vrrp"] if vrrp else [])
+    lines = []
+    for rule in rules:
+        lines += [f"firewall-cmd -q {z}{rule}", f"firewall-cmd -q --permanent {z}{rule}"]
     return script(*lines)
 
 
@@ -164,15 +170,21 @@ def selinux_connect_any() -> str:
 
 
 def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], state_file: str,
-              stats_socket: str) -> str:
-    """Health gate of one LB: exit 0 and print ``ok`` when healthy, else print what is wrong."""
+              stats_socket: str, require_up: Sequence[str] = ()) -> str:
+    """Health gate of one LB: exit 0 and print ``ok`` when healthy, else print what is wrong.
+
+    Every server of ``backends`` must be known to haproxy; each backend in ``require_up`` (those
+    that had a server UP before the change) must have a server whose last health check passed
+    (L4OK/L6OK/L7OK): a config that reaches no backend does not pass, even though TCP to the
+    frontend still connects.
+    """
     lines = [
         'fail=""',
         "systemctl is-active --quiet haproxy.service || fail=\"$fail haproxy:inactive\"",
         "systemctl is-active --quiet keepalived.service || fail=\"$fail keepalived:inactive\"",
     ]
     for port in ports:
-        lines.append(f'ss -Hltn "sport = :{port}" | grep -q . || fail="$fail port-{port}:not-listening"')
+        lines.append(f'ss -ltn "sport = :{port}" | grep -q LISTEN || fail="$fail port-{port}:not-listening"')
     lines += [
         f"state=$(cut -d' ' -f1 {q(state_file)} 2>/dev/null || true)",
         'case "$state" in MASTER|BACKUP) ;; *) fail="$fail vrrp:${state:-unknown}" ;; esac',
@@ -198,6 +210,12 @@ def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], state
         for server in servers:
             lines.append(f'  printf "%s\\n" "$stat" | grep -q {q("^" + backend + "," + server + ",")} '
                          f'|| fail="$fail backend-{backend}/{server}:missing"')
+    passed = ('NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i }; next } '
+              '$1 == be && $2 != "BACKEND" && $2 != "FRONTEND" && $(col["check_status"]) ~ /^L[467]OK/ { ok = 1 } '
+              'END { exit !ok }')
+    for backend in require_up:
+        lines.append(f'  printf "%s\\n" "$stat" | awk -F, -v be={q(backend)} {q(passed)} '
+                     f'|| fail="$fail backend-{backend}:no-server-passes-its-check"')
     lines += [
         'elif [ "$reader" = 1 ]; then',
         '  fail="$fail haproxy-stats:unreadable"',
@@ -226,12 +244,9 @@ def remove_files(paths: Iterable[str]) -> str:
     return script(*(f"rm -f {q(p)}" for p in paths))
 
 
-def prune_releases(releases_dir: str, keep: int) -> str:
-    """Remove all but the newest ``keep`` release folders (ids sort by time)."""
-    return script(
-        f"cd {q(releases_dir)}",
-        f"ls -1 | sort | head -n -{int(keep)} | while read -r old; do rm -rf -- \"$old\"; done",
-    )
+def prune_releases(releases_dir: str, ids: Iterable[str]) -> str:
+    """Remove the named release folders (the planner picks them: the oldest beyond keep_releases)."""
+    return script(*(f"rm -rf -- {q(releases_dir + '/' + rid)}" for rid in ids))
 
 
 def units_gate(running: Mapping[str, bool], state_file: str) -> str:

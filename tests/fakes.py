@@ -27,7 +27,8 @@ def facts(host: str, address: str, **overrides: Any) -> HostFacts:
         iface_addresses=(f"{address}/24",), vip_on=(), vip_probe="silent", files={},
         units={u: UnitFact(u, True, "active", "enabled", 100) for u in ("haproxy", "keepalived")},
         vrrp_state="", sysctls={"net.ipv4.ip_nonlocal_bind": "0"}, firewalld="absent", firewalld_ports=(),
-        firewalld_protocols=(), selinux="absent", selinux_connect_any=None, listeners=(), backends={},
+        firewalld_protocols=(), firewalld_zone="", selinux="absent", selinux_connect_any=None, listeners=(),
+        backends={},
         lock_owner="", releases={},
     )
     return dataclasses.replace(base, **overrides)

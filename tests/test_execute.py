@@ -119,3 +119,31 @@ def test_drill_needs_exactly_one_holder() -> None:
     with pytest.raises(DrillError, match="on 0 LBs"):
         run_drill(ts, "10.0.0.9", (6443,))
     assert all(c[0] == "where is the VIP" for t in ts.values() for c in t.calls)
+
+
+def test_ctrl_c_mid_rollout_restores_the_host_then_propagates(inv: Inventory) -> None:
+    plan = fresh_plan(inv)
+
+    def interrupt(describe: str, script: str) -> tuple[int, str]:
+        if describe.startswith("reload (or start) haproxy"):
+            raise KeyboardInterrupt
+        return (0, "")
+
+    t = FakeTransport(L[0], interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        rollout(plan, {L[0]: t, R[0]: FakeTransport(R[0])}, NoProgress())
+    ran = t.described()
+    assert "put back the files saved in /var/lib/hakeep/releases/20261127T000000Z-abcdef" in ran
+    assert ran[-1] == "mark the release failed and restored"
+
+
+def test_a_failed_prune_does_not_undo_a_healthy_host(inv: Inventory) -> None:
+    plan = fresh_plan(inv)
+    prune = Step("prune", "keep the newest 10 releases: remove x", "false")
+    plan = dataclasses.replace(plan, hosts=tuple(dataclasses.replace(h, steps=(*h.steps, prune))
+                                                 if h.host == L[0] else h for h in plan.hosts))
+    t = FakeTransport(L[0], lambda d, s: (1, "") if d.startswith("keep the newest") else (0, ""))
+    outcomes = rollout(plan, {L[0]: t, R[0]: FakeTransport(R[0])}, NoProgress())
+    assert outcomes[0].status == "changed"
+    assert "warning: keep the newest 10 releases" in outcomes[0].detail
+    assert "put back" not in " ".join(t.described())

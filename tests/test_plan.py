@@ -17,6 +17,7 @@ from hakeep.facts import HostFacts, UnitFact
 from hakeep.inventory import Inventory
 from hakeep.plan import CHECK_ROOT, Plan, build_plan
 from hakeep.render import CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF, HostFiles, Secrets, render_all
+from tests.fakes import DATA as DATA_FACTS
 from tests.fakes import captured, facts, listening, with_files
 from tests.fixtures import base_doc, load
 
@@ -75,7 +76,7 @@ def test_fresh_debian_host_gets_the_whole_recipe(inv: Inventory) -> None:
     assert "DEBIAN_FRONTEND=noninteractive" in hp.install.script
     assert actions(plan, L[0]) == [
         "backup", "stage", "stage", "stage", "stage", "validate", "commit", "service", "service", "wait",
-        "commit", "validate", "commit", "service", "service", "gate", "record", "prune"]
+        "commit", "validate", "commit", "service", "service", "gate", "record"]
     text = scripts(plan, L[0])
     assert "systemctl enable haproxy.service" in text
     assert "systemctl reload-or-restart haproxy.service" in text
@@ -146,13 +147,15 @@ def test_vip_holder_goes_last(inv: Inventory) -> None:
 
 
 def test_firewalld_opens_ports_and_vrrp_once(inv: Inventory) -> None:
-    left = facts(*L, firewalld="running", firewalld_ports=("6443/tcp",), firewalld_protocols=())
+    left = facts(*L, firewalld="running", firewalld_ports=("6443/tcp",), firewalld_protocols=(),
+                 firewalld_zone="internal")
     plan = plan_for(inv, left, deployed(inv, *R))
     text = scripts(plan, L[0])
-    assert "firewall-cmd -q --permanent --add-port=30080/tcp" in text
+    assert "firewall-cmd -q --zone=internal --add-port=30080/tcp" in text
+    assert "firewall-cmd -q --permanent --zone=internal --add-port=30080/tcp" in text
     assert "--add-port=6443/tcp" not in text
-    assert "firewall-cmd -q --permanent --add-protocol=vrrp" in text
-    assert "firewall-cmd -q --reload" in text
+    assert "firewall-cmd -q --permanent --zone=internal --add-protocol=vrrp" in text
+    assert "--reload" not in text
     assert "stop firewalld" not in text
     done = deployed(inv, *L, firewalld="running", firewalld_ports=("6443/tcp", "30080/tcp"),
                     firewalld_protocols=("vrrp",))
@@ -226,7 +229,8 @@ def test_diffs_mask_secrets_and_manifest_records_state(inv: Inventory) -> None:
     assert before[KEEPALIVED_CONF]["existed"] is True
     assert before[KEEPALIVED_CONF]["mode"] == "0600"
     assert before[CHECK_SCRIPT]["existed"] is False
-    assert json.loads(hp.steps[-2].stdin)["status"] == "complete"
+    assert json.loads(hp.steps[-1].stdin)["status"] == "complete"
+    assert manifest["seq"] == 1
 
 
 def test_restore_puts_back_files_and_unit_states(inv: Inventory) -> None:
@@ -234,8 +238,10 @@ def test_restore_puts_back_files_and_unit_states(inv: Inventory) -> None:
                       {HAPROXY_CFG: (b"global\n", 0o644)})
     hp = plan_for(inv, left, facts(*R)).host(L[0])
     text = "\n".join(s.script for s in hp.restore)
-    assert f"cp -p /var/lib/hakeep/releases/{RID}/files/etc/haproxy/haproxy.cfg" in text
-    assert "rm -f /etc/keepalived/keepalived.conf" in text
+    # decided on the host from the backup itself: the package install may have created the file
+    assert (f"if [ -e /var/lib/hakeep/releases/{RID}/files/etc/haproxy/haproxy.cfg ]; then cp -p "
+            f"/var/lib/hakeep/releases/{RID}/files/etc/haproxy/haproxy.cfg") in text
+    assert "else rm -f /etc/keepalived/keepalived.conf; fi" in text
     assert "systemctl reload-or-restart haproxy.service" in text
     assert "systemctl stop keepalived.service" in text
 
@@ -246,3 +252,32 @@ def test_no_secret_in_any_script(inv: Inventory) -> None:
     for hp in plan.hosts:
         for step in [*hp.validate, *hp.steps, *hp.restore]:
             assert "pw123" not in step.script
+
+
+def test_prune_removes_the_oldest_beyond_keep_releases(tmp_path: Path) -> None:
+    doc = base_doc()
+    doc["cluster"]["keep_releases"] = 3
+    inv = load(tmp_path, doc)
+    old = {f"2026110{i}T000000Z-aaaaa{i}": json.dumps({"seq": i, "status": "complete"}).encode() for i in range(1, 5)}
+    # the host's own counter orders the history, whatever the ids (operator clocks) say
+    old["20991231T000000Z-future"] = json.dumps({"seq": 0, "status": "complete"}).encode()
+    plan = plan_for(inv, dataclasses.replace(facts(*L), releases=old), facts(*R))
+    hp = plan.host(L[0])
+    prune = next(s for s in hp.steps if s.action == "prune")
+    assert "rm -rf -- /var/lib/hakeep/releases/20991231T000000Z-future" in prune.script
+    assert "rm -rf -- /var/lib/hakeep/releases/20261101T000000Z-aaaaa1" in prune.script
+    assert "rm -rf -- /var/lib/hakeep/releases/20261102T000000Z-aaaaa2" in prune.script
+    assert "aaaaa3" not in prune.script
+    assert json.loads(hp.steps[0].stdin)["seq"] == 5
+
+
+def test_incomplete_facts_never_echo_file_contents() -> None:
+    from hakeep.facts import FactsError, parse_facts
+
+    text = (DATA_FACTS / "debian12-stock-haproxy.txt").read_text()
+    cut = text[: text.index("@@unit haproxy")] + "@@file /etc/keepalived/keepalived.conf\nYXV0aF9wYXNzIHMzY3JldA==\n"
+    with pytest.raises(FactsError) as info:
+        parse_facts("lb1", cut)
+    shown = info.value.message + (info.value.hint or "")
+    assert "YXV0aF9wYXNz" not in shown
+    assert "file /etc/keepalived/keepalived.conf" in shown

@@ -155,3 +155,15 @@ def test_status_of_a_host_from_facts() -> None:
     assert st.live_release.endswith("bbbbbb")
     assert st.drift == (HAPROXY_CFG,)
     assert st.healthy
+
+
+def test_an_unfinished_release_is_not_drift_either_way() -> None:
+    rid = "20261105T000000Z-eeeeee"
+    base = host_with_history(*L, V2)
+    unfinished = manifest(rid, {HAPROXY_CFG: V2}, {HAPROXY_CFG: b"# v3\n"}, status="in-progress")
+    rels = {**base.releases, rid: unfinished}
+    for live_cfg in (V2, b"# v3\n"):
+        f = dataclasses.replace(with_files(facts(*L), {HAPROXY_CFG: (live_cfg, 0o644)}), releases=rels)
+        assert drift(f) == []
+    f = dataclasses.replace(with_files(facts(*L), {HAPROXY_CFG: (b"# hand edit\n", 0o644)}), releases=rels)
+    assert [d.path for d in drift(f)] == [HAPROXY_CFG]

@@ -129,3 +129,14 @@ def test_render_command_prints_masked(tmp_path: Path) -> None:
     assert "auth_pass ********" in proc.stdout
     assert "zq9secre" not in proc.stdout
     assert "# ---- loadbalance-right:/etc/keepalived/keepalived.conf (mode 0600) ----" in proc.stdout
+
+
+def test_a_stats_password_makes_haproxy_cfg_group_readable_only(tmp_path: Path) -> None:
+    doc = base_doc()
+    doc["haproxy"] = {"stats": {"password_env": "STATS"}}
+    inv = load(tmp_path, doc)
+    cfg = render_all(inv, Secrets(auth_pass="vrrpPw1", stats_password="st4ts"))["loadbalance-left"].file(HAPROXY_CFG)
+    assert (cfg.mode, cfg.owner, cfg.group) == (0o640, "root", "haproxy")
+    assert cfg.secrets == ("st4ts",)
+    plain = render_all(load_inventory(EXAMPLE), Secrets(auth_pass="x"))["loadbalance-left"].file(HAPROXY_CFG)
+    assert (plain.mode, plain.group) == (0o644, "root")

@@ -52,7 +52,7 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
         report.error(HakeepError("aborted: nothing was changed",
                                  hint="files were edited on the hosts since the last release (drift): "
                                  "review the diff, then run again with --yes" if plan.drift else None))
-        return exitcodes.PREFLIGHT if plan.drift else exitcodes.FAILED
+        return exitcodes.PREFLIGHT
     progress.start()
     failures = install(plan, session.transports, progress)
     if failures:
@@ -69,10 +69,8 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
                                      hint="fix the inventory or --templates, then deploy again"))
             return exitcodes.PREFLIGHT
     outcomes = rollout(plan, session.transports, progress)
-    final: FinalCheck | None = None
-    if all(o.status != "failed" for o in outcomes):
-        progress.message("checking the VIP")
-        final = final_check(plan, session.transports)
+    progress.message("checking the VIP")  # after a failure too: the user must know where the VIP is
+    final: FinalCheck | None = final_check(plan, session.transports)
     progress.stop()
     return finish(args, plan, outcomes, final)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of diffs")
+    from hakeep.commands.options import add_read_arguments
+
+    add_read_arguments(parser)
     parser.add_argument("--templates", metavar="DIR", type=Path,
                         help="folder whose templates override the shipped ones")
-    parser.add_argument("--accept-new-host-keys", action="store_true",
-                        help="trust and record unknown SSH host keys (changed keys are always refused)")
 
 
 def run(args: argparse.Namespace) -> int:

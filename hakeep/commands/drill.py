@@ -12,11 +12,11 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hakeep.commands.options import add_read_arguments
+
+    add_read_arguments(parser)
     parser.add_argument("--max-seconds", type=float, default=3.0,
                         help="longest acceptable handover, stop -> VIP on another LB (default 3)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--accept-new-host-keys", action="store_true",
-                        help="trust and record unknown SSH host keys (changed keys are always refused)")
 
 
 def run(args: argparse.Namespace) -> int:

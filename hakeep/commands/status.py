@@ -13,9 +13,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--accept-new-host-keys", action="store_true",
-                        help="trust and record unknown SSH host keys (changed keys are always refused)")
+    from hakeep.commands.options import add_read_arguments
+
+    add_read_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

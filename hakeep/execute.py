@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from hakeep import shell
 from hakeep.errors import HakeepError
-from hakeep.remote import CommandResult, RemoteCommandError, Transport
+from hakeep.remote import CommandResult, Transport
 from hakeep.steps import HostPlan, Plan, Step, manifest_bytes
 
 T = TypeVar("T")
@@ -241,5 +241,3 @@ def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: flo
             return check
         time.sleep(1.0)
 
-
-__all__ = ["FinalCheck", "GateError", "HostOutcome", "RemoteCommandError", "ValidationOutcome"]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from hakeep import shell
 from hakeep.facts import UNITS, HostFacts
 from hakeep.hostplan import ENABLED, Meta, Target, host_plan
 from hakeep.inventory import Inventory, LoadBalancer
 from hakeep.releases import ReleaseError, drift, history, live, restored_files, rollback_target, units_target
-from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF, STATS_SOCKET, VRRP_STATE_FILE, HostFiles
+from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF, STATS_SOCKET, VRRP_STATE_FILE, HostFiles, ManagedFile
 from hakeep.steps import (
     CHECK_ROOT,
     LOCK_PATH,
@@ -110,7 +111,7 @@ def build_plan(
         packages = [p for p in shell.PACKAGES if not f.installed(p)]
         hp = host_plan(meta, lb.name, f, target, packages)
         notes = tuple(DriftNote(d.path, d.release) for d in drift(f))
-        hosts.append(_with_drift(hp, notes))
+        hosts.append(replace(hp, drift=notes) if notes else hp)
         changed_identity = _vrrp_identity_change(f, desired[lb.name])
         if changed_identity and f.units.get("keepalived") is not None and f.units["keepalived"].running:
             warnings.append(f"{lb.name}: this deploy changes the VRRP {', '.join(changed_identity)}: until every LB "
@@ -196,21 +197,14 @@ def _vrrp_identity_change(f: HostFacts, want: HostFiles) -> list[str]:
 _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
 
 
-def _ports(files: Sequence[object]) -> tuple[int, ...]:
-    from hakeep.render import ManagedFile
-
+def _ports(files: Sequence[ManagedFile]) -> tuple[int, ...]:
+    """The frontend ports a restored haproxy.cfg binds (the stats page aside)."""
     for mf in files:
-        if isinstance(mf, ManagedFile) and mf.path == HAPROXY_CFG:
+        if mf.path == HAPROXY_CFG:
             text = mf.content.decode("utf-8", "replace")
             text = text.split("frontend hakeep-stats", 1)[0]
             return tuple(sorted({int(p) for p in _BIND.findall(text)}))
     return ()
-
-
-def _with_drift(hp: HostPlan, notes: tuple[DriftNote, ...]) -> HostPlan:
-    from dataclasses import replace
-
-    return replace(hp, drift=notes) if notes else hp
 
 
 def _host_settings(inv: Inventory, f: HostFacts) -> list[Step]:

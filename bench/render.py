@@ -18,10 +18,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hakeep.inventory import load_inventory  # noqa: E402
 from hakeep.inventory.lint import lint  # noqa: E402
-from hakeep.plan import CHECK_ROOT, build_plan  # noqa: E402
-from hakeep.render import Secrets, render_all  # noqa: E402
+from hakeep.inventory.load import load_inventory  # noqa: E402
+from hakeep.layout import CHECK_ROOT  # noqa: E402
+from hakeep.plan.planner import build_plan  # noqa: E402
+from hakeep.render.engine import render_all  # noqa: E402
+from hakeep.render.files import Secrets  # noqa: E402
 from tests.fakes import facts, with_files  # noqa: E402
 from tests.tomlgen import dumps  # noqa: E402
 

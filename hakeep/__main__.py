@@ -1,5 +1,5 @@
 """``python -m hakeep``: the same as the ``hakeep`` command."""
 
-from hakeep.cli import main
+from hakeep.cli.main import main
 
 raise SystemExit(main())

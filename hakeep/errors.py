@@ -1,8 +1,9 @@
 """The one exception hierarchy of hakeep.
 
 Every failure a user can cause or meet is a :class:`HakeepError` carrying a one-line ``message``
-and an optional ``hint`` (what to do about it). Modules raise these; only the CLI catches them,
-prints them and chooses the exit code, so no traceback ever reaches a user for a known problem.
+and an optional ``hint`` (what to do about it). Modules raise these; some catch them to keep one
+host's failure as an outcome (parallel runs, restore), but only the CLI prints them and chooses the
+exit code, so no traceback ever reaches a user for a known problem.
 """
 
 from __future__ import annotations

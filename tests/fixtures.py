@@ -6,7 +6,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from hakeep.inventory import Inventory, load_inventory
+from hakeep.inventory.load import load_inventory
+from hakeep.inventory.model import Inventory
 from tests.tomlgen import dumps
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakeep.render import HostFiles
+from hakeep.render.files import HostFiles
 
 SCRIPT = r"""
 set -u

@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hakeep.inventory import Inventory, build_inventory, load_inventory
-from hakeep.render import HostFiles, Secrets, render_all
+from hakeep.inventory.load import build_inventory, load_inventory
+from hakeep.inventory.model import Inventory
+from hakeep.render.engine import render_all
+from hakeep.render.files import HostFiles, Secrets
 from tests import sandbox
 from tests.fixtures import EXAMPLE, base_doc
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hakeep.execute import GateError, NoProgress, final_check, rollout, run_step, validate
-from hakeep.inventory import Inventory
-from hakeep.plan import Plan, Step
+from hakeep.inventory.model import Inventory
+from hakeep.plan.steps import Action, Plan, Step
+from hakeep.run.execute import GateError, NoProgress, final_check, rollout, run_step, validate
 from tests.fakes import FakeTransport, facts
 from tests.fixtures import base_doc, load
 from tests.test_plan import L, R, plan_for
@@ -76,7 +76,7 @@ def test_wait_step_polls_until_it_passes() -> None:
     answers = iter([(1, "not yet"), (1, "not yet"), (0, "ok")])
     t = FakeTransport("h", lambda d, s: next(answers))
     clock = iter([0.0, 0.1, 0.2, 0.3, 0.4])
-    res = run_step(t, Step("gate", "g", "true", wait=10), now=lambda: next(clock), sleep=lambda s: None)
+    res = run_step(t, Step(Action.GATE, "g", "true", wait=10), now=lambda: next(clock), sleep=lambda s: None)
     assert res.ok
     assert len(t.calls) == 3
 
@@ -85,7 +85,7 @@ def test_wait_step_times_out_with_last_output() -> None:
     t = FakeTransport("h", lambda d, s: (1, "vrrp:FAULT"))
     clock = iter([0.0, 5.0, 11.0])
     with pytest.raises(GateError, match="not satisfied after 10s: vrrp:FAULT"):
-        run_step(t, Step("gate", "g", "true", wait=10), now=lambda: next(clock), sleep=lambda s: None)
+        run_step(t, Step(Action.GATE, "g", "true", wait=10), now=lambda: next(clock), sleep=lambda s: None)
 
 
 @pytest.mark.parametrize(("code", "status"), [(0, "ok"), (1, "rejected"), (3, "not-installed"), (7, "error")])
@@ -113,7 +113,7 @@ def test_final_check_counts_holders_and_ports(inv: Inventory) -> None:
 
 
 def test_drill_needs_exactly_one_holder() -> None:
-    from hakeep.drill import DrillError, run_drill
+    from hakeep.ops.drill import DrillError, run_drill
 
     ts = {n: FakeTransport(n, lambda d, s: (0, "")) for n in ("a", "b")}
     with pytest.raises(DrillError, match="on 0 LBs"):
@@ -139,7 +139,7 @@ def test_ctrl_c_mid_rollout_restores_the_host_then_propagates(inv: Inventory) ->
 
 def test_a_failed_prune_does_not_undo_a_healthy_host(inv: Inventory) -> None:
     plan = fresh_plan(inv)
-    prune = Step("prune", "keep the newest 10 releases: remove x", "false")
+    prune = Step(Action.PRUNE, "keep the newest 10 releases: remove x", "false")
     plan = dataclasses.replace(plan, hosts=tuple(dataclasses.replace(h, steps=(*h.steps, prune))
                                                  if h.host == L[0] else h for h in plan.hosts))
     t = FakeTransport(L[0], lambda d, s: (1, "") if d.startswith("keep the newest") else (0, ""))

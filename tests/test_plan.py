@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from hakeep.facts import HostFacts, UnitFact
-from hakeep.inventory import Inventory
-from hakeep.plan import CHECK_ROOT, Plan, build_plan
-from hakeep.render import CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF, HostFiles, Secrets, render_all
+from hakeep.hosts.facts import HostFacts, UnitFact
+from hakeep.inventory.model import Inventory
+from hakeep.layout import CHECK_ROOT, CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF
+from hakeep.plan.planner import build_plan
+from hakeep.plan.steps import Plan
+from hakeep.render.engine import render_all
+from hakeep.render.files import HostFiles, Secrets
 from tests.fakes import DATA as DATA_FACTS
 from tests.fakes import captured, facts, listening, with_files
 from tests.fixtures import base_doc, load
@@ -250,7 +253,9 @@ def test_no_secret_in_any_script(inv: Inventory) -> None:
     """Contents travel on stdin; a password on a command line would show in `ps`."""
     plan = plan_for(inv, captured("debian12-bare", L[0]), facts(*R))
     for hp in plan.hosts:
-        for step in [*hp.validate, *hp.steps, *hp.restore]:
+        assert hp.validation is not None
+        for step in [*hp.validation.prepare, hp.validation.check, *hp.steps, *hp.restore,
+                     hp.on_failure.restored, hp.on_failure.not_restored]:
             assert "pw123" not in step.script
 
 
@@ -272,7 +277,7 @@ def test_prune_removes_the_oldest_beyond_keep_releases(tmp_path: Path) -> None:
 
 
 def test_incomplete_facts_never_echo_file_contents() -> None:
-    from hakeep.facts import FactsError, parse_facts
+    from hakeep.hosts.facts import FactsError, parse_facts
 
     text = (DATA_FACTS / "debian12-stock-haproxy.txt").read_text()
     cut = text[: text.index("@@unit haproxy")] + "@@file /etc/keepalived/keepalived.conf\nYXV0aF9wYXNzIHMzY3JldA==\n"

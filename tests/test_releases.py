@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hakeep.facts import FileFact, HostFacts, UnitFact
-from hakeep.inventory import Inventory
-from hakeep.plan import build_rollback_plan
-from hakeep.releases import drift, history, live, parse_manifest, rollback_target
-from hakeep.render import HAPROXY_CFG, KEEPALIVED_CONF
+from hakeep.hosts.facts import FileFact, HostFacts, UnitFact
+from hakeep.inventory.model import Inventory
+from hakeep.layout import HAPROXY_CFG, KEEPALIVED_CONF
+from hakeep.plan.planner import build_rollback_plan
+from hakeep.plan.releases import drift, history, live, parse_manifest, rollback_target
 from tests.fakes import facts, with_files
 from tests.fixtures import base_doc, load
 from tests.test_plan import L, R
@@ -144,7 +144,7 @@ def test_a_reloading_unit_counts_as_running() -> None:
 
 def test_status_of_a_host_from_facts() -> None:
     from hakeep.inventory.model import LoadBalancer, SSHSettings
-    from hakeep.status import host_status
+    from hakeep.ops.status import host_status
 
     f = dataclasses.replace(host_with_history(*L, V2 + b"# edited\n"), vip_on=("eth0",), vrrp_state="MASTER",
                             backends={"be_x": {"m1": "UP", "m2": "DOWN", "m3": "UP 1/2"}})

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from hakeep.errors import UsageError
-from hakeep.inventory import load_inventory
-from hakeep.render import CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF, Secrets, render_all, resolve_secrets
+from hakeep.inventory.load import load_inventory
+from hakeep.layout import CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF
+from hakeep.render.engine import render_all
+from hakeep.render.files import Secrets
+from hakeep.render.secrets import resolve_secrets
 from tests.fixtures import EXAMPLE, base_doc, load, write
 
 GOLDEN = Path(__file__).parent / "golden" / "example"

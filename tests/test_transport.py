@@ -1,4 +1,4 @@
-"""The SSH transport (hakeep.transport, hakeep.sshhosts) against a real OpenSSH server on 127.0.0.1
+"""The SSH transport (hakeep.hosts.transport, hakeep.hosts.sshhosts) against a real OpenSSH server on 127.0.0.1
 (tests/sshd.py), plus its pure parts.
 
 Covers: ssh_config (direct, ProxyCommand, ProxyJump), one connection reused, stdin/exit codes,
@@ -28,7 +28,7 @@ import paramiko
 import pytest
 
 from hakeep.errors import HakeepError
-from hakeep.remote import (
+from hakeep.hosts.remote import (
     CommandResult,
     ConnectError,
     HostKeyError,
@@ -40,8 +40,8 @@ from hakeep.remote import (
     privileged_stdin,
     wrap_privileged,
 )
-from hakeep.sshhosts import fingerprint, host_matches, known_keys
-from hakeep.transport import SSHTransport, _Secret, _settle_privilege, connect, connect_all
+from hakeep.hosts.sshhosts import fingerprint, host_matches, known_keys
+from hakeep.hosts.transport import SSHTransport, _Secret, _settle_privilege, connect, connect_all
 from tests import sshd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -328,7 +328,7 @@ def test_lock_released_when_the_holder_is_killed(trusted: sshd.Server) -> None:
         import ipaddress, sys, time
         from pathlib import Path
         from hakeep.inventory.model import LoadBalancer, SSHSettings
-        from hakeep.transport import connect
+        from hakeep.hosts.transport import connect
         ssh = SSHSettings(None, None, None, Path({str(lb.ssh.config)!r}), False, 5.0)
         t = connect(LoadBalancer("lb1", ipaddress.IPv4Address("127.0.0.1"), "eth0", 100, ssh))
         t.lock({path!r}, "doomed pid 1")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hakeep.errors import InventoryError, UsageError
-from hakeep.inventory import load_inventory
+from hakeep.inventory.load import load_inventory
 from tests.fixtures import base_doc, write
 
 Doc = dict[str, Any]

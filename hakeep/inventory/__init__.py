@@ -1,26 +1,6 @@
-"""The inventory: the user's TOML, validated into frozen dataclasses (see :mod:`.load`)."""
+"""Stage 1 of the flow: the user's TOML, validated into a frozen :class:`~.model.Inventory` (pure).
 
-from hakeep.inventory.load import build_inventory, load_inventory
-from hakeep.inventory.model import (
-    Cluster,
-    Frontend,
-    HAProxySettings,
-    Inventory,
-    LoadBalancer,
-    Server,
-    SSHSettings,
-    Stats,
-)
-
-__all__ = [
-    "Cluster",
-    "Frontend",
-    "HAProxySettings",
-    "Inventory",
-    "LoadBalancer",
-    "SSHSettings",
-    "Server",
-    "Stats",
-    "build_inventory",
-    "load_inventory",
-]
+Owns the model (:mod:`.model`), the typed readers of TOML tables (:mod:`.fields`), loading and
+validation (:mod:`.load`, :mod:`.rules`) and the lint warnings (:mod:`.lint`). May import only
+:mod:`hakeep.errors`.
+"""

@@ -29,8 +29,6 @@ ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_RE = re.compile(r"[A-Za-z0-9_.,:+=@%^*?/-]+")
 URI_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*")
 
-FORBIDDEN_HINT = "only letters, digits and the characters listed in the README are allowed"
-
 
 def type_name(value: object) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}

@@ -1,0 +1,119 @@
+"""What deploy and rollback share once a plan exists: show it, confirm, execute, prove, summarise.
+
+Both commands build a plan from one session (see :mod:`hakeep.run.session`), then call :func:`apply`:
+preflight errors stop everything (exit 4), a dry-run prints the plan (exit 0 or 3), otherwise the
+plan is shown, confirmed on a terminal (drift needs confirmation, or ``--yes``), executed by
+:mod:`hakeep.run.execute` and proven by the final VIP check. Imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+
+from hakeep.cli import exitcodes, jsondoc, output, views
+from hakeep.cli.views import LiveProgress
+from hakeep.errors import HakeepError
+from hakeep.plan.steps import Plan
+from hakeep.run.execute import final_check, install, rollout, validate
+from hakeep.run.results import FinalCheck, HostOutcome, Outcome, ValidationOutcome, ValidationStatus
+from hakeep.run.session import Session
+
+
+def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> int:
+    for key in session.recorded_host_keys():
+        output.err().print(f"permanently added host key: {key}", style="yellow", markup=False, highlight=False)
+    if plan.errors:
+        progress.stop()
+        show(args, plan)
+        output.error(HakeepError("preflight failed; no host was changed",
+                                 hint="fix the problems listed above, then run again"))
+        return exitcodes.PREFLIGHT
+    if args.dry_run:
+        validations = None
+        if any(h.validation for h in plan.hosts):
+            progress.message("validating the new configs on the hosts")
+            validations = validate(plan, session.transports, progress)
+        progress.stop()
+        show(args, plan, validations, dry_run=True)
+        if validations and any(v.status.refused for v in validations.values()):
+            return exitcodes.PREFLIGHT
+        return exitcodes.CHANGES_PENDING if plan.changed else exitcodes.OK
+    if not plan.changed:
+        progress.message("checking the VIP")
+        proof = final_check(plan, session.transports)
+        progress.stop()
+        return finish(args, plan, [HostOutcome(hp.host, Outcome.UNCHANGED) for hp in plan.hosts], proof)
+    progress.stop()
+    if not args.json:
+        views.print_plan(plan)
+    if not confirm(args, plan):
+        output.error(HakeepError("aborted: nothing was changed",
+                                 hint="files were edited on the hosts since the last release (drift): "
+                                 "review the diff, then run again with --yes" if plan.drift else None))
+        return exitcodes.PREFLIGHT
+    progress.start()
+    failures = install(plan, session.transports, progress)
+    if failures:
+        progress.stop()
+        raise HakeepError("\n".join(e.message for e in failures.values())
+                          + "\npackage installation failed; no configuration was changed")
+    if any(h.validation for h in plan.hosts):
+        validations = validate(plan, session.transports, progress)
+        if any(v.status is not ValidationStatus.OK for v in validations.values()):
+            progress.stop()
+            show(args, plan, validations)
+            output.error(HakeepError("the hosts' own haproxy/keepalived rejected the new configs; "
+                                     "no configuration was changed",
+                                     hint="fix the inventory or --templates, then deploy again"))
+            return exitcodes.PREFLIGHT
+    outcomes = rollout(plan, session.transports, progress)
+    progress.message("checking the VIP")  # after a failure too: the user must know where the VIP is
+    final: FinalCheck | None = final_check(plan, session.transports)
+    progress.stop()
+    return finish(args, plan, outcomes, final)
+
+
+def confirm(args: argparse.Namespace, plan: Plan) -> bool:
+    if args.yes:
+        return True
+    interactive = sys.stdin.isatty() and os.environ.get("CI") != "true"
+    if plan.drift:
+        for host, d in plan.drift:
+            output.err().print(f"drift: {host}: {d.path} was edited on the host since release {d.release}; "
+                               "this run overwrites it", style="yellow", markup=False, highlight=False)
+        if not interactive:
+            return False
+    if not interactive:
+        return True
+    answer = input(f"apply this {plan.kind}? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
+         *, dry_run: bool = False) -> None:
+    if args.json:
+        print(jsondoc.dump(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run)))
+    else:
+        views.print_plan(plan, validations)
+
+
+def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], final: FinalCheck | None) -> int:
+    if args.json:
+        print(jsondoc.dump(jsondoc.plan_doc(plan, outcomes, final)))
+    else:
+        output.out().print(views.summary_table(outcomes, final, title=f"hakeep {plan.kind}"))
+        if not plan.changed:
+            output.success("no changes: every LB already runs this inventory")
+    if any(o.status is Outcome.FAILED for o in outcomes):
+        return exitcodes.FAILED
+    if final is not None and not final.ok:
+        if not args.json:
+            want = "exactly one LB" if final.expect_vip else "no LB"
+            output.error(HakeepError(f"the VIP should be on {want}; it is on {len(final.holders)} "
+                                     f"({', '.join(final.holders) or 'none'}), or a frontend does not answer",
+                                     hint="check VRRP between the LBs (IP protocol 112) and the units' logs"))
+        return exitcodes.FAILED
+    return exitcodes.OK

@@ -1,0 +1,31 @@
+"""``hakeep releases``: list each host's release history (marking the live one); changes nothing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hakeep.cli.commands.options import add_read_arguments
+
+    add_read_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hakeep.cli import exitcodes, jsondoc, output, views
+    from hakeep.inventory.load import load_inventory
+    from hakeep.plan.releases import History
+    from hakeep.run.session import open_session
+
+    inv = load_inventory(Path(args.inventory))
+    with open_session(inv, lock=False, accept_new_host_keys=args.accept_new_host_keys) as session:
+        histories = {lb.name: History.of(session.facts[lb.name]) for lb in inv.lbs}
+    if args.json:
+        print(jsondoc.dump(jsondoc.releases_doc(histories)))
+        return exitcodes.OK
+    for host, h in histories.items():
+        output.out().print(views.releases_table(host, h.releases, h.live.id if h.live else None))
+        for d in h.drift:
+            output.line(f"  drift: {d.path} edited on the host since release {d.release}", style="magenta")
+    return exitcodes.OK

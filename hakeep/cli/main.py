@@ -1,0 +1,151 @@
+"""The ``hakeep`` command line: argument parsing, dispatch, error printing and exit codes.
+
+Every exit code is a constant of :mod:`hakeep.cli.exitcodes`: a command returns the one its result
+calls for, and this module maps the errors that escape a command (a
+:class:`~hakeep.errors.HakeepError` is printed as one ``error:`` line plus its hint, never a
+traceback). Each subcommand lives in ``hakeep/cli/commands/<verb>.py``; its module is imported to
+add its options, but it imports the heavy libraries (rich, jinja2, fabric, paramiko) only inside
+``run()``, so ``hakeep --help`` loads none of them. argparse (stdlib) keeps start-up light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hakeep import __version__
+from hakeep.cli import exitcodes
+from hakeep.errors import HakeepError, UsageError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": (
+        "check an inventory: every error with its key path, then lint warnings",
+        """examples:
+  hakeep validate inventory.toml
+  hakeep validate tests/lab/inventory.toml
+
+Exits 0 when the inventory is usable (warnings are printed in yellow), 2 when it is not:
+one line per problem, `FILE: KEY.PATH: what is wrong`.
+""",
+    ),
+    "deploy": (
+        "preflight, install, validate on the hosts, roll out with health gates, prove the VIP",
+        """examples:
+  hakeep deploy inventory.toml --dry-run       # steps and diffs per host; changes nothing
+  hakeep deploy inventory.toml                 # asks before changing anything (on a terminal)
+  hakeep deploy inventory.toml --yes --json    # for CI
+  hakeep deploy inventory.toml --limit loadbalance-left
+  hakeep deploy tests/lab/inventory.toml --accept-new-host-keys
+
+Exit codes: 0 done (dry-run: nothing would change), 1 a host failed its step or health gate
+(it was restored to its previous files), 2 bad input, 3 dry-run: changes pending,
+4 preflight or the hosts' own haproxy -c / keepalived -t refused: nothing was changed.
+The VRRP password comes from the variable named by auth_pass_env; a sudo password from
+HAKEEP_SUDO_PASSWORD or a prompt.
+""",
+    ),
+    "rollback": (
+        "put back the state saved before the live release (or --to ID) on every LB, safely",
+        """examples:
+  hakeep rollback inventory.toml --dry-run            # steps and diffs; changes nothing
+  hakeep rollback inventory.toml                      # undo the live release on every LB
+  hakeep rollback inventory.toml --to 20261127T050230Z-c2a63d   # undo that release and all after it
+  hakeep rollback inventory.toml --limit loadbalance-left --yes
+
+The same safe path as deploy: files from the hosts' release backups, validated on the host,
+replaced atomically, units reloaded/restarted/stopped as they were, the VIP holder last, health
+gates; the rollback records a release itself, so it can be rolled back. Exit codes as for deploy.
+""",
+    ),
+    "releases": (
+        "list each LB's release history and mark the live release",
+        """examples:
+  hakeep releases inventory.toml
+  hakeep releases inventory.toml --json
+""",
+    ),
+    "diff": (
+        "show what a deploy would change on each LB, and files edited on the hosts (drift)",
+        """examples:
+  HAKEEP_VRRP_PASS=s3cret hakeep diff inventory.toml
+  hakeep diff inventory.toml --json
+
+Exit codes: 0 every LB matches the inventory, 3 a deploy would change something or drift exists.
+""",
+    ),
+    "status": (
+        "where the VIP is, VRRP state, units, backend servers, live release and drift per LB",
+        """examples:
+  hakeep status inventory.toml
+  hakeep status tests/lab/inventory.toml --json
+
+Exit codes: 0 exactly one LB holds the VIP and haproxy and keepalived are active on every LB,
+1 otherwise. Changes nothing.
+""",
+    ),
+    "drill": (
+        "failover drill: stop keepalived on the VIP holder, time the handover, start it again",
+        """examples:
+  hakeep drill inventory.toml
+  hakeep drill inventory.toml --max-seconds 2 --json
+
+Exit 0 when the VIP moved to exactly one other LB within --max-seconds, the frontends answered
+through it and the old holder came back; 1 otherwise. The LBs are locked during the drill.
+""",
+    ),
+    "render": (
+        "render every LB's haproxy.cfg, keepalived.conf and check script",
+        """examples:
+  HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml            # print (secrets masked)
+  HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml -o out     # out/<lb>/etc/...
+  hakeep render inventory.toml -o out --templates my-templates/
+
+With -o, writes DIR/<lb name>/etc/haproxy/haproxy.cfg, DIR/<lb name>/etc/keepalived/keepalived.conf
+(mode 0600) and DIR/<lb name>/etc/keepalived/hakeep-check-haproxy.sh. Files in --templates DIR
+override the shipped templates of the same name.
+""",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hakeep",
+        description="HAProxy + Keepalived in front of a Kubernetes control plane, from one TOML "
+        "inventory, over plain SSH.",
+        epilog="Run `hakeep COMMAND --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"hakeep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (summary, examples) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary, epilog=examples,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("inventory", metavar="INVENTORY", help="path of the inventory TOML file")
+        module = importlib.import_module(f"hakeep.cli.commands.{name}")
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return exitcodes.INVALID
+    from hakeep.cli import output
+
+    try:
+        module = importlib.import_module(f"hakeep.cli.commands.{args.command}")
+        code: int = module.run(args)
+        return code
+    except UsageError as exc:
+        output.error(exc)
+        return exitcodes.INVALID
+    except HakeepError as exc:
+        output.error(exc)
+        return exitcodes.FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED

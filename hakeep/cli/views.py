@@ -1,0 +1,183 @@
+"""Plans, progress and results for people (rich): what the commands that talk to hosts print.
+
+Owns the dry-run view (per host: ordered steps and coloured unified diffs, secrets already masked
+by the planner), the live progress of a deploy (one line per finished step under a spinner), and
+the summary, releases and status tables. With :mod:`.output`, the only modules that import rich;
+the JSON documents are :mod:`.jsondoc`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+from rich.text import Text
+
+from hakeep.cli.output import out
+from hakeep.layout import RELEASES_DIR
+from hakeep.ops.status import HostStatus
+from hakeep.plan.releases import Release, ReleaseStatus
+from hakeep.plan.steps import ChangeKind, HostPlan, Plan, Step
+from hakeep.run.results import (
+    FinalCheck,
+    HostOutcome,
+    Outcome,
+    StepStatus,
+    ValidationOutcome,
+    ValidationStatus,
+)
+
+_VALIDATION_STYLE = {ValidationStatus.OK: "green", ValidationStatus.NOT_INSTALLED: "yellow",
+                     ValidationStatus.REJECTED: "bold red", ValidationStatus.ERROR: "bold red"}
+_PROGRESS_MARK: dict[StepStatus | ValidationStatus, tuple[str, str]] = {
+    StepStatus.OK: ("ok", "green"), StepStatus.FAILED: ("FAILED", "bold red"),
+    ValidationStatus.OK: ("ok", "green"), ValidationStatus.NOT_INSTALLED: ("skip", "yellow"),
+    ValidationStatus.REJECTED: ("REJECTED", "bold red"), ValidationStatus.ERROR: ("ERROR", "bold red")}
+_OUTCOME_STYLE = {Outcome.CHANGED: "green", Outcome.UNCHANGED: "dim", Outcome.FAILED: "bold red",
+                  Outcome.SKIPPED: "yellow"}
+_RELEASE_STYLE = {ReleaseStatus.FAILED_RESTORED: "yellow", ReleaseStatus.FAILED: "red",
+                  ReleaseStatus.CORRUPT: "red", ReleaseStatus.IN_PROGRESS: "yellow"}
+
+
+def diff_text(diff: str) -> Text:
+    text = Text()
+    for line in diff.splitlines(keepends=True):
+        style = ""
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.startswith("@@"):
+            style = "cyan"
+        text.append(line, style=style)
+    return text
+
+
+def print_plan(plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
+               console: Console | None = None, *, steps: bool = True) -> None:
+    con = console or out()
+    for w in plan.warnings:
+        con.print(Text("warning: ", style="bold yellow") + Text(w, style="yellow"))
+    for e in plan.errors:
+        con.print(Text("preflight: ", style="bold red") + Text(e))
+    for hp in plan.hosts:
+        _print_host(con, hp, validations.get(hp.host) if validations else None, steps=steps)
+
+
+def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None, *, steps: bool = True) -> None:
+    role = " (holds the VIP: goes last)" if hp.holds_vip else ""
+    con.print(Text(f"\n== {hp.host}{role}", style="bold"))
+    for d in hp.drift:
+        con.print(Text("   drift: ", style="bold magenta")
+                  + Text(f"{d.path} was edited on the host since release {d.release} "
+                         "(not by hakeep); the change below overwrites it", style="magenta"))
+    if validation is not None:
+        label = {ValidationStatus.OK: "new configs accepted by the host's haproxy -c and keepalived -t",
+                 ValidationStatus.NOT_INSTALLED: "cannot validate yet: " + validation.output.replace("\n", "; ")
+                 + " (deploy installs first, then validates before replacing anything)",
+                 ValidationStatus.REJECTED: "the host REJECTS the new config:",
+                 ValidationStatus.ERROR: "validation could not run:"}[validation.status]
+        con.print(Text("   validate: ", style="bold") + Text(label, style=_VALIDATION_STYLE[validation.status]))
+        if validation.status.refused and validation.output:
+            con.print(Text("      " + validation.output.replace("\n", "\n      "), style="red"))
+    if not hp.changed:
+        con.print(Text("   no changes", style="green"))
+        return
+    for i, step in enumerate(hp.ordered if steps else (), 1):
+        con.print(Text(f"   {i:2}. ") + Text(step.describe))
+    for ch in hp.changes:
+        if ch.action is ChangeKind.MODE:
+            con.print(Text(f"   ~ {ch.path}: mode {ch.old_mode or 0:04o} -> {ch.new_mode:04o}", style="yellow"))
+        elif ch.diff:
+            con.print(diff_text(ch.diff), end="")
+
+
+class LiveProgress:
+    """The executor's observer: a spinner on the current step, one line per finished step."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or out()
+        self.status: Status | None = None
+
+    def __enter__(self) -> LiveProgress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self.status is None:
+            self.status = self.console.status("connecting", spinner="dots")
+            self.status.start()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def message(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def step(self, host: str, step: Step, status: StepStatus | ValidationStatus, detail: str = "") -> None:
+        if status is StepStatus.RUNNING:
+            self.message(f"{host}: {step.describe}")
+            return
+        mark, style = _PROGRESS_MARK[status]
+        line = Text(f"{host:<20} ") + Text(f"{mark:<8}", style=style) + Text(step.describe)
+        self.console.print(line)
+        if detail and mark != "ok":
+            self.console.print(Text("    " + detail.replace("\n", "\n    "), style="dim"))
+
+
+def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None, title: str = "hakeep deploy") -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("host")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("detail")
+    for o in outcomes:
+        style = _OUTCOME_STYLE[o.status]
+        result = o.status.value
+        if o.status is Outcome.FAILED:
+            result += " (restored)" if o.restored else " (RESTORE FAILED)"
+        table.add_row(o.host, Text(result, style=style), f"{o.seconds:.1f}s" if o.seconds else "",
+                      o.detail.splitlines()[0] if o.detail else "")
+    if final is not None:
+        holders = ", ".join(final.holders) or "nobody"
+        ports = " ".join(f"{p}:{'open' if ok else 'CLOSED'}" for p, ok in final.ports.items())
+        table.caption = f"VIP on {holders}; through the VIP: {ports}"
+    return table
+
+
+def releases_table(host: str, releases: Sequence[Release], live_id: str | None) -> Table:
+    table = Table(title=f"{host}: releases in {RELEASES_DIR}", title_justify="left")
+    for col in ("", "id", "time", "kind", "status", "operator", "what changed"):
+        table.add_column(col)
+    for r in releases:
+        style = _RELEASE_STYLE.get(r.status, "")
+        table.add_row("*" if r.id == live_id else "", r.id, r.time, r.kind.value, Text(r.status.value, style=style),
+                      r.operator, r.summary())
+    if not releases:
+        table.caption = "no releases: hakeep never changed this host"
+    return table
+
+
+def status_table(vip: str, rows: Sequence[HostStatus]) -> Table:
+    table = Table(title=f"VIP {vip}", title_justify="left")
+    for col in ("host", "address", "VIP", "VRRP", "haproxy", "keepalived", "servers up", "live release", "drift"):
+        table.add_column(col)
+    for r in rows:
+        def unit(state: str, pid: int) -> Text:
+            return Text(f"{state} ({pid})" if pid else state, style="green" if state == "active" else "bold red")
+
+        table.add_row(r.host, r.address, Text("yes", style="bold green") if r.holds_vip else "", r.vrrp_state,
+                      unit(r.haproxy, r.haproxy_pid), unit(r.keepalived, r.keepalived_pid),
+                      f"{r.servers_up}/{r.servers_total}", r.live_release,
+                      Text(", ".join(r.drift), style="magenta") if r.drift else "")
+    return table

@@ -1,0 +1,207 @@
+"""The commands hakeep runs on an LB host, as ``sh`` scripts built from data (pure, no I/O).
+
+Small one-off commands (install packages, stage, commit, back up, restore, systemctl, sysctl,
+firewalld, SELinux) are built here line by line with every value quoted by :func:`shlex.quote`; the
+longer checks (health gates, where is the VIP) are files in ``sh/`` filled in by
+:func:`~hakeep.hosts.scripts.compose`. The planner composes these into steps; the executor only
+runs them. File contents never appear in a script: they travel on the command's stdin, so secrets
+stay out of ``ps`` and out of logs.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+
+from hakeep.hosts.scripts import compose
+from hakeep.layout import KEEPALIVED, RELEASES_DIR, STATS_SOCKET, SYSCTL_CONF, UNIT_NAMES, VRRP_STATE_FILE, staged
+
+q = shlex.quote
+
+PREAMBLE = "set -eu\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH\n"
+
+
+def script(*lines: str) -> str:
+    return PREAMBLE + "\n".join(lines) + "\n"
+
+
+def install(pkgmgr: str, packages: Sequence[str]) -> str:
+    pkgs = " ".join(q(p) for p in packages)
+    if pkgmgr == "apt-get":
+        return script(
+            "export DEBIAN_FRONTEND=noninteractive",
+            "apt-get update -q -o Acquire::Retries=2",
+            "apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
+            f"{pkgs}",
+        )
+    if pkgmgr in ("dnf", "yum"):
+        return script(f"{pkgmgr} -y install {pkgs}")
+    raise ValueError(f"unsupported package manager {pkgmgr!r}")
+
+
+def stage_file(path: str, mode: int, owner: str, group: str) -> str:
+    """Write stdin to ``path.hakeep-new`` beside the target, with its final owner and mode."""
+    tmp = staged(path)
+    return script(
+        "umask 077",
+        f"mkdir -p {q(path.rsplit('/', 1)[0])}",
+        f"cat > {q(tmp)}",
+        f"chown {q(owner)}:{q(group)} {q(tmp)}",
+        f"chmod {mode:04o} {q(tmp)}",
+    )
+
+
+def commit_files(paths: Iterable[str]) -> str:
+    """Atomically move staged files over their targets (rename within one directory)."""
+    return script(*(f"mv -f {q(staged(p))} {q(p)}" for p in paths))
+
+
+def set_mode(path: str, mode: int, owner: str, group: str) -> str:
+    return script(f"chown {q(owner)}:{q(group)} {q(path)}", f"chmod {mode:04o} {q(path)}")
+
+
+def validate_staged(argv: Sequence[str], path: str) -> str:
+    """Run a validator (``haproxy -c -f {}``) on the staged file; its output shows on failure."""
+    cmd = " ".join(q(staged(path)) if a == "{}" else q(a) for a in argv)
+    return script(f"{cmd} 2>&1")
+
+
+def validate_copy(root: str, checks: Sequence[Sequence[str]]) -> str:
+    """Run each validator argv on the copy under ``root`` (already uploaded), then remove ``root``.
+
+    Exit 0: all accepted; 1: a validator rejected its file (its output follows); 3: a binary is not
+    installed yet (dry-run on a bare host).
+    """
+    lines = [f"trap 'rm -rf {q(root)}' EXIT", "rc=0"]
+    for argv in checks:
+        binary, cmd = argv[0], " ".join(q(a) for a in argv)
+        lines += [
+            f"if ! command -v {q(binary)} >/dev/null 2>&1; then echo {q(binary + ': not installed yet')}; "
+            "[ $rc -eq 0 ] && rc=3",
+            f"elif ! out=$({cmd} </dev/null 2>&1); then echo {q(binary + ' rejected the new config:')}; "
+            'echo "$out"; rc=1',
+            "fi",
+        ]
+    lines.append('exit "$rc"')
+    return script(*lines)
+
+
+def upload_into(root: str, path: str, mode: int) -> str:
+    """Write stdin to ``root/path`` (root is a private, root-owned folder under /run)."""
+    target = root + path
+    return script(
+        "umask 077",
+        f"mkdir -p {q(target.rsplit('/', 1)[0])}",
+        f"chmod 0700 {q(root)}",
+        f"cat > {q(target)}",
+        f"chmod {mode:04o} {q(target)}",
+    )
+
+
+def make_private_dir(root: str) -> str:
+    parent = root.rsplit("/", 1)[0]
+    return script(f"mkdir -p -m 0755 {q(parent)}", f"rm -rf {q(root)}", f"mkdir -m 0700 {q(root)}")
+
+
+def backup(release_dir: str, paths: Iterable[str]) -> str:
+    """Copy the live files (those that exist) into the release folder; stdin is the manifest."""
+    files_dir = release_dir + "/files"
+    lines = ["umask 077", f"mkdir -p {q(files_dir)}"]
+    for p in paths:
+        dest = files_dir + p
+        lines.append(f"if [ -e {q(p)} ]; then mkdir -p {q(dest.rsplit('/', 1)[0])}; "
+                     f"cp -p {q(p)} {q(dest)}; fi")
+    lines += [f"cat > {q(release_dir + '/manifest.json.tmp')}",
+              f"mv -f {q(release_dir + '/manifest.json.tmp')} {q(release_dir + '/manifest.json')}"]
+    return script(*lines)
+
+
+def write_manifest(release_dir: str) -> str:
+    return script("umask 077", f"cat > {q(release_dir + '/manifest.json.tmp')}",
+                  f"mv -f {q(release_dir + '/manifest.json.tmp')} {q(release_dir + '/manifest.json')}")
+
+
+def restore(release_dir: str, paths: Iterable[str]) -> str:
+    """Put back every backed-up file; a managed file with no backup did not exist: remove it.
+
+    Decided on the host at run time, from the backup itself (packages installed in the same run
+    create files after the facts were gathered: Debian's stock haproxy.cfg is one).
+    """
+    lines = []
+    for p in paths:
+        src = release_dir + "/files" + p
+        lines.append(f"if [ -e {q(src)} ]; then cp -p {q(src)} {q(staged(p))} && mv -f {q(staged(p))} {q(p)}; "
+                     f"else rm -f {q(p)}; fi")
+    return script(*lines)
+
+
+def drop_staged(paths: Iterable[str]) -> str:
+    return script(*(f"rm -f {q(staged(p))}" for p in paths))
+
+
+def systemctl(action: str, unit: str) -> str:
+    return script(f"systemctl {q(action)} {q(unit + '.service')}")
+
+
+def sysctl_nonlocal_bind() -> str:
+    conf = SYSCTL_CONF
+    return script(
+        f"printf '%s\\n' '# Managed by hakeep: haproxy binds the VIP explicitly' "
+        f"'net.ipv4.ip_nonlocal_bind = 1' > {q(conf)}",
+        "sysctl -q -w net.ipv4.ip_nonlocal_bind=1",
+    )
+
+
+def firewalld(zone: str, ports: Sequence[int], vrrp: bool) -> str:
+    """Open ports and VRRP in ``zone``, at runtime and permanently: no --reload, which would drop the
+    runtime rules of other software (container runtimes, libvirt)."""
+    z = f"--zone={q(zone)} " if zone else ""
+    rules = [f"--add-port={p}/tcp" for p in ports] + (["--add-protocol=vrrp"] if vrrp else [])
+    lines = []
+    for rule in rules:
+        lines += [f"firewall-cmd -q {z}{rule}", f"firewall-cmd -q --permanent {z}{rule}"]
+    return script(*lines)
+
+
+def selinux_connect_any() -> str:
+    return script("setsebool -P haproxy_connect_any 1")
+
+
+def remove_files(paths: Iterable[str]) -> str:
+    return script(*(f"rm -f {q(p)}" for p in paths))
+
+
+def prune_releases(ids: Iterable[str]) -> str:
+    """Remove the named release folders (the planner picks them: the oldest beyond keep_releases)."""
+    return script(*(f"rm -rf -- {q(RELEASES_DIR + '/' + rid)}" for rid in ids))
+
+
+
+
+# --- the scripts kept as files (hakeep/hosts/sh/), with their variables ------------------------
+
+
+def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], require_up: Sequence[str] = ()) -> str:
+    """Health gate of one LB (sh/gate.sh): units active, ports listening, VRRP settled, every server
+    of ``backends`` known to haproxy, and a passing server in each backend of ``require_up``."""
+    servers = [f"{backend}/{server}" for backend, names in backends.items() for server in names]
+    return compose("gate.sh", UNITS=UNIT_NAMES, PORTS=ports, SERVERS=servers, REQUIRE_UP=require_up,
+                   STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET)
+
+
+def units_gate(running: Mapping[str, bool]) -> str:
+    """Each unit active or inactive as wanted; keepalived, when running, in MASTER or BACKUP."""
+    return compose("units_gate.sh", RUNNING=[u for u, up in running.items() if up],
+                   STOPPED=[u for u, up in running.items() if not up], VRRP_UNIT=KEEPALIVED.name,
+                   STATE_FILE=VRRP_STATE_FILE)
+
+
+def vip_check(vip_ip: str, ports: Sequence[int]) -> str:
+    """Print ``holder=IFACE`` when this host carries the VIP, then ``port=N:open|closed`` for each
+    frontend port reached on the VIP from here."""
+    return compose("vip_check.sh", VIP_IP=vip_ip, PORTS=ports)
+
+
+def listening(ports: Sequence[int]) -> str:
+    """Exit 0 once something listens on every port."""
+    return compose("listening.sh", PORTS=ports)

@@ -1,0 +1,281 @@
+"""Facts: what is true on an LB host now, gathered in one remote script and parsed by pure functions.
+
+``facts_script`` fills in ``sh/facts.sh``, the one POSIX-sh script a host runs (privileged) to report
+everything the planner needs: OS and package manager, haproxy/keepalived versions, the interface and its
+addresses, every managed file (mode, owner, sha256, content), unit states, the VIP, sysctls,
+firewalld and SELinux, listening sockets, the lock holder and the release history. It prints
+``@@section`` blocks; ``parse_facts`` turns them into a frozen :class:`HostFacts`. Parsing is pure,
+so it is tested from captured output (pyinfra's fact = command + parser).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hakeep.errors import HakeepError
+from hakeep.hosts.scripts import compose
+from hakeep.layout import CA_DIR, LOCK_PATH, RELEASES_DIR, STATS_SOCKET, UNIT_NAMES, VRRP_STATE_FILE
+
+FACTS_VERSION = "1"
+
+
+
+@dataclass(frozen=True)
+class FileFact:
+    path: str
+    exists: bool
+    mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    sha256: str | None = None
+    content: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class UnitFact:
+    name: str
+    loaded: bool
+    active: str  # ActiveState: active, inactive, failed, activating, reloading, ...
+    enabled: str  # UnitFileState: enabled, disabled, static, "" when not installed
+    main_pid: int
+
+    @property
+    def running(self) -> bool:
+        return self.active in ("active", "reloading")
+
+
+@dataclass(frozen=True)
+class Listener:
+    port: int
+    address: str
+    process: str  # e.g. "haproxy", or "" when ss could not tell
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    host: str
+    uid: int
+    os_id: str
+    os_version: str
+    os_like: tuple[str, ...]
+    pkgmgr: str | None
+    tools: dict[str, str]
+    versions: dict[str, str]
+    iface_present: bool
+    iface_addresses: tuple[str, ...]  # "10.0.0.5/24" on the inventory's interface
+    vip_on: tuple[str, ...]  # interfaces carrying the VIP on this host (empty: not here)
+    vip_probe: str  # "answers", "silent", "unknown", or "" when this host holds it
+    files: dict[str, FileFact]
+    units: dict[str, UnitFact]
+    vrrp_state: str  # last state keepalived reported through the notify script, "" if none
+    sysctls: dict[str, str]
+    firewalld: str  # "running", "not running", "absent"
+    firewalld_ports: tuple[str, ...]  # "6443/tcp", ... open in the interface's zone (when running)
+    firewalld_protocols: tuple[str, ...]
+    firewalld_zone: str  # the interface's zone ("" when firewalld is not running)
+    selinux: str  # "Enforcing", "Permissive", "Disabled", "absent"
+    selinux_connect_any: bool | None
+    listeners: tuple[Listener, ...]
+    backends: dict[str, dict[str, str]]  # haproxy backend -> {server: status} from the stats socket
+    lock_owner: str
+    releases: dict[str, bytes]  # release id -> manifest.json bytes
+    # (release id, path) -> the backed-up file (mode and owner as saved)
+    release_files: dict[tuple[str, str], FileFact] = field(default_factory=dict, repr=False)
+
+    @property
+    def holds_vip(self) -> bool:
+        return bool(self.vip_on)
+
+    def installed(self, package: str) -> bool:
+        return package in self.tools
+
+    def unit_running(self, name: str) -> bool:
+        u = self.units.get(name)
+        return u is not None and u.running
+
+    def file(self, path: str) -> FileFact:
+        return self.files.get(path, FileFact(path, exists=False))
+
+
+def facts_script(*, interface: str, vip_ip: str, files: Sequence[str]) -> str:
+    """The remote script (sh/facts.sh) with its variables; every value is shell-quoted."""
+    for path in files:
+        if not re.fullmatch(r"/[A-Za-z0-9_./-]+", path):
+            raise ValueError(f"unsafe managed path {path!r}")
+    return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
+                   CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
+                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR)
+
+
+class FactsError(HakeepError):
+    pass
+
+
+def _sections(text: str) -> list[tuple[str, list[str]]]:
+    out: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            out.append((line[2:], []))
+        elif out:
+            out[-1][1].append(line)
+    return out
+
+
+def _kv(lines: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def parse_facts(host: str, text: str) -> HostFacts:
+    sections = _sections(text)
+    if not sections or sections[0][0] != f"facts {FACTS_VERSION}" or sections[-1][0] != "end":
+        # never echo the output itself: it carries file contents, keepalived.conf's password among them
+        seen = ", ".join(name for name, _ in sections[-5:]) or "none"
+        raise FactsError(f"{host}: the facts script returned incomplete output (last sections: {seen})",
+                         hint="run it again; if it persists, check the host's shell and coreutils")
+    simple: dict[str, list[str]] = {}
+    files: dict[str, FileFact] = {}
+    units: dict[str, UnitFact] = {}
+    releases: dict[str, bytes] = {}
+    release_files: dict[tuple[str, str], FileFact] = {}
+    for name, lines in sections:
+        kind, _, arg = name.partition(" ")
+        if kind == "file":
+            files[arg] = parse_file(arg, lines)
+        elif kind == "unit":
+            units[arg] = parse_unit(arg, lines)
+        elif kind == "release":
+            releases[arg] = base64.b64decode("".join(lines)) if lines else b""
+        elif kind == "release_file":
+            rid, _, path = arg.partition(" ")
+            release_files[(rid, path)] = parse_backup(path, lines)
+        else:
+            simple[kind] = lines
+    os_release = _kv(simple.get("os", []))
+    iface_lines = simple.get("iface", [])
+    sel = simple.get("selinux", ["absent"])
+    fw = simple.get("firewalld", ["absent"])
+    fw_kv = _kv(fw[1:])
+    return HostFacts(
+        host=host,
+        uid=int((simple.get("id") or ["-1"])[0] or -1),
+        os_id=os_release.get("ID", ""),
+        os_version=os_release.get("VERSION_ID", ""),
+        os_like=tuple(os_release.get("ID_LIKE", "").split()),
+        pkgmgr=next(iter(simple.get("pkgmgr", [])), "") or None,
+        tools=_kv(simple.get("tools", [])),
+        versions={k: parse_version(v) for k, v in _kv(simple.get("versions", [])).items()},
+        iface_present=bool(iface_lines) and iface_lines != ["missing"],
+        iface_addresses=parse_iface_addresses(iface_lines),
+        vip_on=tuple(line.strip() for line in simple.get("vip", []) if line.strip()),
+        vip_probe=(simple.get("vip_probe") or [""])[0].strip(),
+        files=files,
+        units=units,
+        vrrp_state=((simple.get("vrrp_state") or [""])[0].split() or [""])[0],
+        sysctls=_kv(simple.get("sysctl", [])),
+        firewalld=(fw[0].strip() if fw else "absent") or "absent",
+        firewalld_ports=tuple(fw_kv.get("ports", "").split()),
+        firewalld_protocols=tuple(fw_kv.get("protocols", "").split()),
+        firewalld_zone=fw_kv.get("zone", ""),
+        selinux=(sel[0].strip() if sel else "absent") or "absent",
+        selinux_connect_any=_sebool(sel[1:]),
+        listeners=parse_listeners(simple.get("listen", [])),
+        backends=parse_stat(simple.get("haproxy_stat", [])),
+        lock_owner="\n".join(simple.get("lock", [])).strip(),
+        releases=releases,
+        release_files=release_files,
+    )
+
+
+def parse_file(path: str, lines: Sequence[str]) -> FileFact:
+    if not lines or lines[0].strip() == "absent":
+        return FileFact(path, exists=False)
+    meta = dict(part.split("=", 1) for part in lines[0].split() if "=" in part)
+    sha = _kv(lines[1:2]).get("sha256")
+    content = base64.b64decode("".join(lines[2:])) if len(lines) > 2 else b""
+    return FileFact(path, exists=True, mode=int(meta.get("mode", "0"), 8), owner=meta.get("owner"),
+                    group=meta.get("group"), sha256=sha, content=content)
+
+
+def parse_backup(path: str, lines: Sequence[str]) -> FileFact:
+    meta = dict(part.split("=", 1) for part in (lines[0].split() if lines else []) if "=" in part)
+    content = base64.b64decode("".join(lines[1:])) if len(lines) > 1 else b""
+    mode = meta.get("mode")
+    return FileFact(path, exists=True, mode=int(mode, 8) if mode else None, owner=meta.get("owner"),
+                    group=meta.get("group"), content=content)
+
+
+def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:
+    kv = _kv(lines)
+    pid = kv.get("MainPID", "0")
+    return UnitFact(name=name, loaded=kv.get("LoadState") == "loaded", active=kv.get("ActiveState", ""),
+                    enabled=kv.get("UnitFileState", ""), main_pid=int(pid) if pid.isdigit() else 0)
+
+
+_VERSION_RE = re.compile(r"(?:version|v)\s*(\d+(?:\.\d+)+[^\s]*)", re.IGNORECASE)
+
+
+def parse_version(banner: str) -> str:
+    """``HAProxy version 2.6.12-1+deb12u4 ...`` -> ``2.6.12-1+deb12u4``; ``Keepalived v2.2.7`` -> ``2.2.7``."""
+    m = _VERSION_RE.search(banner)
+    return m.group(1) if m else banner.strip()
+
+
+def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:
+    out = []
+    for line in lines:
+        parts = line.split()
+        if "inet" in parts:
+            out.append(parts[parts.index("inet") + 1])
+    return tuple(out)
+
+
+_LISTEN_PROC_RE = re.compile(r'users:\(\("([^"]+)"')
+
+
+def parse_listeners(lines: Sequence[str]) -> tuple[Listener, ...]:
+    """``ss -Hltnp`` lines -> listeners (the header line of old ss versions is skipped)."""
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4 or parts[0] == "State":
+            continue
+        local = parts[3]
+        addr, _, port = local.rpartition(":")
+        if not port.isdigit():
+            continue
+        m = _LISTEN_PROC_RE.search(line)
+        out.append(Listener(port=int(port), address=addr.strip("[]"), process=m.group(1) if m else ""))
+    return tuple(out)
+
+
+def parse_stat(lines: Sequence[str]) -> dict[str, dict[str, str]]:
+    """haproxy ``show stat`` CSV -> {backend: {server: status}} (FRONTEND/BACKEND rows skip)."""
+    out: dict[str, dict[str, str]] = {}
+    header: list[str] = []
+    for line in lines:
+        if line.startswith("# "):
+            header = line[2:].split(",")
+            continue
+        if not header or not line.strip():
+            continue
+        row = dict(zip(header, line.split(","), strict=False))
+        px, sv = row.get("pxname", ""), row.get("svname", "")
+        if sv in ("FRONTEND", "BACKEND") or not px:
+            continue
+        out.setdefault(px, {})[sv] = row.get("status", "")
+    return out
+
+
+def _sebool(lines: Sequence[str]) -> bool | None:
+    for line in lines:
+        if line.startswith("haproxy_connect_any"):
+            return line.rstrip().endswith("on")
+    return None

@@ -1,0 +1,185 @@
+"""The seam between hakeep and a remote host: the ``Transport`` protocol, results and remote errors.
+
+Planner, facts and executor code against :class:`Transport` only, so they can be tested with a fake
+that records commands; the real SSH implementation lives in :mod:`.transport` and :mod:`.sshhosts`
+(the only modules that import fabric/paramiko). This module also owns the pure shell pieces every
+transport shares: how a script becomes a command line (``/bin/sh -c``, root, or sudo with or without
+a password), what goes to its standard input, and the deploy-lock script (``sh/lock.sh``) -- all
+quoted with :func:`shlex.quote`, so nothing reaches a remote shell unquoted and no secret ever
+appears on a command line.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from dataclasses import dataclass
+from typing import Protocol
+
+from hakeep.errors import HakeepError
+from hakeep.hosts.scripts import compose
+
+TAIL_LINES = 20
+_DISPLAY_WIDTH = 80
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did. ``command`` is the caller's display form, never a secret."""
+
+    command: str
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def text(self) -> str:
+        """Standard output as text (UTF-8, undecodable bytes replaced)."""
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+def display_of(script: str, display: str | None = None) -> str:
+    """The short form messages show for a command: ``display``, else the script's first line."""
+    if display is not None:
+        return display
+    lines = script.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) > _DISPLAY_WIDTH or len(lines) > 1:
+        first = first[: _DISPLAY_WIDTH - 3].rstrip() + "..."
+    return first
+
+
+def tail(data: bytes, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of some output, as text."""
+    text = data.decode("utf-8", errors="replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:]) if text else ""
+
+
+class RemoteCommandError(HakeepError):
+    """A remote command failed (non-zero exit, or timed out: ``exit_code == -1``)."""
+
+    def __init__(self, host: str, result: CommandResult, *, reason: str | None = None,
+                 hint: str | None = None) -> None:
+        self.host = host
+        self.command = result.command
+        self.exit_code = result.exit_code
+        self.result = result
+        self.stdout_tail = tail(result.stdout)
+        self.stderr_tail = tail(result.stderr)
+        what = reason or f"exited with code {result.exit_code}"
+        parts = [f"{host}: `{result.command}` {what}"]
+        for name, text in (("stdout", self.stdout_tail), ("stderr", self.stderr_tail)):
+            if text:
+                body = "\n".join("    " + line for line in text.splitlines())
+                parts.append(f"  {name} (last {TAIL_LINES} lines at most):\n{body}")
+        super().__init__("\n".join(parts), hint)
+
+
+class ConnectError(HakeepError):
+    """The host could not be reached, or we could not log in (or become root) on it."""
+
+
+class HostKeyError(ConnectError):
+    """The host's SSH key is not in known_hosts, or differs from the one recorded there."""
+
+    def __init__(self, message: str, hint: str, *, host: str, key_type: str, fingerprint: str,
+                 changed: bool) -> None:
+        super().__init__(message, hint)
+        self.host = host
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+        self.changed = changed
+
+
+class SudoError(ConnectError):
+    """sudo is configured for the host but cannot be used (e.g. the password was rejected)."""
+
+
+class LockedError(HakeepError):
+    """Another hakeep run holds the host's deploy lock."""
+
+    def __init__(self, host: str, path: str, owner: str) -> None:
+        self.host = host
+        self.path = path
+        self.owner = owner
+        super().__init__(
+            f"{host}: deploy lock {path} is held by {owner or 'an unknown owner'}",
+            hint="another hakeep run is deploying to this host; wait for it to finish "
+                 "(a run that dies releases the lock when its SSH connection closes)",
+        )
+
+
+class Transport(Protocol):
+    """One open connection to one LB host, reused for every command of a session."""
+
+    host: str  # the LB's inventory name, for messages
+
+    def run(self, script: str, *, display: str | None = None, privileged: bool = True,
+            stdin: bytes = b"", timeout: float = 300.0, check: bool = True) -> CommandResult:
+        """Run ``script`` with ``/bin/sh -c`` (as root when ``privileged``), feeding ``stdin`` then EOF.
+
+        Raises :class:`RemoteCommandError` on a non-zero exit when ``check``, and always on timeout.
+        """
+        ...
+
+    def lock(self, path: str, owner: str) -> None:
+        """Hold ``flock`` on ``path`` until :meth:`unlock`/:meth:`close`, or raise :class:`LockedError`."""
+        ...
+
+    def unlock(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --- how commands are shaped (pure; shared by every transport and unit-tested directly) ---------
+
+
+class Privilege(enum.Enum):
+    """How a privileged command becomes root on a host."""
+
+    ROOT = "root"  # we logged in as root
+    USER = "user"  # no sudo configured: run as the login user (preflight checks `id -u`)
+    SUDO = "sudo"  # passwordless sudo: `sudo -n`
+    SUDO_STDIN = "sudo-stdin"  # sudo -S, the password first on stdin
+
+    def __repr__(self) -> str:
+        return f"Privilege.{self.name}"
+
+
+def shell_command(script: str) -> str:
+    """The command line that runs ``script`` with ``/bin/sh -c``."""
+    return "/bin/sh -c " + shlex.quote(script)
+
+
+def wrap_privileged(script: str, mode: Privilege) -> str:
+    """The command line that runs ``script`` as root in ``mode`` (never carries a password)."""
+    if mode is Privilege.SUDO:
+        return "sudo -n -- " + shell_command(script)
+    if mode is Privilege.SUDO_STDIN:
+        return "sudo -k -S -p '' -- " + shell_command(script)
+    return shell_command(script)
+
+
+def privileged_stdin(mode: Privilege, password: str | None, stdin: bytes) -> bytes:
+    """What to send to a privileged command: with ``sudo -S`` the password line comes first."""
+    if mode is Privilege.SUDO_STDIN:
+        if password is None:
+            raise ValueError("sudo -S needs a password")
+        return password.encode() + b"\n" + stdin
+    return stdin
+
+
+SUDO_PROBE = "sudo -n true"
+SUDO_STDIN_PROBE = "sudo -k -S -p '' true"
+
+LOCK_ACQUIRED = "hakeep-lock: acquired"
+LOCK_BUSY = "hakeep-lock: busy"
+LOCK_BUSY_EXIT = 75
+
+def lock_script(path: str, owner: str) -> str:
+    """Take ``flock -n`` on ``path`` and hold it until standard input reaches EOF (sh/lock.sh)."""
+    return compose("lock.sh", LOCK=path, OWNER=owner, BUSY=LOCK_BUSY, BUSY_EXIT=LOCK_BUSY_EXIT,
+                   ACQUIRED=LOCK_ACQUIRED)

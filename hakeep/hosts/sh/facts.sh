@@ -1,0 +1,94 @@
+# shellcheck shell=sh
+# Facts: everything the planner needs to know about one LB, in one round trip, read-only. Prints
+# "@@section" blocks that hakeep.hosts.facts.parse_facts reads; "@@end" last proves it completed.
+# Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
+# STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder).
+echo "@@facts $FACTS_VERSION"
+echo "@@id"; id -u
+echo "@@os"; cat /etc/os-release 2>/dev/null
+echo "@@pkgmgr"
+for m in apt-get dnf yum; do if command -v "$m" >/dev/null 2>&1; then echo "$m"; break; fi; done
+echo "@@tools"
+for t in haproxy keepalived systemctl ss flock sha256sum base64 socat nc python3 \
+         firewall-cmd getenforce setsebool; do
+    p=$(command -v "$t" 2>/dev/null) && echo "$t=$p"
+done
+echo "@@versions"
+command -v haproxy >/dev/null 2>&1 && echo "haproxy=$(haproxy -v 2>/dev/null | head -n1)"
+command -v keepalived >/dev/null 2>&1 && echo "keepalived=$(keepalived -v 2>&1 | head -n1)"
+echo "@@iface"
+ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
+echo "@@vip"
+hk_vip_interfaces "$VIP_IP"
+echo "@@vip_probe"
+if [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then
+    if command -v ping >/dev/null 2>&1; then
+        if ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers; else echo silent; fi
+    else
+        echo unknown
+    fi
+fi
+extra=""
+for f in "$CA_DIR"/*-ca.crt; do
+    [ -f "$f" ] || continue
+    case " $FILES " in *" $f "*) ;; *) extra="$extra $f" ;; esac
+done
+for f in $FILES $extra; do
+    echo "@@file $f"
+    if [ -f "$f" ]; then
+        stat -c 'mode=%a owner=%U group=%G' "$f"
+        echo "sha256=$(sha256sum "$f" | cut -d' ' -f1)"
+        base64 "$f" | tr -d '\n'; echo
+    else
+        echo "absent"
+    fi
+done
+for u in $UNITS; do
+    echo "@@unit $u"
+    systemctl show -p LoadState -p ActiveState -p SubState -p UnitFileState -p MainPID \
+        "$u.service" 2>/dev/null
+done
+echo "@@vrrp_state"
+cat "$STATE_FILE" 2>/dev/null
+echo "@@sysctl"
+echo "net.ipv4.ip_nonlocal_bind=$(cat /proc/sys/net/ipv4/ip_nonlocal_bind 2>/dev/null)"
+echo "@@firewalld"
+if command -v firewall-cmd >/dev/null 2>&1; then
+    if firewall-cmd --state >/dev/null 2>&1; then
+        echo running
+        zone=$(firewall-cmd --get-zone-of-interface="$IFACE" 2>/dev/null || firewall-cmd --get-default-zone)
+        echo "zone=$zone"
+        echo "ports=$(firewall-cmd --zone="$zone" --list-ports 2>/dev/null)"
+        echo "protocols=$(firewall-cmd --zone="$zone" --list-protocols 2>/dev/null)"
+    else
+        echo "not running"
+    fi
+else
+    echo absent
+fi
+echo "@@selinux"
+if command -v getenforce >/dev/null 2>&1; then getenforce 2>/dev/null; else echo absent; fi
+if command -v getsebool >/dev/null 2>&1; then getsebool haproxy_connect_any 2>/dev/null; fi
+echo "@@listen"
+ss -Hltnp 2>/dev/null || ss -ltnp 2>/dev/null
+echo "@@haproxy_stat"
+if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then hk_show_stat "$STATS_SOCKET"; fi
+echo "@@lock"
+cat "$LOCK_OWNER" 2>/dev/null
+echo "@@releases"
+if [ -d "$RELEASES" ]; then
+    for d in "$RELEASES"/*/; do
+        [ -f "$d/manifest.json" ] || continue
+        id=$(basename "$d")
+        echo "@@release $id"
+        base64 "$d/manifest.json" | tr -d '\n'; echo
+        if [ -d "$d/files" ]; then
+            (cd "$d/files" && find . -type f) | while read -r f; do
+                echo "@@release_file $id ${f#.}"
+                stat -c 'mode=%a owner=%U group=%G' "$d/files/${f#./}"
+                base64 "$d/files/${f#./}" | tr -d '\n'; echo
+            done
+        fi
+    done
+fi
+echo "@@end"

@@ -1,0 +1,30 @@
+# shellcheck shell=sh
+# The health gate of one LB after a change: print "ok" and exit 0 when healthy, else print what is
+# wrong (space-separated tokens) and exit 1. Every server in SERVERS must be known to haproxy; each
+# backend in REQUIRE_UP (those that had a server UP before the change) must have a server whose last
+# check passed (L4OK/L6OK/L7OK): a config that reaches no backend fails, though TCP still connects.
+# Variables: UNITS, PORTS, SERVERS ("backend/server" ...), REQUIRE_UP, STATE_FILE, STATS_SOCKET.
+for unit in $UNITS; do hk_unit_active "$unit" || hk_fail "$unit:inactive"; done
+for port in $PORTS; do hk_listening "$port" || hk_fail "port-$port:not-listening"; done
+hk_check_vrrp "$STATE_FILE"
+stat=""
+reader=0
+if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then
+    reader=1
+    stat=$(hk_show_stat "$STATS_SOCKET" || true)
+fi
+if [ -n "$stat" ]; then
+    for sv in $SERVERS; do
+        printf '%s\n' "$stat" | awk -F, -v be="${sv%%/*}" -v srv="${sv#*/}" \
+            '$1 == be && $2 == srv { found = 1 } END { exit !found }' || hk_fail "backend-$sv:missing"
+    done
+    for be in $REQUIRE_UP; do
+        printf '%s\n' "$stat" | awk -F, -v be="$be" '
+            NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i }; next }
+            $1 == be && $2 != "BACKEND" && $2 != "FRONTEND" && $(col["check_status"]) ~ /^L[467]OK/ { ok = 1 }
+            END { exit !ok }' || hk_fail "backend-$be:no-server-passes-its-check"
+    done
+elif [ "$reader" = 1 ]; then
+    hk_fail "haproxy-stats:unreadable"
+fi
+hk_report

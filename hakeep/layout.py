@@ -1,0 +1,80 @@
+"""The LB host's layout, in one place: every remote path, unit, package and validator hakeep knows.
+
+Renderer, facts, planner, executor and the remote scripts all take these names from here (the
+scripts receive them as shell variables), so a path or a unit name is written once. Which unit
+owns a managed file, and which command validates it, are answered here too. Pure data, no imports
+from hakeep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+CHECK_SCRIPT = "/etc/keepalived/hakeep-check-haproxy.sh"
+NOTIFY_SCRIPT = "/etc/keepalived/hakeep-notify.sh"
+CA_DIR = "/etc/haproxy/hakeep"  # CA files of https checks: CA_DIR/<frontend>-ca.crt
+SYSCTL_CONF = "/etc/sysctl.d/90-hakeep.conf"
+
+VRRP_STATE_FILE = "/run/hakeep/vrrp-state"  # "STATE PRIORITY EPOCH", written by the notify script
+STATS_SOCKET = "/run/haproxy/admin.sock"
+LOCK_PATH = "/run/hakeep.lock"  # flock; the holder is written to LOCK_PATH.owner
+CHECK_ROOT = "/run/hakeep/check-"  # + release id: the private folder of on-host validation
+RELEASES_DIR = "/var/lib/hakeep/releases"
+STAGED_SUFFIX = ".hakeep-new"  # a new file waits beside its target under this suffix
+
+SCRIPT_USER = "root"  # keepalived 2.2.7 -t kills itself (SIGTERM) with a non-root script_user
+# systemd UnitFileState values that mean "starts at boot"
+ENABLED_STATES = ("enabled", "static", "alias", "indirect", "generated")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One service hakeep manages: its systemd unit, package, main config and that config's validator."""
+
+    name: str
+    package: str
+    main_config: str
+    config_dir: str  # every managed file under it belongs to this unit
+    validator: tuple[str, ...]  # argv that checks a config file; "{}" stands for its path
+
+    @property
+    def service(self) -> str:
+        return self.name + ".service"
+
+    def validate_argv(self, path: str) -> tuple[str, ...]:
+        return tuple(path if a == "{}" else a for a in self.validator)
+
+
+HAPROXY = Unit("haproxy", "haproxy", HAPROXY_CFG, "/etc/haproxy/", ("haproxy", "-c", "-q", "-f", "{}"))
+KEEPALIVED = Unit("keepalived", "keepalived", KEEPALIVED_CONF, "/etc/keepalived/", ("keepalived", "-t", "-f", "{}"))
+UNITS = (HAPROXY, KEEPALIVED)  # also the order a host's units are changed in
+UNIT_NAMES = tuple(u.name for u in UNITS)
+PACKAGES = tuple(u.package for u in UNITS)
+
+
+def unit(name: str) -> Unit:
+    return next(u for u in UNITS if u.name == name)
+
+
+def owner_of(path: str) -> Unit:
+    """The unit that reads a managed file (decided by its folder)."""
+    for u in UNITS:
+        if path.startswith(u.config_dir):
+            return u
+    raise ValueError(f"{path} is not a file hakeep manages")
+
+
+def validator_of(path: str) -> tuple[str, ...]:
+    """The argv that validates ``path`` ("{}" for the path), or () when nothing validates it alone."""
+    owner = owner_of(path)
+    return owner.validator if path == owner.main_config else ()
+
+
+def ca_path(frontend_name: str) -> str:
+    return f"{CA_DIR}/{frontend_name}-ca.crt"
+
+
+def staged(path: str) -> str:
+    return path + STAGED_SUFFIX

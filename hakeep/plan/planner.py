@@ -1,0 +1,160 @@
+"""Whole plans: deploy and rollback, each a pure function of (inventory, facts[, release]).
+
+``build_plan`` renders nothing itself: it takes the rendered files, parses each host's release
+history once, builds each host's target (:mod:`.targets`) and plan (:mod:`.hostplan`), finds
+preflight errors (nothing may change anywhere while there is one), and orders the rollout: hosts
+without the VIP first, the VIP holder last; the final proof is part of the plan.
+``build_rollback_plan`` does the same with a release's backup as the target. Dry-run prints these
+very objects; deploy and rollback execute them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from hakeep.hosts import commands
+from hakeep.hosts.facts import HostFacts
+from hakeep.inventory.model import Inventory, LoadBalancer
+from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_CONF, PACKAGES
+from hakeep.plan.hostplan import Meta, host_plan
+from hakeep.plan.releases import History, ReleaseError, ReleaseKind, restored_files, rollback_target
+from hakeep.plan.steps import Plan, Proof
+from hakeep.plan.targets import deploy_target, restore_target
+from hakeep.render.files import HostFiles
+
+
+def rollout_order(lbs: Sequence[LoadBalancer], facts: Mapping[str, HostFacts]) -> list[LoadBalancer]:
+    """Hosts without the VIP first (inventory order), then the holder(s)."""
+    return sorted(lbs, key=lambda lb: facts[lb.name].holds_vip)
+
+
+def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> Proof:
+    vip = str(inv.cluster.vip.ip)
+    return Proof(vip, tuple(ports), expect_vip, commands.vip_check(vip, ports if expect_vip else ()))
+
+
+def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str],
+              *, ports: bool = True) -> tuple[list[str], list[str]]:
+    errors: list[str] = []
+    warnings: list[str] = []
+    for i, lb in enumerate(inv.lbs):
+        if lb.name not in names:
+            continue
+        f = facts[lb.name]
+        if f.uid != 0:
+            errors.append(f"{lb.name}: privileged commands run as uid {f.uid}, not root: set sudo = true "
+                          f"for this host (lb[{i}].ssh.sudo) or connect as root")
+        if "systemctl" not in f.tools:
+            errors.append(f"{lb.name}: systemctl not found; hakeep manages systemd hosts only")
+        missing = [p for p in PACKAGES if not f.installed(p)]
+        if missing and f.pkgmgr is None:
+            errors.append(f"{lb.name}: {', '.join(missing)} not installed and no dnf, yum or apt-get found")
+        if not f.iface_present:
+            errors.append(f"{lb.name}: interface {lb.interface} not found (lb[{i}].interface)")
+        elif not any(a.split("/")[0] == str(lb.address) for a in f.iface_addresses):
+            have = ", ".join(f.iface_addresses) or "no IPv4 address"
+            errors.append(f"{lb.name}: {lb.address} is not on {lb.interface} (it has {have}); "
+                          f"check lb[{i}].address and lb[{i}].interface")
+        for fe in inv.frontends if ports else ():
+            haproxy_runs = f.unit_running(HAPROXY.name)
+            for li in f.listeners:
+                if li.port == fe.port and li.process != HAPROXY.name and not (li.process == "" and haproxy_runs):
+                    who = li.process or "another program"
+                    errors.append(f"{lb.name}: port {fe.port} (frontend {fe.name}) is already held by {who} "
+                                  f"on {li.address}")
+                    break
+    holders = [n for n, f in facts.items() if f.holds_vip]
+    vip = str(inv.cluster.vip.ip)
+    if not holders and any(f.vip_probe == "answers" for f in facts.values()):
+        errors.append(f"the VIP {vip} answers but no LB holds it: another host uses this address")
+    if len(holders) > 1:
+        warnings.append(f"the VIP {vip} is on {len(holders)} LBs at once ({', '.join(holders)}): split brain, "
+                        "usually VRRP (IP protocol 112) blocked between them")
+    return errors, warnings
+
+
+def _selected(inv: Inventory, limit: Sequence[str] | None) -> list[str]:
+    return [lb.name for lb in inv.lbs if limit is None or lb.name in limit]
+
+
+def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[str, HostFiles],
+               validation: Mapping[str, HostFiles], *, release_id: str, now: str, operator: str,
+               limit: Sequence[str] | None = None) -> Plan:
+    """The deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``."""
+    names = _selected(inv, limit)
+    errors, warnings = preflight(inv, facts, names)
+    meta = Meta(release_id, now, operator, inv.source, inv.digest)
+    hosts = []
+    for lb in rollout_order(inv.lbs, facts):
+        if lb.name not in names:
+            continue
+        f = facts[lb.name]
+        target = deploy_target(inv, f, desired[lb.name], validation[lb.name], release_id)
+        packages = [p for p in PACKAGES if not f.installed(p)]
+        hp = host_plan(meta, lb.name, f, History.of(f), target, packages=packages)
+        hosts.append(hp)
+        changed_identity = _vrrp_identity_change(f, desired[lb.name])
+        if changed_identity and f.unit_running(KEEPALIVED.name):
+            warnings.append(f"{lb.name}: this deploy changes the VRRP {', '.join(changed_identity)}: until every LB "
+                            "has the new config, old and new LBs ignore each other's adverts and both may hold the "
+                            "VIP for a few seconds")
+        if hp.changed and f.firewalld == "running":
+            warnings.append(f"{lb.name}: firewalld is running: frontend ports and VRRP are opened in it")
+    return Plan(release_id=release_id, kind=ReleaseKind.DEPLOY, hosts=tuple(hosts),
+                proof=proof(inv, [fe.port for fe in inv.frontends]), errors=tuple(errors), warnings=tuple(warnings))
+
+
+def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: str | None, release_id: str,
+                        now: str, operator: str, limit: Sequence[str] | None = None) -> Plan:
+    """Put back, on every (limited) host, the state saved before release ``to`` (default: the live one)."""
+    names = _selected(inv, limit)
+    errors, warnings = preflight(inv, facts, names, ports=False)
+    meta = Meta(release_id, now, operator, inv.source, inv.digest)
+    histories = {n: History.of(facts[n]) for n in names}
+    lives = {n: h.live for n, h in histories.items()}
+    if to is None and len({r.id if r else None for r in lives.values()}) > 1:
+        shown = ", ".join(f"{n}: {r.id if r else 'none'}" for n, r in lives.items())
+        first = next((r.id for r in lives.values() if r), "ID")
+        errors.append(f"the hosts' live releases differ ({shown}): a deploy stopped half-way; "
+                      f"choose explicitly, e.g. `hakeep rollback {inv.source} --to {first} --limit HOST`, "
+                      "after `hakeep releases`")
+    hosts = []
+    running_after: list[bool] = []
+    all_ports: set[int] = set()
+    for lb in rollout_order(inv.lbs, facts):
+        if lb.name not in names:
+            continue
+        f, hist = facts[lb.name], histories[lb.name]
+        try:
+            release = rollback_target(lb.name, hist.releases, to)
+            files, remove = restored_files(lb.name, release, f)
+        except ReleaseError as exc:
+            errors.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+            continue
+        target = restore_target(inv, release, files, remove)
+        running_after.append(target.running[KEEPALIVED.name])
+        all_ports.update(target.ports)
+        hosts.append(host_plan(meta, lb.name, f, hist, target))
+    return Plan(release_id=release_id, kind=ReleaseKind.ROLLBACK, hosts=tuple(hosts),
+                proof=proof(inv, sorted(all_ports), expect_vip=any(running_after)),
+                errors=tuple(errors), warnings=tuple(warnings))
+
+
+_VRRP_KEYS = {"virtual_router_id": r"virtual_router_id\s+(\S+)", "password": r"auth_pass\s+(\S+)",
+              "advert_int": r"advert_int\s+(\S+)", "VIP": r"virtual_ipaddress\s*\{\s*(\S+)"}
+
+
+def _vrrp_identity_change(f: HostFacts, want: HostFiles) -> list[str]:
+    """The VRRP settings that must match on all LBs and that this deploy changes on a host."""
+    live = f.file(KEEPALIVED_CONF)
+    if not live.exists or live.content is None:
+        return []
+    old = live.content.decode("utf-8", "replace")
+    new = want.file(KEEPALIVED_CONF).content.decode("utf-8", "replace")
+    out = []
+    for name, pattern in _VRRP_KEYS.items():
+        a, b = re.search(pattern, old), re.search(pattern, new)
+        if a and b and a.group(1) != b.group(1):
+            out.append(name)
+    return out

@@ -1,0 +1,83 @@
+"""What each host should end up with: a deploy's target from the rendered inventory, a rollback's
+from a release's backup, with the host settings (sysctl, firewalld, SELinux) and the health gate
+that go with it. Pure functions of (inventory, facts[, release]); :mod:`.hostplan` turns a target
+into steps.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hakeep.hosts import commands
+from hakeep.hosts.facts import HostFacts
+from hakeep.inventory.model import Inventory
+from hakeep.layout import CHECK_ROOT, ENABLED_STATES, HAPROXY, HAPROXY_CFG, UNIT_NAMES
+from hakeep.plan.hostplan import Target
+from hakeep.plan.releases import Release, ReleaseKind, units_target
+from hakeep.plan.steps import Action, Step
+from hakeep.render.files import HostFiles, ManagedFile
+
+
+def gate_wait(inv: Inventory) -> float:
+    """How long a gate may wait: long enough for keepalived to settle after a reload."""
+    return max(30.0, inv.cluster.advert_int * 10 + 15)
+
+
+def deploy_target(inv: Inventory, f: HostFacts, desired: HostFiles, check: HostFiles, release_id: str) -> Target:
+    return Target(
+        files=desired.files, ports=tuple(fe.port for fe in inv.frontends), extra=tuple(host_settings(inv, f)),
+        gate=_deploy_gate(inv, f), gate_wait=gate_wait(inv), check=check, check_root=CHECK_ROOT + release_id,
+        keep_releases=inv.cluster.keep_releases,
+    )
+
+
+def restore_target(inv: Inventory, release: Release, files: Sequence[ManagedFile], remove: Sequence[str]) -> Target:
+    running = units_target(release)
+    enabled = {u: release.units_before.get(u, {}).get("enabled") in ENABLED_STATES for u in UNIT_NAMES}
+    ports = restored_ports(files) if running[HAPROXY.name] else ()
+    return Target(
+        files=tuple(files), remove=tuple(remove), running=running, enabled=enabled, ports=ports,
+        gate=commands.host_gate(ports, {}), gate_wait=gate_wait(inv), keep_releases=inv.cluster.keep_releases,
+        kind=ReleaseKind.ROLLBACK, rolls_back=release.id,
+    )
+
+
+def host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
+    """The host settings haproxy and VRRP need before the services start, where they are missing."""
+    steps = []
+    if inv.needs_nonlocal_bind and f.sysctls.get("net.ipv4.ip_nonlocal_bind") != "1":
+        steps.append(Step(Action.SYSCTL, "set net.ipv4.ip_nonlocal_bind = 1 (haproxy binds the VIP)",
+                          commands.sysctl_nonlocal_bind()))
+    if f.firewalld == "running":
+        ports = [fe.port for fe in inv.frontends if f"{fe.port}/tcp" not in f.firewalld_ports]
+        vrrp = "vrrp" not in f.firewalld_protocols
+        if ports or vrrp:
+            what = ", ".join([f"{p}/tcp" for p in ports] + (["VRRP (protocol 112)"] if vrrp else []))
+            zone = f.firewalld_zone or "the default zone"
+            steps.append(Step(Action.FIREWALLD, f"open {what} in firewalld zone {zone} (runtime and permanent)",
+                              commands.firewalld(f.firewalld_zone, ports, vrrp)))
+    if f.selinux == "Enforcing" and f.selinux_connect_any is not True:
+        steps.append(Step(Action.SELINUX, "SELinux is enforcing: setsebool -P haproxy_connect_any 1",
+                          commands.selinux_connect_any()))
+    return steps
+
+
+def _deploy_gate(inv: Inventory, f: HostFacts) -> str:
+    """The deploy gate; a backend that had a server UP before must have one passing its check after."""
+    backends = {fe.backend_name: [s.name for s in fe.servers] for fe in inv.frontends}
+    was_up = [b for b in backends if any(st.startswith("UP") for st in f.backends.get(b, {}).values())]
+    return commands.host_gate([fe.port for fe in inv.frontends], backends, require_up=was_up)
+
+
+_BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
+
+
+def restored_ports(files: Sequence[ManagedFile]) -> tuple[int, ...]:
+    """The frontend ports a restored haproxy.cfg binds (the stats page aside)."""
+    for mf in files:
+        if mf.path == HAPROXY_CFG:
+            text = mf.content.decode("utf-8", "replace")
+            text = text.split("frontend hakeep-stats", 1)[0]
+            return tuple(sorted({int(p) for p in _BIND.findall(text)}))
+    return ()

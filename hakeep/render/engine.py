@@ -1,0 +1,134 @@
+"""Render the desired files of every LB host from a validated inventory (Jinja2).
+
+This module owns the mapping inventory -> files: which files hakeep manages on a host, with their
+modes and owners (paths, units and validators come from :mod:`hakeep.layout`). It is pure apart
+from reading templates and CA files: the same inventory and secrets always give the same bytes (no
+timestamps), which makes re-deploys idempotent. Secrets come in resolved (:mod:`.secrets`); each
+file lists the secret strings it contains so displays can mask them. The only jinja2 import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+
+from hakeep.errors import UsageError
+from hakeep.inventory.model import Inventory
+from hakeep.layout import (
+    CHECK_SCRIPT,
+    HAPROXY_CFG,
+    KEEPALIVED_CONF,
+    NOTIFY_SCRIPT,
+    SCRIPT_USER,
+    STATS_SOCKET,
+    VRRP_STATE_FILE,
+    ca_path,
+)
+from hakeep.render.files import HostFiles, ManagedFile, Secrets
+
+
+def default_templates_dir() -> Path:
+    package = Path(__file__).resolve().parent.parent  # hakeep/
+    packaged = package / "templates"  # in a wheel
+    return packaged if packaged.is_dir() else package.parent / "templates"  # in a checkout
+
+
+def _environment(templates: Path | None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if templates is not None:
+        if not templates.is_dir():
+            raise UsageError(f"{templates}: templates folder not found")
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
+    loaders.append(jinja2.FileSystemLoader(str(default_templates_dir())))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - config files and shell, not HTML; inputs are charset-checked
+    )
+
+
+def managed_paths(inv: Inventory) -> list[str]:
+    """Every path hakeep manages on an LB for this inventory (no secrets needed)."""
+    cas = [ca_path(fe.name) for fe in inv.frontends if fe.ca_file is not None]
+    return [HAPROXY_CFG, *cas, CHECK_SCRIPT, NOTIFY_SCRIPT, KEEPALIVED_CONF]
+
+
+def render_all(
+    inv: Inventory, secrets: Secrets, templates: Path | None = None, root: str = "",
+) -> dict[str, HostFiles]:
+    """Every LB's managed files, keyed by LB name, in inventory order.
+
+    ``root`` prefixes the paths that files *refer to* (CA files, scripts): the validation copy a
+    host checks in a private temp folder before anything replaces a live file. The files' own
+    ``path`` stays the live path; a caller places them under ``root`` itself.
+    """
+    env = _environment(templates)
+    ca_files = _read_ca_files(inv)
+    prios = [lb.priority for lb in inv.lbs]
+    common = {
+        "source": inv.source, "cluster": inv.cluster, "haproxy": inv.haproxy,
+        "frontends": inv.frontends, "stats_socket": STATS_SOCKET,
+        "stats_password": secrets.stats_password, "check_script": root + CHECK_SCRIPT,
+        "notify_script": root + NOTIFY_SCRIPT, "state_file": VRRP_STATE_FILE,
+        "script_user": SCRIPT_USER, "weight": inv.check_weight, "prio_min": min(prios),
+        "prio_max": max(prios), "auth_pass": secrets.auth_pass,
+        "advert_int": _advert(inv.cluster.advert_int),
+        "ca_paths": {name: root + ca_path(name) for name in ca_files},
+    }
+    haproxy_cfg = _render(env, "haproxy.cfg.j2", common)
+    cfg_secrets = _present(haproxy_cfg, secrets)
+    has_password = inv.haproxy.stats is not None
+    out: dict[str, HostFiles] = {}
+    for lb in inv.lbs:
+        ctx = dict(common, lb=lb, peers=[p for p in inv.lbs if p.name != lb.name])
+        files = [
+            # with a stats password inside, not world-readable (haproxy reads it as root, then as its group)
+            ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o640 if has_password else 0o644,
+                        group="haproxy" if has_password else "root", secrets=cfg_secrets),
+            *(ManagedFile(ca_path(name), data, 0o644) for name, data in ca_files.items()),
+            ManagedFile(CHECK_SCRIPT, _render(env, "check_haproxy.sh.j2", ctx), 0o755),
+            ManagedFile(NOTIFY_SCRIPT, _render(env, "notify.sh.j2", ctx), 0o755),
+        ]
+        ka = _render(env, "keepalived.conf.j2", ctx)
+        files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, secrets=_present(ka, secrets)))
+        out[lb.name] = HostFiles(lb=lb, files=tuple(files))
+    return out
+
+
+def _advert(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _present(content: bytes, secrets: Secrets) -> tuple[str, ...]:
+    text = content.decode("utf-8")
+    return tuple(s for s in secrets.values() if s in text)
+
+
+def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, object]) -> bytes:
+    try:
+        return env.get_template(name).render(**ctx).encode("utf-8")
+    except jinja2.TemplateNotFound as exc:
+        raise UsageError(f"template {exc.name} not found") from None
+    except jinja2.TemplateError as exc:
+        where = f"{getattr(exc, 'filename', None) or name}"
+        lineno = getattr(exc, "lineno", None)
+        if lineno:
+            where += f":{lineno}"
+        raise UsageError(f"template {where}: {exc}", hint="fix the template or drop --templates") from None
+
+
+def _read_ca_files(inv: Inventory) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for i, fe in enumerate(inv.frontends):
+        if fe.ca_file is None:
+            continue
+        try:
+            data = fe.ca_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{inv.source}: frontend[{i}].ca_file: {fe.ca_file}: {exc.strerror}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise UsageError(f"{inv.source}: frontend[{i}].ca_file: {fe.ca_file} holds no PEM certificate")
+        out[fe.name] = data
+    return out

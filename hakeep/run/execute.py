@@ -1,0 +1,198 @@
+"""Execute a :class:`~hakeep.plan.steps.Plan`: install, validate, roll out host by host, prove the result.
+
+The executor is generic: it runs each step's script through a :class:`~hakeep.hosts.remote.Transport`,
+polls steps that wait (health gates) until they pass or time out, and on any failure of a host runs
+that host's pre-computed restore steps and failure mark, then stops the rollout (pipx's
+backup-and-restore transaction, per host). Hosts are independent during install and validation (run
+in parallel) and strictly ordered during the rollout. Every script it runs comes from the plan.
+Progress goes to a :class:`Progress` observer; results come back as the frozen dataclasses of
+:mod:`.results`. No printing happens here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from hakeep.errors import HakeepError
+from hakeep.hosts.group import parallel
+from hakeep.hosts.remote import CommandResult, Transport
+from hakeep.plan.steps import Action, HostPlan, Plan, Step
+from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
+
+POLL_INTERVAL = 0.5
+
+
+class Progress(Protocol):
+    def step(self, host: str, step: Step, status: StepStatus | ValidationStatus, detail: str = "") -> None: ...
+
+
+class NoProgress:
+    def step(self, host: str, step: Step, status: StepStatus | ValidationStatus, detail: str = "") -> None:
+        del host, step, status, detail
+
+
+class GateError(HakeepError):
+    """A waiting step did not pass in time."""
+
+
+def run_step(t: Transport, step: Step, *, now: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep) -> CommandResult:
+    if step.wait <= 0:
+        return t.run(step.script, display=step.describe, stdin=step.stdin)
+    deadline = now() + step.wait
+    while True:
+        result = t.run(step.script, display=step.describe, stdin=step.stdin, check=False, timeout=30)
+        if result.ok:
+            return result
+        if now() >= deadline:
+            last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
+            raise GateError(f"{t.host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
+                            hint=f"look at the host: journalctl -u haproxy -u keepalived on {t.host}")
+        sleep(POLL_INTERVAL)
+
+
+def install(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, HakeepError]:
+    """Install missing packages on every host that needs them, in parallel; return the failures."""
+    todo = [h for h in plan.hosts if h.install is not None]
+
+    def one(name: str) -> None:
+        step = plan.host(name).install
+        if step is not None:
+            progress.step(name, step, StepStatus.RUNNING)
+            run_step(transports[name], step)
+            progress.step(name, step, StepStatus.OK)
+
+    out = parallel(one, [h.host for h in todo], workers=8)
+    return {h: e for h, e in out.items() if isinstance(e, HakeepError)}
+
+
+def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, ValidationOutcome]:
+    """Check every host's new files with its own binaries in a private folder (parallel)."""
+    def one(name: str) -> ValidationOutcome:
+        validation = plan.host(name).validation
+        if validation is None:
+            return ValidationOutcome(name, ValidationStatus.OK, "")
+        t = transports[name]
+        for step in validation.prepare:
+            run_step(t, step)
+        check = validation.check
+        res = t.run(check.script, display=check.describe, check=False, timeout=120)
+        output = res.text().strip()
+        status = {0: ValidationStatus.OK, 3: ValidationStatus.NOT_INSTALLED,
+                  1: ValidationStatus.REJECTED}.get(res.exit_code, ValidationStatus.ERROR)
+        if status is ValidationStatus.ERROR:
+            output = output or res.stderr.decode("utf-8", "replace").strip()
+        progress.step(name, check, status, output)
+        return ValidationOutcome(name, status, output)
+
+    out = parallel(one, [h.host for h in plan.hosts if h.validation is not None])
+    return {h: (r if isinstance(r, ValidationOutcome) else ValidationOutcome(h, ValidationStatus.ERROR, r.message))
+            for h, r in out.items()}
+
+
+def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
+    """Apply host by host in plan order; the first failure restores that host and stops the rollout."""
+    outcomes: list[HostOutcome] = []
+    failed = False
+    for hp in plan.hosts:
+        if failed:
+            outcomes.append(HostOutcome(hp.host, Outcome.SKIPPED, "not started: an earlier host failed"))
+            continue
+        if not hp.steps:
+            outcomes.append(HostOutcome(hp.host, Outcome.UNCHANGED))
+            continue
+        outcome = apply_host(hp, transports[hp.host], progress)
+        outcomes.append(outcome)
+        failed = outcome.status is Outcome.FAILED
+    return outcomes
+
+
+BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure here must not undo a healthy host
+
+
+def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
+    start = time.monotonic()
+    backed_up = False
+    notes: list[str] = []
+    for step in hp.steps:
+        progress.step(hp.host, step, StepStatus.RUNNING)
+        try:
+            run_step(t, step)
+        except HakeepError as exc:
+            if step.action in BEST_EFFORT:
+                progress.step(hp.host, step, StepStatus.FAILED, exc.message)
+                notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
+                continue
+            progress.step(hp.host, step, StepStatus.FAILED, exc.message)
+            restored = restore_host(hp, t, progress) if backed_up else True
+            return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: never leave the host half-applied
+            if backed_up:
+                progress.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
+                _restore_uninterrupted(hp, t, progress)
+            raise
+        backed_up = backed_up or step.action is Action.BACKUP
+        progress.step(hp.host, step, StepStatus.OK)
+    return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
+
+
+def _restore_uninterrupted(hp: HostPlan, t: Transport, progress: Progress) -> None:
+    """Restore even if a second Ctrl-C arrives meanwhile (it is held until the restore is done)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        restore_host(hp, t, progress)
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        restore_host(hp, t, progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:
+    """Best effort: run every restore step even if one fails; True when all succeeded."""
+    ok = True
+    for step in hp.restore:
+        progress.step(hp.host, step, StepStatus.RUNNING)
+        try:
+            run_step(t, step)
+        except HakeepError as exc:
+            ok = False
+            progress.step(hp.host, step, StepStatus.FAILED, exc.message)
+        else:
+            progress.step(hp.host, step, StepStatus.OK)
+    mark = hp.on_failure.restored if ok else hp.on_failure.not_restored
+    try:
+        run_step(t, mark)
+    except HakeepError:
+        ok = False
+    return ok
+
+
+def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: float = 30.0) -> FinalCheck:
+    """Wait (bounded) until exactly one LB holds the VIP and the VIP answers on every frontend port
+    (or, when the plan stops keepalived everywhere, until no LB holds it)."""
+    start = time.monotonic()
+    script = plan.proof.script
+    names = list(transports)
+    while True:
+        res = parallel(lambda n: transports[n].run(script, display="where is the VIP", check=False,
+                                                   timeout=30), names)
+        holders = tuple(n for n, r in res.items() if isinstance(r, CommandResult) and "holder=" in r.text())
+        vantage = [n for n in names if n not in holders] or names
+        ports = dict.fromkeys(plan.ports, False)
+        r = res.get(vantage[0])
+        if isinstance(r, CommandResult):
+            for line in r.text().splitlines():
+                if line.startswith("port="):
+                    port, _, state = line[5:].partition(":")
+                    ports[int(port)] = state == "open"
+        check = FinalCheck(holders, ports, time.monotonic() - start, plan.expect_vip)
+        if check.ok or time.monotonic() - start > timeout:
+            return check
+        time.sleep(1.0)
+

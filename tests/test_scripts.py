@@ -1,0 +1,195 @@
+"""The remote scripts (hakeep/hosts/sh/): syntax, shellcheck, and the facts script and gate run for real.
+
+Each file, and each script as a host receives it (preamble, variables, lib.sh, body), passes
+``sh -n`` and shellcheck. The facts script runs here, read-only, against a temporary root: managed
+files, a release history, a VRRP state file, a lock owner file and a stats socket that answers like
+haproxy's; its output is parsed by the real parser. The gate's backend checks run against the same
+socket. Nothing here reads or writes this machine's /etc/haproxy or /etc/keepalived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hakeep.hosts import commands
+from hakeep.hosts.facts import facts_script, parse_facts
+from hakeep.hosts.remote import lock_script
+from hakeep.hosts.scripts import compose, names, source
+from hakeep.inventory.load import load_inventory
+from hakeep.render.engine import render_all
+from hakeep.render.files import Secrets
+from tests.fixtures import EXAMPLE
+
+SHELLCHECK = shutil.which("shellcheck")
+if SHELLCHECK is None and os.environ.get("CI") == "true":
+    raise RuntimeError("shellcheck is not installed (scripts/install-test-deps installs it)")
+needs_shellcheck = pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck not installed")
+
+STAT_CSV = (
+    "# pxname,svname,qcur,status,check_status\n"
+    "kube-apiserver,FRONTEND,,OPEN,\n"
+    "kube-apiserver-backend,m1,0,UP,L7OK\n"
+    "kube-apiserver-backend,m2,0,DOWN,L4CON\n"
+    "kube-apiserver-backend,BACKEND,0,UP,\n"
+    "ingress-backend,w1,0,DOWN,L4TOUT\n"
+)
+
+
+def composed() -> dict[str, str]:
+    """Every script as a host receives it, with realistic values."""
+    return {
+        "facts": facts_script(interface="eth0", vip_ip="10.0.0.10", files=["/etc/haproxy/haproxy.cfg"]),
+        "gate": commands.host_gate([6443, 30080], {"be": ["m1", "m2"]}, require_up=["be"]),
+        "units_gate": commands.units_gate({"haproxy": True, "keepalived": False}),
+        "vip_check": commands.vip_check("10.0.0.10", [6443]),
+        "listening": commands.listening([6443]),
+        "lock": lock_script("/run/hakeep.lock", "ops@ci pid 1 since now"),
+    }
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_script_file_parses(name: str) -> None:
+    done = subprocess.run(["sh", "-n"], input=source(name), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@needs_shellcheck
+@pytest.mark.parametrize("name", names())
+def test_every_script_file_passes_shellcheck(name: str) -> None:
+    assert SHELLCHECK is not None
+    done = subprocess.run([SHELLCHECK, "-s", "sh", "-"], input=source(name), capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("name", list(composed()))
+def test_every_composed_script_parses_and_passes_shellcheck(name: str) -> None:
+    script = composed()[name]
+    done = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    if SHELLCHECK is not None:
+        done = subprocess.run([SHELLCHECK, "-s", "sh", "-"], input=script, capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, done.stdout
+
+
+@needs_shellcheck
+def test_the_rendered_scripts_pass_shellcheck() -> None:
+    assert SHELLCHECK is not None
+    for host in render_all(load_inventory(EXAMPLE), Secrets(auth_pass="1111")).values():
+        for f in host.files:
+            if f.path.endswith(".sh"):
+                done = subprocess.run([SHELLCHECK, "-s", "sh", "-"], input=f.content, capture_output=True,
+                                      check=False)
+                assert done.returncode == 0, f"{host.lb.name}:{f.path}\n{done.stdout.decode()}"
+
+
+def test_a_list_variable_refuses_a_word_with_white_space() -> None:
+    with pytest.raises(ValueError, match="cannot be a word"):
+        compose("listening.sh", PORTS=["6443", "1 2"])
+    with pytest.raises(ValueError, match="upper case"):
+        compose("listening.sh", ports="6443")
+
+
+@pytest.fixture
+def stats_socket(tmp_path: Path) -> Iterator[Path]:
+    """A unix socket that answers `show stat` like haproxy's admin socket."""
+    path = tmp_path / "admin.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                if conn.recv(1024).strip() == b"show stat":
+                    conn.sendall(STAT_CSV.encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def run_script(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: Path) -> None:
+    cfg = tmp_path / "etc" / "haproxy.cfg"
+    cfg.parent.mkdir()
+    cfg.write_bytes(b"global\n    daemon\n")
+    cfg.chmod(0o640)
+    absent = tmp_path / "etc" / "keepalived.conf"
+    releases = tmp_path / "releases"
+    backup = releases / "20261127T000000Z-abcdef" / "files" / "etc"
+    backup.mkdir(parents=True)
+    (backup / "haproxy.cfg").write_bytes(b"old\n")
+    manifest = {"id": "20261127T000000Z-abcdef", "seq": 1, "status": "complete"}
+    (releases / "20261127T000000Z-abcdef" / "manifest.json").write_text(json.dumps(manifest))
+    state = tmp_path / "vrrp-state"
+    state.write_text("MASTER 101 1700000000\n")
+    owner = tmp_path / "lock.owner"
+    owner.write_text("ops@ci pid 7 since then\n")
+    script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[str(cfg), str(absent)],
+                     CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"], STATE_FILE=str(state),
+                     STATS_SOCKET=str(stats_socket), LOCK_OWNER=str(owner), RELEASES=str(releases))
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr
+    f = parse_facts("local", done.stdout)
+    assert f.uid == os.getuid()
+    assert f.iface_present
+    assert "127.0.0.1/8" in f.iface_addresses
+    assert f.vip_on == ()
+    live = f.file(str(cfg))
+    assert (live.exists, live.mode, live.content) == (True, 0o640, b"global\n    daemon\n")
+    assert not f.file(str(absent)).exists
+    assert f.units["hakeep-test-no-such-unit"].loaded is False
+    assert f.vrrp_state == "MASTER"
+    assert f.lock_owner == "ops@ci pid 7 since then"
+    assert f.backends == {"kube-apiserver-backend": {"m1": "UP", "m2": "DOWN"}, "ingress-backend": {"w1": "DOWN"}}
+    assert json.loads(f.releases["20261127T000000Z-abcdef"]) == manifest
+    saved = f.release_files[("20261127T000000Z-abcdef", "/etc/haproxy.cfg")]
+    assert saved.content == b"old\n"
+
+
+def gate_output(state: Path, sock: Path, servers: list[str], require_up: list[str]) -> tuple[int, str]:
+    script = compose("gate.sh", UNITS=[], PORTS=[], SERVERS=servers, REQUIRE_UP=require_up, STATE_FILE=str(state),
+                     STATS_SOCKET=str(sock))
+    done = run_script(script)
+    return done.returncode, done.stdout.strip()
+
+
+def test_the_gate_checks_servers_and_passing_checks(tmp_path: Path, stats_socket: Path) -> None:
+    state = tmp_path / "vrrp-state"
+    state.write_text("BACKUP 100 1700000000\n")
+    ok = gate_output(state, stats_socket, ["kube-apiserver-backend/m1", "kube-apiserver-backend/m2"],
+                     ["kube-apiserver-backend"])
+    assert ok == (0, "ok")
+    code, out = gate_output(state, stats_socket, ["kube-apiserver-backend/m3", "ingress-backend/w1"],
+                            ["ingress-backend"])
+    assert code == 1
+    assert out.split() == ["backend-kube-apiserver-backend/m3:missing",
+                           "backend-ingress-backend:no-server-passes-its-check"]
+    state.write_text("FAULT 100 1700000000\n")
+    assert gate_output(state, stats_socket, [], []) == (1, "vrrp:FAULT")
+    state.unlink()
+    assert gate_output(state, stats_socket, [], []) == (1, "vrrp:unknown")

@@ -27,6 +27,14 @@ class UsageError(HakeepError):
     """The user's input (inventory, environment, options, templates) is wrong; nothing was touched."""
 
 
+class UnreachableError(HakeepError):
+    """An LB the command needs cannot be reached; nothing was changed. ``hosts``: name -> why."""
+
+    def __init__(self, message: str, hint: str | None = None, *, hosts: dict[str, str] | None = None) -> None:
+        super().__init__(message, hint)
+        self.hosts = dict(hosts or {})
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an inventory: where (a key path such as ``lb[1].interface``) and what."""

@@ -8,6 +8,7 @@ from hakeep.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
@@ -44,7 +45,12 @@ class Unit:
         return self.name + ".service"
 
     def validate_argv(self, path: str) -> tuple[str, ...]:
-        return tuple(path if a == "{}" else a for a in self.validator)
+        return validate_argv(self.validator, path)
+
+
+def validate_argv(validator: Sequence[str], path: str) -> tuple[str, ...]:
+    """A validator's argv for one file: "{}" replaced by the file's path."""
+    return tuple(path if a == "{}" else a for a in validator)
 
 
 HAPROXY = Unit("haproxy", "haproxy", HAPROXY_CFG, "/etc/haproxy/", ("haproxy", "-c", "-q", "-f", "{}"))

@@ -1,8 +1,9 @@
 """Static checks of hakeep's layout and module boundaries, read with :mod:`ast` (nothing under test is imported).
 
 The packages follow the flow (inventory -> render -> hosts -> plan -> run -> ops -> cli) and each
-imports only the parts before it that :data:`MAY_IMPORT` lists; only :mod:`hakeep.hosts.transport`
-and :mod:`hakeep.hosts.sshhosts` import fabric/paramiko/invoke, and only the session reaches them;
+imports only the parts before it that :data:`MAY_IMPORT` lists; only :mod:`hakeep.hosts.transport`,
+:mod:`hakeep.hosts.sshhosts` and :mod:`hakeep.hosts.channel` import fabric/paramiko/invoke, and only
+the session reaches them;
 only ``hakeep/cli/output.py`` and ``hakeep/cli/views.py`` import rich, only the renderer jinja2;
 every module has a docstring and at most 400 lines; building the parser loads none of rich,
 paramiko, fabric or jinja2; every subcommand's ``--help`` shows examples and the command is in
@@ -100,9 +101,13 @@ def hakeep_imports(module: ast.Module) -> set[str]:
     for node in ast.walk(module):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names if a.name.split(".")[0] == "hakeep")
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            names.add("<relative import>")  # hakeep uses absolute imports only: never allowed
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hakeep":
-            assert node.level == 0, "hakeep uses absolute imports only"
             names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str) and node.args[0].value.split(".")[0] == "hakeep"):
+            names.add(node.args[0].value)  # importlib.import_module("hakeep.x")
     return {n.removeprefix("hakeep").lstrip(".") for n in names}
 
 
@@ -110,6 +115,12 @@ def part_of(name: str) -> str:
     """``plan.steps.Step`` -> ``plan``; ``__version__`` (from the root package) -> ""."""
     first = name.split(".", maxsplit=1)[0]
     return "" if first.startswith("__") else first
+
+
+def test_the_hakeep_import_reader_sees_every_form() -> None:
+    source = ("from hakeep.plan import steps\nimport hakeep.run.session\nfrom ..cli import views\n"
+              "def f():\n    importlib.import_module('hakeep.ops.status')\n")
+    assert hakeep_imports(ast.parse(source)) == {"plan.steps", "run.session", "<relative import>", "ops.status"}
 
 
 def test_the_modules_are_found() -> None:

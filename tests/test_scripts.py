@@ -173,7 +173,7 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
 
 def gate_output(state: Path, sock: Path, servers: list[str], require_up: list[str]) -> tuple[int, str]:
     script = compose("gate.sh", UNITS=[], PORTS=[], SERVERS=servers, REQUIRE_UP=require_up, STATE_FILE=str(state),
-                     STATS_SOCKET=str(sock))
+                     STATS_SOCKET=str(sock), HOLD_VIP="")
     done = run_script(script)
     return done.returncode, done.stdout.strip()
 
@@ -193,3 +193,17 @@ def test_the_gate_checks_servers_and_passing_checks(tmp_path: Path, stats_socket
     assert gate_output(state, stats_socket, [], []) == (1, "vrrp:FAULT")
     state.unlink()
     assert gate_output(state, stats_socket, [], []) == (1, "vrrp:unknown")
+
+
+def test_every_script_gets_every_variable_it_reads() -> None:
+    """Under `set -u` a missing variable aborts the script: each builder must pass all the file reads."""
+    import re
+
+    lib = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source("lib.sh")))
+    files = {"facts": "facts.sh", "gate": "gate.sh", "units_gate": "units_gate.sh", "vip_check": "vip_check.sh",
+             "listening": "listening.sh", "lock": "lock.sh"}
+    assert set(files.values()) | {"lib.sh"} == set(names())
+    for name, script in composed().items():
+        assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))
+        read = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source(files[name]))) | lib
+        assert read - assigned - {"PATH", "LC_ALL"} == set(), name

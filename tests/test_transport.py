@@ -174,11 +174,12 @@ def test_missing_ssh_config_file(srv: sshd.Server) -> None:
 def test_connect_all_keeps_every_outcome_in_order(trusted: sshd.Server) -> None:
     bad_port = sshd.free_port()
     lbs = [trusted.lb("zeta"), trusted.lb("alpha", port=bad_port), trusted.lb("mid")]
-    outcomes = connect_all(lbs, max_workers=3)
+    outcomes = connect_all(lbs)
     try:
         assert list(outcomes) == ["zeta", "alpha", "mid"]
         bad = outcomes["alpha"]
         assert isinstance(bad, ConnectError)
+        assert bad.kind == "refused"
         assert str(bad) == f"alpha: cannot connect to 127.0.0.1:{bad_port}: connection refused"
         for name in ("zeta", "mid"):
             good = outcomes[name]
@@ -189,6 +190,33 @@ def test_connect_all_keeps_every_outcome_in_order(trusted: sshd.Server) -> None:
             if not isinstance(outcome, HakeepError):
                 outcome.close()
     assert connect_all([]) == {}
+
+
+def test_a_host_that_never_sends_a_banner_is_cut_off_at_the_deadline(trusted: sshd.Server) -> None:
+    """TCP connects, no SSH banner (a hung sshd): reported as a timeout at the deadline, not waited for."""
+    import socket
+    import time
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        lbs = [trusted.lb("ok"), trusted.lb("hung", port=hung.getsockname()[1])]
+        start = time.monotonic()
+        outcomes = connect_all(lbs, deadline=start + 1.5)
+        took = time.monotonic() - start
+    try:
+        assert took < 5  # the banner wait alone would be 10 s; without a deadline, forever
+        bad = outcomes["hung"]
+        assert isinstance(bad, ConnectError)
+        assert bad.kind == "timeout"
+        assert "no SSH answer" in bad.message
+        good = outcomes["ok"]
+        assert not isinstance(good, HakeepError)
+        assert good.run("echo ok").text() == "ok\n"
+    finally:
+        for outcome in outcomes.values():
+            if not isinstance(outcome, HakeepError):
+                outcome.close()
 
 
 def test_a_dropped_host_is_a_clean_error_without_console_noise(

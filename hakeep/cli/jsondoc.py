@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 from hakeep.ops.drill import DrillResult
-from hakeep.ops.status import HostStatus
+from hakeep.ops.status import PairStatus, Verdict
 from hakeep.plan.releases import History
 from hakeep.plan.steps import Plan
 from hakeep.run.results import FinalCheck, HostOutcome, ValidationOutcome
@@ -58,9 +58,11 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
     return doc
 
 
-def status_doc(vip: str, holders: Sequence[str], healthy: bool, rows: Sequence[HostStatus]) -> Doc:
-    return {"vip": vip, "holders": holders, "healthy": healthy,
-            "hosts": [{**asdict(r), "healthy": r.healthy} for r in rows]}
+def status_doc(pair: PairStatus) -> Doc:
+    return {"vip": pair.vip, "verdict": pair.verdict, "reasons": pair.reasons, "holders": pair.holders,
+            "healthy": pair.verdict is Verdict.HEALTHY,
+            "hosts": [{**asdict(r), "healthy": r.healthy} for r in pair.hosts],
+            "probes": [asdict(p) for p in pair.probes]}
 
 
 def releases_doc(histories: Mapping[str, History]) -> list[Doc]:
@@ -72,4 +74,4 @@ def releases_doc(histories: Mapping[str, History]) -> list[Doc]:
 
 
 def drill_doc(result: DrillResult) -> Doc:
-    return {**asdict(result), "ok": result.ok}
+    return {**asdict(result), "ok": result.ok}  # probe: None, or {attempts, failed, longest_gap_s}

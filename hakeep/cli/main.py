@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from hakeep import __version__
 from hakeep.cli import exitcodes
-from hakeep.errors import HakeepError, UsageError
+from hakeep.errors import HakeepError, UnreachableError, UsageError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": (
@@ -143,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         output.error(exc)
         return exitcodes.INVALID
+    except UnreachableError as exc:
+        output.error(exc)
+        return exitcodes.UNREACHABLE
     except HakeepError as exc:
         output.error(exc)
         return exitcodes.FAILED

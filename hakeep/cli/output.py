@@ -57,6 +57,11 @@ def warnings(source: str, problems: Iterable[Problem]) -> int:
     return count
 
 
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr."""
+    err().print(Text("warning: ", style="bold yellow") + Text(message, style="yellow"))
+
+
 def line(message: str, style: str = "") -> None:
     out().print(Text(message, style=style))
 

@@ -8,16 +8,19 @@ the JSON documents are :mod:`.jsondoc`'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from rich.console import Console
+from rich.live import Live
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
 from hakeep.cli.output import out
 from hakeep.layout import RELEASES_DIR
-from hakeep.ops.status import HostStatus
+from hakeep.ops.drill import DrillResult
+from hakeep.ops.status import PairStatus, Verdict
 from hakeep.plan.releases import Release, ReleaseStatus
 from hakeep.plan.steps import ChangeKind, HostPlan, Plan, Step
 from hakeep.run.results import (
@@ -168,16 +171,94 @@ def releases_table(host: str, releases: Sequence[Release], live_id: str | None) 
     return table
 
 
-def status_table(vip: str, rows: Sequence[HostStatus]) -> Table:
-    table = Table(title=f"VIP {vip}", title_justify="left")
-    for col in ("host", "address", "VIP", "VRRP", "haproxy", "keepalived", "servers up", "live release", "drift"):
-        table.add_column(col)
-    for r in rows:
-        def unit(state: str, pid: int) -> Text:
-            return Text(f"{state} ({pid})" if pid else state, style="green" if state == "active" else "bold red")
+_VERDICT_STYLE = {Verdict.HEALTHY: "bold green", Verdict.DEGRADED: "bold yellow", Verdict.SPLIT_BRAIN: "bold red",
+                  Verdict.VIP_LOST: "bold red", Verdict.UNREACHABLE: "bold red"}
 
-        table.add_row(r.host, r.address, Text("yes", style="bold green") if r.holds_vip else "", r.vrrp_state,
+
+def status_table(pair: PairStatus) -> Table:
+    table = Table(title=f"VIP {pair.vip}", title_justify="left")
+    for col in ("host", "address", "reached", "VIP", "VRRP", "haproxy", "keepalived", "servers up", "live release",
+                "drift"):
+        table.add_column(col)
+
+    def unit(state: str, pid: int) -> Text:
+        return Text(f"{state} ({pid})" if pid else state, style="green" if state == "active" else "bold red")
+
+    for r in pair.hosts:
+        if not r.reachable:
+            table.add_row(r.host, r.address, Text(f"no: {r.reason}", style="bold red"), "?", "?", "?", "?", "?", "?",
+                          "?")
+            continue
+        table.add_row(r.host, r.address, "yes", Text("yes", style="bold green") if r.holds_vip else "", r.vrrp_state,
                       unit(r.haproxy, r.haproxy_pid), unit(r.keepalived, r.keepalived_pid),
                       f"{r.servers_up}/{r.servers_total}", r.live_release,
                       Text(", ".join(r.drift), style="magenta") if r.drift else "")
+    seen: dict[str, list[str]] = {}
+    for p in pair.probes:
+        seen.setdefault(p.vantage, []).append(f"{p.port} {p.result}")
+    table.caption = "; ".join(f"VIP from {where}: {', '.join(res)}" for where, res in seen.items())
+    return table
+
+
+def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
+    con = console or out()
+    where = ", ".join(pair.holders) or "no LB"
+    con.print(Text(f"{pair.verdict.value}: ", style=_VERDICT_STYLE[pair.verdict]) + Text(f"VIP {pair.vip} on {where}"))
+    for reason in pair.reasons:
+        con.print(Text("  - " + reason))
+
+
+def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairStatus | None:
+    """Refresh the status table in place until Ctrl-C; print each change of VIP holder with the time."""
+    last: PairStatus | None = None
+    con = out()
+    try:
+        with Live(Text("asking the LBs..."), console=con, auto_refresh=False) as live:
+            while True:
+                pair = snapshot()
+                if last is not None and pair.holders != last.holders:
+                    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                    live.console.print(Text(f"{stamp} VIP {pair.vip}: {', '.join(last.holders) or 'no LB'} -> "
+                                            f"{', '.join(pair.holders) or 'no LB'} ({pair.verdict.value})",
+                                            style=_VERDICT_STYLE[pair.verdict]))
+                last = pair
+                grid = Table.grid()
+                grid.add_row(status_table(pair))
+                verdict = Text(f"{pair.verdict.value}: ", style=_VERDICT_STYLE[pair.verdict])
+                verdict.append("; ".join(pair.reasons) or f"VIP on {', '.join(pair.holders)}")
+                grid.add_row(verdict)
+                grid.add_row(Text(f"{time.strftime('%H:%M:%S')}: refreshing every {interval:g}s; Ctrl-C to stop",
+                                  style="dim"))
+                live.update(grid, refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    return last
+
+
+def _secs(v: float | None) -> str:
+    return f"{v:.2f}s" if v is not None else "-"
+
+
+def drill_line(r: DrillResult) -> Text:
+    """One round as it finishes."""
+    text = Text(f"round {r.round} ({r.mode.value}): {r.old_holder} out; VIP on {r.new_holder or 'no other LB'} "
+                f"after {_secs(r.vip_moved_s)}, frontends after {_secs(r.frontends_s)}; "
+                f"{r.old_holder} back after {_secs(r.recovered_s)}")
+    if r.probe is not None:
+        text.append(f"; client: {r.probe.failed}/{r.probe.attempts} connects failed, longest gap "
+                    f"{r.probe.longest_gap_s:.2f}s")
+    return text
+
+
+def drill_table(results: Sequence[DrillResult]) -> Table:
+    table = Table(title="hakeep drill", title_justify="left")
+    for col in ("round", "mode", "from", "to", "failover", "frontends", "client gap", "failed connects",
+                "fail-back", "result"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(str(r.round), r.mode.value, r.old_holder, r.new_holder or "-", _secs(r.vip_moved_s),
+                      _secs(r.frontends_s), _secs(r.probe.longest_gap_s) if r.probe else "-",
+                      f"{r.probe.failed}/{r.probe.attempts}" if r.probe else "-", _secs(r.failback_s),
+                      Text("ok", style="green") if r.ok else Text("FAILED", style="bold red"))
     return table

@@ -14,7 +14,16 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 
 from hakeep.hosts.scripts import compose
-from hakeep.layout import KEEPALIVED, RELEASES_DIR, STATS_SOCKET, SYSCTL_CONF, UNIT_NAMES, VRRP_STATE_FILE, staged
+from hakeep.layout import (
+    KEEPALIVED,
+    RELEASES_DIR,
+    STATS_SOCKET,
+    SYSCTL_CONF,
+    UNIT_NAMES,
+    VRRP_STATE_FILE,
+    staged,
+    validate_argv,
+)
 
 q = shlex.quote
 
@@ -62,7 +71,7 @@ def set_mode(path: str, mode: int, owner: str, group: str) -> str:
 
 def validate_staged(argv: Sequence[str], path: str) -> str:
     """Run a validator (``haproxy -c -f {}``) on the staged file; its output shows on failure."""
-    cmd = " ".join(q(staged(path)) if a == "{}" else q(a) for a in argv)
+    cmd = " ".join(q(a) for a in validate_argv(argv, staged(path)))
     return script(f"{cmd} 2>&1")
 
 
@@ -143,6 +152,25 @@ def systemctl(action: str, unit: str) -> str:
     return script(f"systemctl {q(action)} {q(unit + '.service')}")
 
 
+def kill_unit(unit: str) -> str:
+    """SIGKILL every process of a unit: a crash, with no goodbye (keepalived sends no priority 0)."""
+    return script(f"systemctl kill --signal=SIGKILL {q(unit + '.service')}")
+
+
+def link_down_for(interface: str, seconds: float, timer_unit: str) -> str:
+    """Take ``interface`` down for ``seconds``: first a systemd timer on the host that brings it back
+    up (so losing this SSH session, or hakeep, cannot leave it down), then the link goes down from a
+    detached shell a moment after this command has returned."""
+    ip = "$(command -v ip)"
+    up = f"{ip} link set dev {q(interface)} up"
+    return script(
+        f"systemctl stop {q(timer_unit + '.timer')} {q(timer_unit + '.service')} 2>/dev/null || true",
+        f"systemctl reset-failed {q(timer_unit + '.timer')} {q(timer_unit + '.service')} 2>/dev/null || true",
+        f"systemd-run --quiet --unit={q(timer_unit)} --on-active={seconds:g}s /bin/sh -c \"{up}\"",
+        f"setsid sh -c {q('sleep 0.3; ip link set dev ' + q(interface) + ' down')} </dev/null >/dev/null 2>&1 &",
+    )
+
+
 def sysctl_nonlocal_bind() -> str:
     conf = SYSCTL_CONF
     return script(
@@ -181,12 +209,14 @@ def prune_releases(ids: Iterable[str]) -> str:
 # --- the scripts kept as files (hakeep/hosts/sh/), with their variables ------------------------
 
 
-def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], require_up: Sequence[str] = ()) -> str:
+def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], require_up: Sequence[str] = (),
+              hold_vip: str = "") -> str:
     """Health gate of one LB (sh/gate.sh): units active, ports listening, VRRP settled, every server
-    of ``backends`` known to haproxy, and a passing server in each backend of ``require_up``."""
+    of ``backends`` known to haproxy, and a passing server in each backend of ``require_up``; with
+    ``hold_vip``, the LB still holds that VIP (it had it, and no peer could take it over)."""
     servers = [f"{backend}/{server}" for backend, names in backends.items() for server in names]
     return compose("gate.sh", UNITS=UNIT_NAMES, PORTS=ports, SERVERS=servers, REQUIRE_UP=require_up,
-                   STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET)
+                   STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET, HOLD_VIP=hold_vip)
 
 
 def units_gate(running: Mapping[str, bool]) -> str:
@@ -196,10 +226,10 @@ def units_gate(running: Mapping[str, bool]) -> str:
                    STATE_FILE=VRRP_STATE_FILE)
 
 
-def vip_check(vip_ip: str, ports: Sequence[int]) -> str:
+def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2) -> str:
     """Print ``holder=IFACE`` when this host carries the VIP, then ``port=N:open|closed`` for each
-    frontend port reached on the VIP from here."""
-    return compose("vip_check.sh", VIP_IP=vip_ip, PORTS=ports)
+    frontend port reached on the VIP from here (all at once, each within ``probe_timeout`` s)."""
+    return compose("vip_check.sh", VIP_IP=vip_ip, PORTS=ports, PROBE_TIMEOUT=probe_timeout)
 
 
 def listening(ports: Sequence[int]) -> str:

@@ -79,7 +79,26 @@ class RemoteCommandError(HakeepError):
 
 
 class ConnectError(HakeepError):
-    """The host could not be reached, or we could not log in (or become root) on it."""
+    """The host could not be reached, or we could not log in (or become root) on it.
+
+    ``kind`` says why in one word a table can show: timeout, refused, no route, closed, auth,
+    host key, sudo, config or error.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "error") -> None:
+        super().__init__(message, hint)
+        self.kind = kind
+
+
+def connect_kind(reason: str) -> str:
+    """The one-word kind of a connection failure, from its human reason."""
+    text = reason.lower()
+    for needle, kind in (("refused", "refused"), ("timed out", "timeout"), ("timeout", "timeout"),
+                         ("banner", "timeout"), ("no route", "no route"), ("unreachable", "no route"),
+                         ("closed", "closed"), ("no existing session", "timeout")):
+        if needle in text:
+            return kind
+    return "error"
 
 
 class HostKeyError(ConnectError):
@@ -87,7 +106,7 @@ class HostKeyError(ConnectError):
 
     def __init__(self, message: str, hint: str, *, host: str, key_type: str, fingerprint: str,
                  changed: bool) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, kind="host key")
         self.host = host
         self.key_type = key_type
         self.fingerprint = fingerprint
@@ -96,6 +115,9 @@ class HostKeyError(ConnectError):
 
 class SudoError(ConnectError):
     """sudo is configured for the host but cannot be used (e.g. the password was rejected)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint, kind="sudo")
 
 
 class LockedError(HakeepError):

@@ -131,7 +131,7 @@ def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyChe
         keys = hop.connect_kwargs.get("key_filename") or []  # like ssh: skip IdentityFiles that are absent
         hop.connect_kwargs["key_filename"] = [k for k in keys if os.path.exists(k)]
         hop.connect_kwargs.update(transport_factory=checker.transport_factory,
-                                  banner_timeout=max(15.0, lb.ssh.connect_timeout),
+                                  banner_timeout=lb.ssh.connect_timeout,
                                   auth_timeout=max(30.0, lb.ssh.connect_timeout))
         if hop.ssh_config.get("identitiesonly") == "yes" and hop.connect_kwargs.get("key_filename"):
             hop.connect_kwargs.update(allow_agent=False, look_for_keys=False)

@@ -16,7 +16,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import paramiko
@@ -35,6 +34,7 @@ from hakeep.hosts.remote import (
     RemoteCommandError,
     SudoError,
     Transport,
+    connect_kind,
     display_of,
     lock_script,
     privileged_stdin,
@@ -230,33 +230,56 @@ def connect(lb: LoadBalancer, *, accept_new_host_keys: bool = False,
 
 def connect_all(lbs: Sequence[LoadBalancer], *, accept_new_host_keys: bool = False,
                 sudo_password: Callable[[], str] | None = None,
-                max_workers: int = 16) -> dict[str, Transport | HakeepError]:
-    """Connect to every LB in parallel; each one's transport or error, in inventory order."""
-    if not lbs:
-        return {}
+                deadline: float | None = None) -> dict[str, Transport | HakeepError]:
+    """Connect to every LB at once; each one's transport or error, in inventory order.
 
-    def one(lb: LoadBalancer) -> Transport | HakeepError:
+    With ``deadline`` (a ``time.monotonic()`` value), a host that has not answered by then is
+    reported as timed out: the run goes on without it, and a connection that opens later is closed
+    at once. Connections open in daemon threads, so an abandoned one never holds up the exit.
+    """
+    results: dict[str, Transport | BaseException] = {}
+    abandoned: set[str] = set()
+    guard = threading.Lock()
+
+    def one(lb: LoadBalancer) -> None:
+        outcome: Transport | BaseException
         try:
-            return connect(lb, accept_new_host_keys=accept_new_host_keys,
-                           sudo_password=sudo_password)
-        except HakeepError as exc:
-            return exc
+            outcome = connect(lb, accept_new_host_keys=accept_new_host_keys, sudo_password=sudo_password)
+        except BaseException as exc:  # this host's outcome; a bug is re-raised below
+            outcome = exc
+        with guard:
+            if lb.name not in abandoned:
+                results[lb.name] = outcome
+                return
+        if not isinstance(outcome, BaseException):
+            outcome.close()  # too late: the run went on without this host
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(lbs))),
-                            thread_name_prefix="hakeep-connect") as pool:
-        futures = [(lb.name, pool.submit(one, lb)) for lb in lbs]
-        outcomes: dict[str, Transport | HakeepError] = {}
-        failure: BaseException | None = None
-        for name, future in futures:
-            try:
-                outcomes[name] = future.result()
-            except BaseException as exc:  # a bug, not a host problem: close what opened, re-raise
-                failure = failure or exc
-    if failure is not None:
-        for outcome in outcomes.values():
-            if not isinstance(outcome, HakeepError):
-                outcome.close()
-        raise failure
+    threads = [threading.Thread(target=one, args=(lb,), daemon=True, name=f"hakeep-connect-{lb.name}")
+               for lb in lbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    with guard:
+        for lb in lbs:
+            if lb.name not in results:
+                abandoned.add(lb.name)
+                results[lb.name] = ConnectError(
+                    f"{lb.name}: no SSH answer from {lb.address} within {lb.ssh.connect_timeout:g}s",
+                    hint="the host may be down or cut off, or its sshd hung", kind="timeout")
+    outcomes: dict[str, Transport | HakeepError] = {}
+    bug: BaseException | None = None
+    for lb in lbs:
+        r = results[lb.name]
+        if isinstance(r, HakeepError) or not isinstance(r, BaseException):
+            outcomes[lb.name] = r
+        else:
+            bug = bug or r
+    if bug is not None:  # a bug, not a host problem: close what opened, re-raise
+        for r in outcomes.values():
+            if not isinstance(r, HakeepError):
+                r.close()
+        raise bug
     return outcomes
 
 
@@ -276,12 +299,13 @@ def _open(lb: LoadBalancer, cxn: Any) -> None:
         raise ConnectError(
             f"{lb.name}: cannot log in to {where} as {cxn.user}: {failure_reason(exc)}",
             hint="check the user and identity_file in the inventory (or User/IdentityFile in "
-                 f"{config}), that ssh-agent holds the key, and the host's authorized_keys") from None
+                 f"{config}), that ssh-agent holds the key, and the host's authorized_keys", kind="auth") from None
     except (paramiko.SSHException, EOFError, OSError) as exc:
         why = _proxy_failure(cxn) or failure_reason(exc, cxn.connect_timeout)
         raise ConnectError(
             f"{lb.name}: cannot connect to {where}{via}: {why}",
-            hint=f"check the address, the port and any firewall on the way, or {config}") from None
+            hint=f"check the address, the port and any firewall on the way, or {config}",
+            kind=connect_kind(why)) from None
     keepalive = cxn.ssh_config.get("serveraliveinterval")
     if keepalive and keepalive.isdigit() and cxn.transport is not None:
         cxn.transport.set_keepalive(int(keepalive))

@@ -1,33 +1,50 @@
-"""The failover drill: the recipe's manual check, automated and timed.
+"""The failover drill: the recipe's manual check, automated, timed, and seen as a client sees it.
 
-Stop keepalived on the LB that holds the VIP, measure how long until exactly one other LB holds it
-and the frontends answer through it, start keepalived again and wait until the old holder is back
-in MASTER or BACKUP. Every wait is bounded. Works on an open :class:`~hakeep.run.session.Session`
-(locked: the drill changes the hosts for a few seconds) and returns a frozen :class:`DrillResult`.
+On a healthy pair only (see :mod:`.status`), each round takes the VIP holder out one way — ``stop``
+(systemctl stop keepalived: it says goodbye), ``crash`` (SIGKILL: it says nothing) or ``link`` (its
+VRRP interface down; a timer set on the host *before* the link goes down brings it back, so a lost
+SSH session cannot leave it down) — and measures: the VIP on exactly one other LB, the frontends
+answering through it, the old holder back in MASTER/BACKUP, and the fail-back when it takes the VIP
+back (preemption). With a :class:`~.probe.Prober`, the failed client connects and the longest gap.
+Every wait is bounded. Works on an open, locked session; returns frozen results.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from hakeep.errors import HakeepError
 from hakeep.hosts import commands
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.layout import KEEPALIVED, UNIT_NAMES
+from hakeep.ops.probe import Prober, ProbeResult
+
+LINK_TIMER_UNIT = "hakeep-drill-link-up"
+
+
+class Mode(StrEnum):
+    STOP = "stop"
+    CRASH = "crash"
+    LINK = "link"
 
 
 @dataclass(frozen=True)
 class DrillResult:
+    round: int
+    mode: Mode
     old_holder: str
     new_holder: str | None
-    vip_moved_s: float | None  # stop issued -> VIP on exactly one other LB
-    frontends_s: float | None  # stop issued -> every frontend port answers through the VIP
-    recovered_s: float | None  # start issued -> old holder in MASTER/BACKUP again
+    vip_moved_s: float | None  # fault -> VIP on exactly one other LB
+    frontends_s: float | None  # fault -> every frontend port answers through the VIP
+    recovered_s: float | None  # old holder restored -> back in MASTER/BACKUP
+    failback_s: float | None  # old holder restored -> VIP back on it (None: it did not take it back)
     final_holder: str | None
     limit_s: float
+    probe: ProbeResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,8 +56,8 @@ class DrillError(HakeepError):
     pass
 
 
-def _where(transports: Mapping[str, Transport], vip: str, ports: tuple[int, ...]) -> dict[str, str]:
-    script = commands.vip_check(vip, ports)
+def where(transports: Mapping[str, Transport], vip: str, ports: Sequence[int] = ()) -> dict[str, str]:
+    script = commands.vip_check(vip, ports, probe_timeout=1)
     res = parallel(lambda n: transports[n].run(script, display="where is the VIP", check=False, timeout=10),
                    list(transports))
     return {n: r.text() if isinstance(r, CommandResult) else "" for n, r in res.items()}
@@ -50,47 +67,72 @@ def holders_of(out: Mapping[str, str]) -> list[str]:
     return [n for n, text in out.items() if "holder=" in text]
 
 
-def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, ...], *, limit_s: float = 3.0,
-              timeout_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> DrillResult:
-    before = holders_of(_where(transports, vip, ()))
+def _wait(cond: Callable[[], bool], timeout_s: float, clock: Callable[[], float], interval: float = 0.05) -> bool:
+    deadline = clock() + timeout_s
+    while clock() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, ...], *, mode: Mode = Mode.STOP,
+              interface: str = "", link_s: float = 10.0, limit_s: float = 3.0, timeout_s: float = 30.0,
+              probe: Prober | None = None, round_no: int = 1,
+              clock: Callable[[], float] = time.monotonic) -> DrillResult:
+    before = holders_of(where(transports, vip))
     if len(before) != 1:
         raise DrillError(f"the VIP {vip} is on {len(before)} LBs ({', '.join(before) or 'none'}); "
                          "a drill needs exactly one holder", hint="run `hakeep status` and fix that first")
     old = before[0]
     others = {n: t for n, t in transports.items() if n != old}
+    if probe is not None:
+        probe.start()
     t0 = clock()
-    transports[old].run(commands.systemctl("stop", KEEPALIVED.name), display="stop keepalived (drill)")
+    _fault(transports[old], mode, interface, link_s)
     moved = frontends = None
     new: str | None = None
     try:
         while clock() - t0 < timeout_s and (moved is None or frontends is None):
-            out = _where(others, vip, ports if moved is not None else ())
-            now = clock() - t0
+            out = where(others, vip, ports if moved is not None else ())
             hs = holders_of(out)
             if moved is None and len(hs) == 1:
-                moved, new = now, hs[0]
+                moved, new = clock() - t0, hs[0]
                 continue
-            if moved is not None:
-                vantage = next(iter(out.values()), "")
-                if all(f"port={p}:open" in vantage for p in ports):
-                    frontends = now
+            if moved is not None and all(f"port={p}:open" in next(iter(out.values()), "") for p in ports):
+                frontends = clock() - t0
             time.sleep(0.02)
     finally:
-        t1 = clock()
-        transports[old].run(commands.systemctl("start", KEEPALIVED.name), display="start keepalived (drill)")
-    recovered = None
+        t1 = _restore(transports[old], mode, t0 + link_s, clock)
     gate = commands.units_gate(dict.fromkeys(UNIT_NAMES, True))
-    while clock() - t1 < timeout_s:
-        if transports[old].run(gate, display="old holder back in MASTER/BACKUP", check=False).ok:
-            recovered = clock() - t1
-            break
-        time.sleep(0.2)
-    final: str | None = None
-    deadline = clock() + timeout_s
-    while clock() < deadline:
-        hs = holders_of(_where(transports, vip, ()))
-        if len(hs) == 1:
-            final = hs[0]
-            break
-        time.sleep(0.2)
-    return DrillResult(old, new, moved, frontends, recovered, final, limit_s)
+    recovered = failback = None
+    if _wait(lambda: transports[old].run(gate, display="old holder back in MASTER/BACKUP", check=False,
+                                         timeout=10).ok, timeout_s, clock, 0.2):
+        recovered = clock() - t1
+    if _wait(lambda: holders_of(where(transports, vip)) == [old], min(timeout_s, 10.0), clock, 0.1):
+        failback = clock() - t1
+    _wait(lambda: len(holders_of(where(transports, vip))) == 1, timeout_s, clock, 0.2)
+    final = holders_of(where(transports, vip))
+    result = probe.stop() if probe is not None else None
+    return DrillResult(round_no, mode, old, new, moved, frontends, recovered, failback,
+                       final[0] if len(final) == 1 else None, limit_s, result)
+
+
+def _fault(t: Transport, mode: Mode, interface: str, link_s: float) -> None:
+    if mode is Mode.STOP:
+        t.run(commands.systemctl("stop", KEEPALIVED.name), display="stop keepalived (drill)")
+    elif mode is Mode.CRASH:
+        t.run(commands.kill_unit(KEEPALIVED.name), display="SIGKILL keepalived (drill)")
+    else:
+        t.run(commands.link_down_for(interface, link_s, LINK_TIMER_UNIT),
+              display=f"{interface} down for {link_s:g}s, brought back by a timer on the host (drill)")
+
+
+def _restore(t: Transport, mode: Mode, link_back_at: float, clock: Callable[[], float]) -> float:
+    """Undo the fault; the time the old holder was given back (for recovery and fail-back times)."""
+    if mode is Mode.LINK:  # the host's own timer brings the link back; wait for that moment
+        time.sleep(max(0.0, link_back_at - clock()))
+        return clock()
+    t1 = clock()
+    t.run(commands.systemctl("start", KEEPALIVED.name), display="start keepalived again (drill)")
+    return t1

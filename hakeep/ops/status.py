@@ -1,33 +1,77 @@
-"""The status of one LB, derived (purely) from its facts: what ``hakeep status`` shows per host."""
+"""``hakeep status`` without the printing: each LB's state from its facts, where the VIP answers, and
+one verdict for the pair — healthy, degraded, split brain, VIP lost or unreachable — with reasons.
+
+:func:`host_status` and :func:`judge` are pure; :func:`probe_vip` asks every reached LB (and this
+machine) whether the VIP's frontend ports answer, each probe bounded.
+"""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 
+from hakeep.hosts import commands
 from hakeep.hosts.facts import HostFacts
+from hakeep.hosts.group import parallel
+from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.inventory.model import LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED
 from hakeep.plan.releases import History
+from hakeep.run.session import Session, reason
+
+HERE = "here"  # the vantage point of the machine hakeep runs on
+PROBE_TIMEOUT = 1.0
+
+
+class Verdict(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # the VIP is served, but an LB is unreachable or unwell, or drift
+    SPLIT_BRAIN = "split brain"  # the VIP on two or more LBs
+    VIP_LOST = "VIP lost"  # on no LB, or held but not answering
+    UNREACHABLE = "unreachable"  # no LB could be reached
 
 
 @dataclass(frozen=True)
 class HostStatus:
     host: str
     address: str
-    holds_vip: bool
-    vrrp_state: str
-    haproxy: str  # ActiveState, "absent" when not installed
-    haproxy_pid: int
-    keepalived: str
-    keepalived_pid: int
-    servers_up: int
-    servers_total: int
-    live_release: str
-    drift: tuple[str, ...]
+    reachable: bool
+    reason: str = ""  # why it was not reached: timeout, refused, auth, host key, ...
+    holds_vip: bool = False
+    vrrp_state: str = "-"
+    haproxy: str = "-"  # ActiveState, "absent" when not installed
+    haproxy_pid: int = 0
+    keepalived: str = "-"
+    keepalived_pid: int = 0
+    servers_up: int = 0
+    servers_total: int = 0
+    servers_down: tuple[str, ...] = ()  # "backend/server" not UP
+    live_release: str = "-"
+    drift: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
-        return self.haproxy == "active" and self.keepalived == "active"
+        return self.reachable and self.haproxy == "active" and self.keepalived == "active"
+
+
+@dataclass(frozen=True)
+class PortProbe:
+    vantage: str  # an LB's name, or HERE
+    port: int
+    result: str  # open, closed; from here also: refused, unreachable from here
+
+
+@dataclass(frozen=True)
+class PairStatus:
+    vip: str
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    holders: tuple[str, ...]
+    hosts: tuple[HostStatus, ...]
+    probes: tuple[PortProbe, ...]
 
 
 def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
@@ -37,13 +81,107 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
             return "absent", 0
         return u.active, u.main_pid
 
-    servers = [state for backend in f.backends.values() for state in backend.values()]
+    servers = {f"{be}/{sv}": st for be, svs in f.backends.items() for sv, st in svs.items()}
     hist = History.of(f)
     current = hist.live
     (ha, ha_pid), (ka, ka_pid) = unit(HAPROXY.name), unit(KEEPALIVED.name)
     return HostStatus(
-        host=lb.name, address=str(lb.address), holds_vip=f.holds_vip, vrrp_state=f.vrrp_state or "-",
-        haproxy=ha, haproxy_pid=ha_pid, keepalived=ka, keepalived_pid=ka_pid,
-        servers_up=sum(1 for s in servers if s.startswith("UP")), servers_total=len(servers),
+        host=lb.name, address=str(lb.address), reachable=True, holds_vip=f.holds_vip,
+        vrrp_state=f.vrrp_state or "-", haproxy=ha, haproxy_pid=ha_pid, keepalived=ka, keepalived_pid=ka_pid,
+        servers_up=sum(1 for s in servers.values() if s.startswith("UP")), servers_total=len(servers),
+        servers_down=tuple(n for n, s in servers.items() if not s.startswith("UP")),
         live_release=current.id if current else "-", drift=tuple(d.path for d in hist.drift),
     )
+
+
+def unreachable_status(lb: LoadBalancer, reason: str) -> HostStatus:
+    return HostStatus(host=lb.name, address=str(lb.address), reachable=False, reason=reason)
+
+
+def probe_vip(transports: Mapping[str, Transport], vip: str, ports: Sequence[int]) -> list[PortProbe]:
+    """Whether each frontend port answers on the VIP, from every reached LB and from here (parallel)."""
+    script = commands.vip_check(vip, ports)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        local = pool.submit(local_probes, vip, ports)
+        remote = parallel(lambda n: transports[n].run(script, display="probe the VIP", check=False, timeout=10),
+                          list(transports))
+        out = local.result()
+    for name, res in remote.items():
+        if isinstance(res, CommandResult):
+            for line in res.text().splitlines():
+                if line.startswith("port="):
+                    port, _, state = line[5:].partition(":")
+                    out.append(PortProbe(name, int(port), state))
+    return out
+
+
+def local_probes(vip: str, ports: Sequence[int], timeout: float = PROBE_TIMEOUT) -> list[PortProbe]:
+    return [PortProbe(HERE, port, _connect(vip, port, timeout)) for port in ports]
+
+
+def _connect(address: str, port: int, timeout: float) -> str:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"  # something answered for the VIP, with nothing listening
+    except OSError:  # no route, a blackhole, a timeout: this machine cannot tell
+        return "unreachable from here"
+
+
+def answering(probes: Sequence[PortProbe], ports: Sequence[int], holders: Sequence[str]) -> dict[int, bool]:
+    """Per port: does the VIP answer? Seen from another LB when one was asked (the holder reaching
+    its own VIP proves little), else from the holder or from here."""
+    others = [p for p in probes if p.vantage not in holders and p.vantage != HERE]
+    seen = others or list(probes)
+    return {port: any(p.port == port and p.result == "open" for p in seen) for port in ports}
+
+
+def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], ports: Sequence[int]) -> PairStatus:
+    reached = [h for h in hosts if h.reachable]
+    gone = [h for h in hosts if not h.reachable]
+    holders = tuple(h.host for h in reached if h.holds_vip)
+    lost = [f"{h.host} cannot be reached ({h.reason})" for h in gone]
+
+    def verdict(v: Verdict, *reasons: str) -> PairStatus:
+        return PairStatus(vip, v, tuple(reasons), holders, tuple(hosts), tuple(probes))
+
+    if not reached:
+        return verdict(Verdict.UNREACHABLE, *lost)
+    if len(holders) > 1:
+        return verdict(Verdict.SPLIT_BRAIN, f"the VIP is on {', '.join(holders)} at once: VRRP between them "
+                       "is broken (IP protocol 112 blocked, or different virtual_router_id/password)", *lost)
+    answers = answering(probes, ports, holders)
+    silent = [str(p) for p, ok in answers.items() if not ok]
+    if not holders:
+        if ports and not silent and gone:
+            return verdict(Verdict.DEGRADED, f"no reachable LB holds the VIP, but it answers: probably "
+                           f"{', '.join(h.host for h in gone)} holds it", *lost)
+        why = "no LB holds the VIP" + (" and it does not answer" if silent else "")
+        return verdict(Verdict.VIP_LOST, why, *lost)
+    if silent:
+        return verdict(Verdict.VIP_LOST, f"the VIP is on {holders[0]} but does not answer on port "
+                       f"{', '.join(silent)}", *lost)
+    reasons = list(lost)
+    for h in reached:
+        units = [f"{u} {state}" for u, state in ((HAPROXY.name, h.haproxy), (KEEPALIVED.name, h.keepalived))
+                 if state != "active"]
+        if units:
+            reasons.append(f"{h.host}: {', '.join(units)}")
+        elif not h.holds_vip and h.vrrp_state not in ("BACKUP", "-"):
+            reasons.append(f"{h.host}: VRRP state {h.vrrp_state}, not BACKUP")
+        if h.servers_down:
+            reasons.append(f"{h.host}: backend server(s) not UP: {', '.join(h.servers_down)}")
+        if h.drift:
+            reasons.append(f"{h.host}: edited since its live release: {', '.join(h.drift)}")
+    return verdict(Verdict.DEGRADED if reasons else Verdict.HEALTHY, *reasons)
+
+
+def survey(session: Session) -> PairStatus:
+    """The pair's status from an open session (tolerating unreachable LBs): rows, probes, verdict."""
+    inv = session.inv
+    vip, ports = str(inv.cluster.vip.ip), [fe.port for fe in inv.frontends]
+    rows = [host_status(lb, session.facts[lb.name]) if lb.name in session.facts
+            else unreachable_status(lb, reason(session.unreachable[lb.name])) for lb in inv.lbs]
+    probes = probe_vip({n: t for n, t in session.transports.items() if n in session.facts}, vip, ports)
+    return judge(vip, rows, probes, ports)

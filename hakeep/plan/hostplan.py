@@ -73,7 +73,9 @@ class Meta:
 
 
 def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target, *,
-              packages: Sequence[str] = ()) -> HostPlan:
+              packages: Sequence[str] = (), report_drift: bool = True) -> HostPlan:
+    """``report_drift``: note files edited on the host since its live release (a deploy overwrites
+    them and asks first; a rollback puts a saved state back whatever the files hold now)."""
     install = None
     if packages and f.pkgmgr:
         install = Step(Action.INSTALL, f"install {' '.join(packages)} with {f.pkgmgr}",
@@ -117,7 +119,8 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
         changes=tuple(changes), steps=tuple(steps), restore=_restore_steps(release_dir, f, target, actions),
         on_failure=FailureMarks(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED_RESTORED),
                                 _mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED)),
-        release_dir=release_dir, drift=tuple(DriftNote(d.path, d.release) for d in hist.drift),
+        release_dir=release_dir,
+        drift=tuple(DriftNote(d.path, d.release) for d in hist.drift) if report_drift else (),
     )
 
 
@@ -224,7 +227,7 @@ def _validation(root: str, check: HostFiles) -> Validation:
     for mf in check.files:
         prepare.append(Step(Action.VALIDATE, f"upload the new {mf.path} into it",
                             commands.upload_into(root, mf.path, mf.mode), mf.content))
-    checks = [tuple(root + mf.path if a == "{}" else a for a in mf.validate) for mf in check.files if mf.validate]
+    checks = [unit(mf.service).validate_argv(root + mf.path) for mf in check.files if mf.validate]
     return Validation(tuple(prepare), Step(
         Action.VALIDATE, "check the new files with the host's own haproxy -c and keepalived -t, then remove the folder",
         commands.validate_copy(root, checks)))

@@ -25,8 +25,15 @@ from hakeep.render.files import HostFiles
 
 
 def rollout_order(lbs: Sequence[LoadBalancer], facts: Mapping[str, HostFacts]) -> list[LoadBalancer]:
-    """Hosts without the VIP first (inventory order), then the holder(s)."""
-    return sorted(lbs, key=lambda lb: facts[lb.name].holds_vip)
+    """The LBs with facts (those reached): without the VIP first (inventory order), then the holder(s)."""
+    return sorted((lb for lb in lbs if lb.name in facts), key=lambda lb: facts[lb.name].holds_vip)
+
+
+def can_take_over(name: str, facts: Mapping[str, HostFacts]) -> bool:
+    """Whether another reached LB stands by to take the VIP over from ``name``: keepalived runs there
+    in BACKUP (or in a state it never reported: hakeep's notify script is not there yet)."""
+    return any(n != name and f.unit_running(KEEPALIVED.name) and f.vrrp_state in ("BACKUP", "")
+               and not f.holds_vip for n, f in facts.items())
 
 
 def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> Proof:
@@ -35,9 +42,16 @@ def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> P
 
 
 def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str],
-              *, ports: bool = True) -> tuple[list[str], list[str]]:
+              *, ports: bool = True, unreachable: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """Errors that forbid any change, and warnings. ``unreachable``: the LBs left out because they
+    could not be reached (name -> why), when the run is limited to the others."""
     errors: list[str] = []
     warnings: list[str] = []
+    gone = dict(unreachable or {})
+    if gone:
+        shown = ", ".join(f"{n} ({why})" for n, why in gone.items())
+        warnings.append(f"the pair is degraded: {shown} cannot be reached; only {', '.join(names)} "
+                        "will be checked and changed")
     for i, lb in enumerate(inv.lbs):
         if lb.name not in names:
             continue
@@ -67,7 +81,10 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
     holders = [n for n, f in facts.items() if f.holds_vip]
     vip = str(inv.cluster.vip.ip)
     if not holders and any(f.vip_probe == "answers" for f in facts.values()):
-        errors.append(f"the VIP {vip} answers but no LB holds it: another host uses this address")
+        if gone:
+            warnings.append(f"the VIP {vip} answers but no reachable LB holds it: maybe {', '.join(gone)} does")
+        else:
+            errors.append(f"the VIP {vip} answers but no LB holds it: another host uses this address")
     if len(holders) > 1:
         warnings.append(f"the VIP {vip} is on {len(holders)} LBs at once ({', '.join(holders)}): split brain, "
                         "usually VRRP (IP protocol 112) blocked between them")
@@ -80,17 +97,25 @@ def _selected(inv: Inventory, limit: Sequence[str] | None) -> list[str]:
 
 def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[str, HostFiles],
                validation: Mapping[str, HostFiles], *, release_id: str, now: str, operator: str,
-               limit: Sequence[str] | None = None) -> Plan:
-    """The deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``."""
+               limit: Sequence[str] | None = None, unreachable: Mapping[str, str] | None = None) -> Plan:
+    """The deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``.
+
+    ``facts`` holds the LBs reached; with ``limit``, an LB left out may be in ``unreachable``. A
+    limited LB that holds the VIP while no peer stands by must keep it: its gate checks that.
+    """
     names = _selected(inv, limit)
-    errors, warnings = preflight(inv, facts, names)
+    errors, warnings = preflight(inv, facts, names, unreachable=unreachable)
     meta = Meta(release_id, now, operator, inv.source, inv.digest)
     hosts = []
     for lb in rollout_order(inv.lbs, facts):
         if lb.name not in names:
             continue
         f = facts[lb.name]
-        target = deploy_target(inv, f, desired[lb.name], validation[lb.name], release_id)
+        keep_vip = f.holds_vip and not can_take_over(lb.name, facts)
+        target = deploy_target(inv, f, desired[lb.name], validation[lb.name], release_id, keep_vip=keep_vip)
+        if keep_vip and f.unit_running(KEEPALIVED.name):
+            warnings.append(f"{lb.name} holds the VIP and no other LB stands by: its health gate requires that it "
+                            "still holds the VIP after the change")
         packages = [p for p in PACKAGES if not f.installed(p)]
         hp = host_plan(meta, lb.name, f, History.of(f), target, packages=packages)
         hosts.append(hp)
@@ -106,10 +131,11 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
 
 
 def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: str | None, release_id: str,
-                        now: str, operator: str, limit: Sequence[str] | None = None) -> Plan:
+                        now: str, operator: str, limit: Sequence[str] | None = None,
+                        unreachable: Mapping[str, str] | None = None) -> Plan:
     """Put back, on every (limited) host, the state saved before release ``to`` (default: the live one)."""
     names = _selected(inv, limit)
-    errors, warnings = preflight(inv, facts, names, ports=False)
+    errors, warnings = preflight(inv, facts, names, ports=False, unreachable=unreachable)
     meta = Meta(release_id, now, operator, inv.source, inv.digest)
     histories = {n: History.of(facts[n]) for n in names}
     lives = {n: h.live for n, h in histories.items()}
@@ -135,7 +161,7 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
         target = restore_target(inv, release, files, remove)
         running_after.append(target.running[KEEPALIVED.name])
         all_ports.update(target.ports)
-        hosts.append(host_plan(meta, lb.name, f, hist, target))
+        hosts.append(host_plan(meta, lb.name, f, hist, target, report_drift=False))
     return Plan(release_id=release_id, kind=ReleaseKind.ROLLBACK, hosts=tuple(hosts),
                 proof=proof(inv, sorted(all_ports), expect_vip=any(running_after)),
                 errors=tuple(errors), warnings=tuple(warnings))

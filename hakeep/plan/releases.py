@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from hakeep.errors import HakeepError
 from hakeep.hosts.facts import HostFacts
-from hakeep.layout import UNIT_NAMES
+from hakeep.layout import UNIT_NAMES, owner_of
 from hakeep.render.files import ManagedFile
 
 
@@ -211,6 +211,11 @@ def restored_files(host: str, target: Release, facts: HostFacts) -> tuple[list[M
     write: list[ManagedFile] = []
     remove: list[str] = []
     for f in target.before:
+        try:
+            owner_of(f.path)
+        except ValueError:
+            raise ReleaseError(f"{host}: release {target.id} lists {f.path}, a file hakeep does not manage",
+                               hint="the manifest was edited; pick another release with --to") from None
         saved = facts.release_files.get((target.id, f.path))
         if saved is None:
             if f.existed:

@@ -24,11 +24,14 @@ def gate_wait(inv: Inventory) -> float:
     return max(30.0, inv.cluster.advert_int * 10 + 15)
 
 
-def deploy_target(inv: Inventory, f: HostFacts, desired: HostFiles, check: HostFiles, release_id: str) -> Target:
+def deploy_target(inv: Inventory, f: HostFacts, desired: HostFiles, check: HostFiles, release_id: str, *,
+                  keep_vip: bool = False) -> Target:
+    """``keep_vip``: the host holds the VIP and no peer can take it over: its gate requires that it
+    still holds it after the change."""
     return Target(
         files=desired.files, ports=tuple(fe.port for fe in inv.frontends), extra=tuple(host_settings(inv, f)),
-        gate=_deploy_gate(inv, f), gate_wait=gate_wait(inv), check=check, check_root=CHECK_ROOT + release_id,
-        keep_releases=inv.cluster.keep_releases,
+        gate=_deploy_gate(inv, f, keep_vip), gate_wait=gate_wait(inv), check=check,
+        check_root=CHECK_ROOT + release_id, keep_releases=inv.cluster.keep_releases,
     )
 
 
@@ -63,11 +66,12 @@ def host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
     return steps
 
 
-def _deploy_gate(inv: Inventory, f: HostFacts) -> str:
+def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool) -> str:
     """The deploy gate; a backend that had a server UP before must have one passing its check after."""
     backends = {fe.backend_name: [s.name for s in fe.servers] for fe in inv.frontends}
     was_up = [b for b in backends if any(st.startswith("UP") for st in f.backends.get(b, {}).values())]
-    return commands.host_gate([fe.port for fe in inv.frontends], backends, require_up=was_up)
+    return commands.host_gate([fe.port for fe in inv.frontends], backends, require_up=was_up,
+                              hold_vip=str(inv.cluster.vip.ip) if keep_vip else "")
 
 
 _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)

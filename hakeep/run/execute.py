@@ -70,10 +70,10 @@ def install(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
 
 def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, ValidationOutcome]:
     """Check every host's new files with its own binaries in a private folder (parallel)."""
+    todo = {h.host: h.validation for h in plan.hosts if h.validation is not None}
+
     def one(name: str) -> ValidationOutcome:
-        validation = plan.host(name).validation
-        if validation is None:
-            return ValidationOutcome(name, ValidationStatus.OK, "")
+        validation = todo[name]
         t = transports[name]
         for step in validation.prepare:
             run_step(t, step)
@@ -87,7 +87,7 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
         progress.step(name, check, status, output)
         return ValidationOutcome(name, status, output)
 
-    out = parallel(one, [h.host for h in plan.hosts if h.validation is not None])
+    out = parallel(one, list(todo))
     return {h: (r if isinstance(r, ValidationOutcome) else ValidationOutcome(h, ValidationStatus.ERROR, r.message))
             for h, r in out.items()}
 

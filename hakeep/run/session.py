@@ -16,9 +16,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hakeep.errors import HakeepError, UsageError
+from hakeep.errors import HakeepError, UnreachableError, UsageError
 from hakeep.hosts.facts import HostFacts, facts_script, parse_facts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import Transport
@@ -75,8 +75,13 @@ class SudoPassword:
 @dataclass
 class Session:
     inv: Inventory
-    transports: dict[str, Transport]
-    facts: dict[str, HostFacts]
+    transports: dict[str, Transport]  # the LBs reached
+    facts: dict[str, HostFacts]  # of every LB reached
+    unreachable: dict[str, HakeepError] = field(default_factory=dict)  # the LBs not reached, and why
+
+    def reasons(self) -> dict[str, str]:
+        """The LBs not reached, and why in one word."""
+        return {n: reason(e) for n, e in self.unreachable.items()}
 
     def recorded_host_keys(self) -> list[str]:
         """What --accept-new-host-keys wrote to known_hosts (to tell the user, as ssh does)."""
@@ -94,55 +99,93 @@ class Session:
         self.close()
 
 
+def reason(err: HakeepError) -> str:
+    """One word for why an LB was not reached (timeout, refused, auth, host key, ...)."""
+    return str(getattr(err, "kind", "error"))
+
+
 def open_session(
     inv: Inventory,
     *,
     lock: bool,
+    command: str = "deploy",
+    limit: Sequence[str] | None = None,
+    tolerate_unreachable: bool = False,
+    deadline_s: float | None = None,
+    facts_timeout: float = 120.0,
     accept_new_host_keys: bool = False,
     sudo_password: Callable[[], str] | None = None,
     connect: Connector | None = None,
 ) -> Session:
-    """Connect to every LB (parallel), lock them when ``lock``, and gather their facts."""
+    """Connect to every LB (parallel), lock the reachable ones when ``lock``, and gather their facts.
+
+    An LB the command acts on (every LB, or those in ``limit``) that cannot be reached refuses the
+    run with :class:`~hakeep.errors.UnreachableError`, naming each LB and why, with the ``--limit``
+    that would work; nothing is changed. An unreachable LB outside ``limit`` is only recorded in
+    :attr:`Session.unreachable` (the pair is degraded); with ``tolerate_unreachable`` (status) every
+    unreachable LB is. ``deadline_s`` bounds the connecting, however many LBs are down.
+    """
     if connect is None:
         from hakeep.hosts.transport import connect_all
 
         connect = connect_all
+    deadline = time.monotonic() + deadline_s if deadline_s is not None else None
     results = connect(inv.lbs, accept_new_host_keys=accept_new_host_keys,
-                      sudo_password=sudo_password or SudoPassword())
+                      sudo_password=sudo_password or SudoPassword(), deadline=deadline)
     transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
-    failures = [r for r in results.values() if isinstance(r, HakeepError)]
-    session = Session(inv, transports, {})
+    failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
+    session = Session(inv, transports, {}, dict(failed))
     try:
-        if failures:
-            raise _combine(failures, "cannot reach every LB; nothing was changed")
+        usage = [e for e in failed.values() if isinstance(e, UsageError)]
+        if usage:
+            raise usage[0]
+        needed = [lb.name for lb in inv.lbs if limit is None or lb.name in limit]
+        if not tolerate_unreachable and any(n in failed for n in needed):
+            raise _unreachable(inv, command, failed, [n for n in needed if n in transports])
         if lock:
             owner = f"{operator()} pid {os.getpid()} since {now_iso()}"
             locked = parallel(lambda n: transports[n].lock(LOCK_PATH, owner), list(transports))
             errs = [e for e in locked.values() if isinstance(e, HakeepError)]
             if errs:
                 raise _combine(errs, "another deploy is running; nothing was changed")
-        session.facts = gather_facts(inv, transports, managed_paths(inv))
+        facts, errors = gather_facts(inv, transports, managed_paths(inv), timeout=facts_timeout)
+        if errors and not tolerate_unreachable:
+            raise _combine(list(errors.values()), "could not gather facts; nothing was changed")
+        session.facts = facts
+        session.unreachable.update(errors)
     except BaseException:
         session.close()
         raise
     return session
 
 
-def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Sequence[str]) -> dict[str, HostFacts]:
+def _unreachable(inv: Inventory, command: str, failed: Mapping[str, HakeepError],
+                 reachable: Sequence[str]) -> UnreachableError:
+    lines = [f"{e.message} [{reason(e)}]" for e in failed.values()]
+    lines.append(f"{len(failed)} of {len(inv.lbs)} LBs cannot be reached; nothing was changed")
+    hint = "; ".join(sorted({e.hint for e in failed.values() if e.hint})) or None
+    if reachable:
+        limits = " ".join(f"--limit {n}" for n in reachable)
+        hint = (f"to act on the reachable LBs only: hakeep {command} {inv.source} {limits}"
+                + (f" ({hint})" if hint else ""))
+    return UnreachableError("\n".join(lines), hint=hint, hosts={n: reason(e) for n, e in failed.items()})
+
+
+def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Sequence[str], *,
+                 timeout: float = 120.0) -> tuple[dict[str, HostFacts], dict[str, HakeepError]]:
+    """Every reached LB's facts, in one round trip each; and the LBs whose facts could not be read."""
     def one(name: str) -> HostFacts:
         lb = inv.lb(name)
         script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths)
-        res = transports[name].run(script, display="gather facts", timeout=120, check=False)
+        res = transports[name].run(script, display="gather facts", timeout=timeout, check=False)
         if not res.ok:  # no output tail in the message: facts carry file contents (and passwords)
             raise HakeepError(f"{name}: gathering facts failed (exit code {res.exit_code})",
                               hint="check that the login works and the user can become root on the host")
         return parse_facts(name, res.text())
 
-    out = parallel(one, [lb.name for lb in inv.lbs])
-    errs = [e for e in out.values() if isinstance(e, HakeepError)]
-    if errs:
-        raise _combine(errs, "could not gather facts; nothing was changed")
-    return {n: f for n, f in out.items() if isinstance(f, HostFacts)}
+    out = parallel(one, list(transports))
+    return ({n: f for n, f in out.items() if isinstance(f, HostFacts)},
+            {n: e for n, e in out.items() if isinstance(e, HakeepError)})
 
 
 def _combine(errors: Sequence[HakeepError], summary: str) -> PreflightError:

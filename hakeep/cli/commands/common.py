@@ -12,14 +12,44 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from hakeep.cli import exitcodes, jsondoc, output, views
 from hakeep.cli.views import LiveProgress
 from hakeep.errors import HakeepError
+from hakeep.inventory.model import Inventory
+from hakeep.layout import CHECK_ROOT
+from hakeep.plan.planner import build_plan
 from hakeep.plan.steps import Plan
+from hakeep.render.engine import render_all
+from hakeep.render.files import HostFiles
+from hakeep.render.secrets import resolve_secrets
 from hakeep.run.execute import final_check, install, rollout, validate
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, ValidationOutcome, ValidationStatus
-from hakeep.run.session import Session
+from hakeep.run.session import Session, new_release_id, now_iso, operator
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a deploy (or diff) plans with: the files, their validation copy, the release id."""
+
+    release_id: str
+    desired: Mapping[str, HostFiles]
+    check: Mapping[str, HostFiles]
+
+
+def render_for_deploy(inv: Inventory, templates: Path | None) -> Rendered:
+    """Render before connecting: a missing secret or a broken template stops here, no host touched."""
+    secrets = resolve_secrets(inv)
+    release_id = new_release_id()
+    return Rendered(release_id, render_all(inv, secrets, templates=templates),
+                    render_all(inv, secrets, templates=templates, root=CHECK_ROOT + release_id))
+
+
+def plan_deploy(inv: Inventory, rendered: Rendered, session: Session, limit: list[str] | None) -> Plan:
+    return build_plan(inv, session.facts, rendered.desired, rendered.check, release_id=rendered.release_id,
+                      now=now_iso(), operator=operator(), limit=limit, unreachable=session.reasons())
 
 
 def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> int:

@@ -23,29 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import output, views
-    from hakeep.cli.commands.common import apply
-    from hakeep.errors import UsageError
+    from hakeep.cli.commands.common import apply, plan_deploy, render_for_deploy
+    from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.lint import lint
     from hakeep.inventory.load import load_inventory
-    from hakeep.layout import CHECK_ROOT
-    from hakeep.plan.planner import build_plan
-    from hakeep.render.engine import render_all
-    from hakeep.render.secrets import resolve_secrets
-    from hakeep.run.session import new_release_id, now_iso, open_session, operator
+    from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
     if not args.json:
         output.warnings(inv.source, lint(inv))
-    unknown = [n for n in args.limit or [] if n not in [lb.name for lb in inv.lbs]]
-    if unknown:
-        raise UsageError(f"--limit {', '.join(unknown)}: no such [[lb]] in {inv.source}")
-    secrets = resolve_secrets(inv)
-    desired = render_all(inv, secrets, templates=args.templates)
-    release_id = new_release_id()
-    check_copy = render_all(inv, secrets, templates=args.templates, root=CHECK_ROOT + release_id)
+    limit = checked_limit(inv, args.limit)
+    rendered = render_for_deploy(inv, args.templates)
     progress = views.LiveProgress(output.err() if args.json else None)
-    with progress, open_session(inv, lock=not args.dry_run,
+    with progress, open_session(inv, lock=not args.dry_run, command="deploy", limit=limit,
                                 accept_new_host_keys=args.accept_new_host_keys) as session:
-        plan = build_plan(inv, session.facts, desired, check_copy, release_id=release_id, now=now_iso(),
-                          operator=operator(), limit=args.limit)
-        return apply(args, plan, session, progress)
+        return apply(args, plan_deploy(inv, rendered, session, limit), session, progress)

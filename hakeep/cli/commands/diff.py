@@ -11,8 +11,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hakeep.cli.commands.options import add_read_arguments
+    from hakeep.cli.commands.options import add_limit_argument, add_read_arguments
 
+    add_limit_argument(parser, verb="compare")
     add_read_arguments(parser)
     parser.add_argument("--templates", metavar="DIR", type=Path,
                         help="folder whose templates override the shipped ones")
@@ -20,21 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, views
+    from hakeep.cli.commands.common import plan_deploy, render_for_deploy
+    from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.load import load_inventory
-    from hakeep.layout import CHECK_ROOT
-    from hakeep.plan.planner import build_plan
-    from hakeep.render.engine import render_all
-    from hakeep.render.secrets import resolve_secrets
-    from hakeep.run.session import new_release_id, now_iso, open_session, operator
+    from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
-    secrets = resolve_secrets(inv)
-    desired = render_all(inv, secrets, templates=args.templates)
-    rid = new_release_id()
-    check_copy = render_all(inv, secrets, templates=args.templates, root=CHECK_ROOT + rid)
-    with open_session(inv, lock=False, accept_new_host_keys=args.accept_new_host_keys) as session:
-        plan = build_plan(inv, session.facts, desired, check_copy, release_id=rid, now=now_iso(),
-                          operator=operator())
+    limit = checked_limit(inv, args.limit)
+    rendered = render_for_deploy(inv, args.templates)
+    with open_session(inv, lock=False, command="diff", limit=limit,
+                      accept_new_host_keys=args.accept_new_host_keys) as session:
+        plan = plan_deploy(inv, rendered, session, limit)
     if args.json:
         print(jsondoc.dump(jsondoc.plan_doc(plan, dry_run=True)))
     else:

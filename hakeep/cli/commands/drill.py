@@ -1,8 +1,10 @@
-"""``hakeep drill``: the failover drill — stop keepalived on the VIP holder, time the handover, restore.
+"""``hakeep drill``: failover drills on a healthy pair — take the VIP holder out (stop, crash or link),
+time the handover as the LBs and as a client see it, bring it back, time the fail-back.
 
-Exit 0 when the VIP moved to exactly one other LB within ``--max-seconds``, the frontends answered
-through it, and the old holder came back (MASTER or BACKUP) with exactly one holder at the end;
-1 otherwise. The hosts are locked during the drill, like a deploy.
+Refused (with the status verdict's exit code) unless the pair is healthy: a drill on a degraded pair
+is an outage. Exit 0 when every round moved the VIP to exactly one other LB within
+``--max-seconds``, the frontends answered through it and the old holder came back; 1 otherwise.
+The LBs are locked during the drill, like a deploy.
 """
 
 from __future__ import annotations
@@ -15,34 +17,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hakeep.cli.commands.options import add_read_arguments
 
     add_read_arguments(parser)
-    parser.add_argument("--max-seconds", type=float, default=3.0,
-                        help="longest acceptable handover, stop -> VIP on another LB (default 3)")
+    parser.add_argument("--mode", choices=("stop", "crash", "link"), default="stop",
+                        help="stop: systemctl stop keepalived; crash: SIGKILL keepalived; link: the holder's "
+                             "VRRP interface down, brought back by a timer set on the host first (default stop)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N", help="repeat the drill N times (default 1)")
+    parser.add_argument("--probe", action="store_true",
+                        help="connect to VIP:port from this machine in a tight loop during each round; report "
+                             "failed connects and the longest gap (this machine must reach the VIP)")
+    parser.add_argument("--max-seconds", type=float,
+                        help="longest acceptable handover, fault -> VIP on another LB (default: 3 for stop; "
+                             "3 x advert_int + 1 for crash and link, when the peer waits out the silence)")
+    parser.add_argument("--link-seconds", type=float, metavar="S",
+                        help="--mode link: how long the link stays down (default 3 x advert_int + 5)")
+    parser.add_argument("--allow-ssh-loss", action="store_true",
+                        help="--mode link: go ahead although hakeep reaches the holder over that same interface")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hakeep.cli import exitcodes, jsondoc, output
+    from hakeep.cli import exitcodes, jsondoc, output, views
+    from hakeep.errors import UsageError
     from hakeep.inventory.load import load_inventory
-    from hakeep.ops.drill import run_drill
+    from hakeep.ops.drill import DrillError, DrillResult, Mode, run_drill
+    from hakeep.ops.probe import Prober, reachable
+    from hakeep.ops.status import Verdict, survey
     from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
+    if args.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
+    vip = str(inv.cluster.vip.ip)
     ports = tuple(fe.port for fe in inv.frontends)
-    with open_session(inv, lock=True, accept_new_host_keys=args.accept_new_host_keys) as session:
-        result = run_drill(session.transports, str(inv.cluster.vip.ip), ports, limit_s=args.max_seconds)
+    mode = Mode(args.mode)
+    link_s = args.link_seconds or 3 * inv.cluster.advert_int + 5
+    limit_s = args.max_seconds or (3.0 if mode is Mode.STOP else 3 * inv.cluster.advert_int + 1)
+    if args.probe and not reachable(vip, ports[0]):
+        raise UsageError(f"--probe: {vip}:{ports[0]} does not answer from this machine",
+                         hint="run the drill with --probe where the VIP is reachable (where clients are)")
+    with open_session(inv, lock=True, command="drill", tolerate_unreachable=True,
+                      accept_new_host_keys=args.accept_new_host_keys) as session:
+        pair = survey(session)
+        if pair.verdict is not Verdict.HEALTHY:
+            output.out().print(views.status_table(pair))
+            views.print_verdict(pair)
+            output.error(DrillError(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an outage",
+                                    hint="`hakeep status` says why; fix that first"))
+            return exitcodes.VERDICTS[pair.verdict]
+        holder = pair.holders[0]
+        lb = inv.lb(holder)
+        if mode is Mode.LINK and not args.allow_ssh_loss and any(
+                a.split("/")[0] == str(lb.address) for a in session.facts[holder].iface_addresses):
+            raise DrillError(f"--mode link: hakeep reaches {holder} at {lb.address}, on {lb.interface}, the "
+                             "interface the drill takes down",
+                             hint="the host's timer brings the link back by itself: pass --allow-ssh-loss to go ahead")
+        results: list[DrillResult] = []
+        for n in range(1, args.rounds + 1):
+            probe = Prober(vip, ports[0]) if args.probe else None
+            holder = (results[-1].final_holder if results else None) or holder
+            result = run_drill(session.transports, vip, ports, mode=mode, interface=inv.lb(holder).interface,
+                               link_s=link_s, limit_s=limit_s, probe=probe, round_no=n,
+                               timeout_s=max(30.0, link_s + 20))
+            results.append(result)
+            if not args.json:
+                output.out().print(views.drill_line(result))
     if args.json:
-        print(jsondoc.dump(jsondoc.drill_doc(result)))
+        print(jsondoc.dump([jsondoc.drill_doc(r) for r in results]))
     else:
-        def secs(v: float | None) -> str:
-            return f"{v:.2f}s" if v is not None else "never (timed out)"
-
-        output.line(f"stopped keepalived on {result.old_holder} (the VIP holder)")
-        output.line(f"VIP on {result.new_holder or 'no other LB'} after {secs(result.vip_moved_s)}")
-        output.line(f"every frontend ({', '.join(map(str, ports))}) answered through the VIP after "
-                    f"{secs(result.frontends_s)}")
-        output.line(f"started keepalived again; {result.old_holder} back in MASTER/BACKUP after "
-                    f"{secs(result.recovered_s)}; VIP now on {result.final_holder or 'no LB'}")
-        if result.ok:
-            output.success(f"failover in {secs(result.vip_moved_s)} (limit {args.max_seconds:g}s)")
+        output.out().print(views.drill_table(results))
+        if all(r.ok for r in results):
+            worst = max(r.vip_moved_s or 0.0 for r in results)
+            output.success(f"{len(results)} round(s) of --mode {mode.value}: VIP moved in at most {worst:.2f}s "
+                           f"(limit {limit_s:g}s)")
         else:
             output.line("drill FAILED", style="bold red")
-    return exitcodes.OK if result.ok else exitcodes.FAILED
+    return exitcodes.OK if all(r.ok for r in results) else exitcodes.FAILED

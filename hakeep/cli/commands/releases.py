@@ -7,20 +7,27 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hakeep.cli.commands.options import add_read_arguments
+    from hakeep.cli.commands.options import add_limit_argument, add_read_arguments
 
+    add_limit_argument(parser, verb="list")
     add_read_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
+    from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.load import load_inventory
     from hakeep.plan.releases import History
     from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
-    with open_session(inv, lock=False, accept_new_host_keys=args.accept_new_host_keys) as session:
-        histories = {lb.name: History.of(session.facts[lb.name]) for lb in inv.lbs}
+    limit = checked_limit(inv, args.limit)
+    with open_session(inv, lock=False, command="releases", limit=limit,
+                      accept_new_host_keys=args.accept_new_host_keys) as session:
+        histories = {lb.name: History.of(session.facts[lb.name]) for lb in inv.lbs
+                     if lb.name in session.facts and (limit is None or lb.name in limit)}
+        for name, err in session.unreachable.items():
+            output.warn(f"{name} cannot be reached ({err.message}); its releases are not listed")
     if args.json:
         print(jsondoc.dump(jsondoc.releases_doc(histories)))
         return exitcodes.OK

@@ -23,18 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import output, views
     from hakeep.cli.commands.common import apply
-    from hakeep.errors import UsageError
+    from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.load import load_inventory
     from hakeep.plan.planner import build_rollback_plan
     from hakeep.run.session import new_release_id, now_iso, open_session, operator
 
     inv = load_inventory(Path(args.inventory))
-    unknown = [n for n in args.limit or [] if n not in [lb.name for lb in inv.lbs]]
-    if unknown:
-        raise UsageError(f"--limit {', '.join(unknown)}: no such [[lb]] in {inv.source}")
+    limit = checked_limit(inv, args.limit)
     progress = views.LiveProgress(output.err() if args.json else None)
-    with progress, open_session(inv, lock=not args.dry_run,
+    with progress, open_session(inv, lock=not args.dry_run, command="rollback", limit=limit,
                                 accept_new_host_keys=args.accept_new_host_keys) as session:
         plan = build_rollback_plan(inv, session.facts, to=args.to, release_id=new_release_id(), now=now_iso(),
-                                   operator=operator(), limit=args.limit)
+                                   operator=operator(), limit=limit, unreachable=session.reasons())
         return apply(args, plan, session, progress)

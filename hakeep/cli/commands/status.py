@@ -1,9 +1,9 @@
-"""``hakeep status``: where the VIP is and whether every LB is healthy, from one round of facts.
+"""``hakeep status``: where the VIP is and whether the pair is healthy; works with LBs down; changes nothing.
 
-Per LB: whether it holds the VIP, its VRRP state (from keepalived's notify script), both units
-(active, main PID), haproxy's backend servers by state (stats socket), the live release and any
-drift. Exit 0 when exactly one LB holds the VIP and every unit is active, 1 otherwise. Changes
-nothing.
+Per LB: reached or not (and why), whether it holds the VIP, its VRRP state (from keepalived's notify
+script), both units, haproxy's backend servers, the live release and any drift; the VIP's frontend
+ports probed from every reached LB and from this machine. One verdict, one exit code:
+healthy 0, unreachable 5, degraded 6, split brain 7, VIP lost 8. ``--watch`` refreshes in place.
 """
 
 from __future__ import annotations
@@ -16,26 +16,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hakeep.cli.commands.options import add_read_arguments
 
     add_read_arguments(parser)
+    parser.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                        help="refresh every SECONDS (default 2) until Ctrl-C; VIP moves are printed with the time")
 
 
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
     from hakeep.inventory.load import load_inventory
-    from hakeep.ops.status import host_status
+    from hakeep.ops.status import PairStatus, survey
     from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
-    with open_session(inv, lock=False, accept_new_host_keys=args.accept_new_host_keys) as session:
-        rows = [host_status(lb, session.facts[lb.name]) for lb in inv.lbs]
-    holders = [r.host for r in rows if r.holds_vip]
-    healthy = len(holders) == 1 and all(r.healthy for r in rows)
+    wait = max(lb.ssh.connect_timeout for lb in inv.lbs)
+
+    def snapshot() -> PairStatus:
+        with open_session(inv, lock=False, command="status", tolerate_unreachable=True, deadline_s=wait + 0.5,
+                          facts_timeout=wait, accept_new_host_keys=args.accept_new_host_keys) as session:
+            return survey(session)
+
+    if args.watch is not None:
+        last = views.watch_status(snapshot, max(0.5, args.watch))
+        return exitcodes.VERDICTS[last.verdict] if last is not None else exitcodes.INTERRUPTED
+    pair = snapshot()
     if args.json:
-        print(jsondoc.dump(jsondoc.status_doc(str(inv.cluster.vip), holders, healthy, rows)))
+        print(jsondoc.dump(jsondoc.status_doc(pair)))
     else:
-        output.out().print(views.status_table(str(inv.cluster.vip), rows))
-        if healthy:
-            output.success(f"VIP {inv.cluster.vip.ip} on {holders[0]}; every LB healthy")
-        else:
-            where = ", ".join(holders) or "no LB"
-            output.line(f"not healthy: VIP on {where}; see the table", style="bold red")
-    return exitcodes.OK if healthy else exitcodes.FAILED
+        output.out().print(views.status_table(pair))
+        views.print_verdict(pair)
+    return exitcodes.VERDICTS[pair.verdict]

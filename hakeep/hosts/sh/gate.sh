@@ -3,10 +3,16 @@
 # wrong (space-separated tokens) and exit 1. Every server in SERVERS must be known to haproxy; each
 # backend in REQUIRE_UP (those that had a server UP before the change) must have a server whose last
 # check passed (L4OK/L6OK/L7OK): a config that reaches no backend fails, though TCP still connects.
-# Variables: UNITS, PORTS, SERVERS ("backend/server" ...), REQUIRE_UP, STATE_FILE, STATS_SOCKET.
+# With HOLD_VIP set (the LB held the VIP and no peer can take it over), the LB must still hold it,
+# in MASTER. Variables: UNITS, PORTS, SERVERS ("backend/server" ...), REQUIRE_UP, STATE_FILE,
+# STATS_SOCKET, HOLD_VIP ("" or the VIP's address).
 for unit in $UNITS; do hk_unit_active "$unit" || hk_fail "$unit:inactive"; done
 for port in $PORTS; do hk_listening "$port" || hk_fail "port-$port:not-listening"; done
 hk_check_vrrp "$STATE_FILE"
+if [ -n "$HOLD_VIP" ]; then
+    [ -n "$(hk_vip_interfaces "$HOLD_VIP")" ] || hk_fail "vip:lost-with-no-peer-to-take-it"
+    [ "$(hk_vrrp_state "$STATE_FILE")" = MASTER ] || hk_fail "vrrp:not-master-with-no-peer"
+fi
 stat=""
 reader=0
 if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then

@@ -1,13 +1,16 @@
 # shellcheck shell=sh
 # Where the VIP is, seen from this host: "holder=IFACE" when this host carries VIP_IP, then
-# "port=N:open|closed" for each of PORTS reached on the VIP from here (3 s per port).
-# Variables: VIP_IP, PORTS.
+# "port=N:open|closed" for each of PORTS reached on the VIP from here (all ports at once, each
+# bounded by PROBE_TIMEOUT seconds). Variables: VIP_IP, PORTS, PROBE_TIMEOUT.
 hk_vip_interfaces "$VIP_IP" | sed 's/^/holder=/'
 for port in $PORTS; do
-    if timeout 3 bash -c "exec 3<>/dev/tcp/$VIP_IP/$port" 2>/dev/null \
-        || { command -v nc >/dev/null 2>&1 && nc -z -w 3 "$VIP_IP" "$port"; }; then
-        echo "port=$port:open"
-    else
-        echo "port=$port:closed"
-    fi
+    (
+        if timeout "$PROBE_TIMEOUT" bash -c "exec 3<>/dev/tcp/$VIP_IP/$port" 2>/dev/null \
+            || { command -v nc >/dev/null 2>&1 && nc -z -w "$PROBE_TIMEOUT" "$VIP_IP" "$port"; }; then
+            echo "port=$port:open"
+        else
+            echo "port=$port:closed"
+        fi
+    ) &
 done
+wait

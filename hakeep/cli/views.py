@@ -233,6 +233,9 @@ def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairSta
                 time.sleep(interval)
     except KeyboardInterrupt:
         pass
+    if last is not None and not con.is_terminal:  # a pipe or a log saw no live table: leave the last one
+        con.print(status_table(last))
+        print_verdict(last, con)
     return last
 
 

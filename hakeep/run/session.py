@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import os
 import secrets as pysecrets
+import shlex
 import socket
 import threading
 import time
@@ -166,7 +167,7 @@ def _unreachable(inv: Inventory, command: str, failed: Mapping[str, HakeepError]
     hint = "; ".join(sorted({e.hint for e in failed.values() if e.hint})) or None
     if reachable:
         limits = " ".join(f"--limit {n}" for n in reachable)
-        hint = (f"to act on the reachable LBs only: hakeep {command} {inv.source} {limits}"
+        hint = (f"to act on the reachable LBs only: hakeep {command} {shlex.quote(str(inv.path))} {limits}"
                 + (f" ({hint})" if hint else ""))
     return UnreachableError("\n".join(lines), hint=hint, hosts={n: reason(e) for n, e in failed.items()})
 

@@ -1,0 +1,192 @@
+"""Degraded pairs without a lab: the status verdict table, sessions with unreachable LBs (a fake
+connector at the transport seam), and the planner around an LB left out. The same situations made
+for real are in tests/test_faults_lab.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hakeep.errors import HakeepError, UnreachableError, UsageError
+from hakeep.hosts.remote import ConnectError, Transport, connect_kind
+from hakeep.inventory.model import Inventory, LoadBalancer
+from hakeep.layout import CHECK_ROOT
+from hakeep.ops.status import HERE, HostStatus, PortProbe, Verdict, judge
+from hakeep.plan.planner import build_plan
+from hakeep.plan.steps import Plan
+from hakeep.render.engine import render_all
+from hakeep.render.files import Secrets
+from hakeep.run.session import open_session
+from tests.fakes import FakeTransport, facts
+from tests.fixtures import base_doc, load
+
+L, R = ("loadbalance-left", "10.220.62.32"), ("loadbalance-right", "10.220.62.33")
+VIP = "10.220.62.31"
+PORTS = (6443, 30080)
+
+
+def up(name: str, **kw: Any) -> HostStatus:
+    base = HostStatus(host=name, address="10.0.0.1", reachable=True, vrrp_state="BACKUP", haproxy="active",
+                      haproxy_pid=1, keepalived="active", keepalived_pid=2, servers_up=3, servers_total=3)
+    return dataclasses.replace(base, **kw)
+
+
+def down(name: str, reason: str = "timeout") -> HostStatus:
+    return HostStatus(host=name, address="10.0.0.2", reachable=False, reason=reason)
+
+
+def probes(vantage: str, state: str = "open") -> list[PortProbe]:
+    return [PortProbe(vantage, p, state) for p in PORTS]
+
+
+HOLDER = up("lb1", holds_vip=True, vrrp_state="MASTER")
+
+CASES: list[tuple[str, list[HostStatus], list[PortProbe], Verdict, str]] = [
+    ("healthy", [HOLDER, up("lb2")], probes("lb2"), Verdict.HEALTHY, ""),
+    ("one LB down", [down("lb1"), up("lb2", holds_vip=True, vrrp_state="MASTER")], probes("lb2"),
+     Verdict.DEGRADED, "lb1 cannot be reached (timeout)"),
+    ("none reached", [down("lb1", "refused"), down("lb2", "host key")], [], Verdict.UNREACHABLE,
+     "lb2 cannot be reached (host key)"),
+    ("split brain", [HOLDER, up("lb2", holds_vip=True, vrrp_state="MASTER")], probes("lb1") + probes("lb2"),
+     Verdict.SPLIT_BRAIN, "at once"),
+    ("no holder, silent", [up("lb1"), up("lb2")], probes("lb1", "closed"), Verdict.VIP_LOST,
+     "no LB holds the VIP and it does not answer"),
+    ("held, not answering", [HOLDER, up("lb2")], probes("lb2", "closed"), Verdict.VIP_LOST,
+     "does not answer on port 6443, 30080"),
+    ("the holder's own open port proves little", [HOLDER, up("lb2")], probes("lb1") + probes("lb2", "closed"),
+     Verdict.VIP_LOST, "does not answer"),
+    ("held by the LB we cannot reach", [up("lb1"), down("lb2")], probes("lb1"), Verdict.DEGRADED,
+     "probably lb2 holds it"),
+    ("a unit down", [HOLDER, up("lb2", keepalived="inactive", keepalived_pid=0)], probes("lb2"),
+     Verdict.DEGRADED, "lb2: keepalived inactive"),
+    ("a backend server down", [dataclasses.replace(HOLDER, servers_up=2, servers_down=("be/m2",)), up("lb2")],
+     probes("lb2"), Verdict.DEGRADED, "backend server(s) not UP: be/m2"),
+    ("drift", [dataclasses.replace(HOLDER, drift=("/etc/haproxy/haproxy.cfg",)), up("lb2")], probes("lb2"),
+     Verdict.DEGRADED, "edited since its live release"),
+    ("a peer in FAULT", [HOLDER, up("lb2", vrrp_state="FAULT")], probes("lb2"), Verdict.DEGRADED,
+     "VRRP state FAULT"),
+    ("not reachable from here is not a failure", [HOLDER, up("lb2")],
+     probes("lb2") + probes(HERE, "unreachable from here"), Verdict.HEALTHY, ""),
+]
+
+
+@pytest.mark.parametrize(("hosts", "seen", "verdict", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_verdicts(hosts: list[HostStatus], seen: list[PortProbe], verdict: Verdict, reason: str) -> None:
+    pair = judge(VIP, hosts, seen, PORTS)
+    assert pair.verdict is verdict, pair.reasons
+    if reason:
+        assert any(reason in r for r in pair.reasons), pair.reasons
+    else:
+        assert pair.reasons == ()
+
+
+@pytest.mark.parametrize(("why", "kind"), [
+    ("connection refused", "refused"), ("timed out after 3s", "timeout"), ("no existing session", "timeout"),
+    ("Error reading SSH protocol banner", "timeout"), ("no route to host", "no route"),
+    ("the connection was closed by the other side", "closed"), ("something else", "error")])
+def test_connect_failures_have_a_kind(why: str, kind: str) -> None:
+    assert connect_kind(why) == kind
+
+
+# --- sessions with unreachable LBs ---------------------------------------------------------------
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    return load(tmp_path, base_doc())
+
+
+FACTS_OUT = {L[0]: "", R[0]: ""}
+
+
+def connector(down_hosts: Mapping[str, HakeepError]) -> Any:
+    opened: dict[str, FakeTransport] = {}
+
+    def connect(lbs: Sequence[LoadBalancer], **kw: object) -> dict[str, Transport | HakeepError]:
+        out: dict[str, Transport | HakeepError] = {}
+        for lb in lbs:
+            if lb.name in down_hosts:
+                out[lb.name] = down_hosts[lb.name]
+            else:
+                opened[lb.name] = FakeTransport(lb.name, lambda d, s: (1, ""))  # facts fail: never reached
+                out[lb.name] = opened[lb.name]
+        return out
+
+    connect.opened = opened  # type: ignore[attr-defined]
+    return connect
+
+
+def test_an_unreachable_lb_refuses_with_the_limit_that_works(inv: Inventory) -> None:
+    gone = ConnectError(f"{L[0]}: cannot connect to {L[1]}:22: timed out", kind="timeout")
+    connect = connector({L[0]: gone})
+    with pytest.raises(UnreachableError) as info:
+        open_session(inv, lock=True, command="deploy", connect=connect)
+    assert info.value.hosts == {L[0]: "timeout"}
+    assert "[timeout]" in info.value.message
+    assert "1 of 2 LBs cannot be reached; nothing was changed" in info.value.message
+    assert info.value.hint is not None
+    assert f"--limit {R[0]}" in info.value.hint
+    reached = connect.opened[R[0]]
+    assert reached.locked is None  # refused before any lock was taken
+    assert reached.closed
+
+
+def test_limit_to_the_unreachable_lb_is_refused_too(inv: Inventory) -> None:
+    gone = ConnectError(f"{L[0]}: refused", kind="refused")
+    with pytest.raises(UnreachableError):
+        open_session(inv, lock=False, limit=[L[0]], connect=connector({L[0]: gone}))
+
+
+def test_a_usage_error_while_connecting_stays_a_usage_error(inv: Inventory) -> None:
+    with pytest.raises(UsageError, match="sudo needs a password"):
+        open_session(inv, lock=False, connect=connector({L[0]: UsageError("sudo needs a password")}))
+
+
+def test_facts_that_fail_are_recorded_when_tolerated(inv: Inventory) -> None:
+    gone = ConnectError(f"{L[0]}: timed out", kind="timeout")
+    session = open_session(inv, lock=False, tolerate_unreachable=True, connect=connector({L[0]: gone}))
+    assert set(session.unreachable) == {L[0], R[0]}  # R was reached, but its facts failed
+    assert session.reasons()[L[0]] == "timeout"
+    assert session.facts == {}
+
+
+# --- the planner around an LB left out -----------------------------------------------------------
+
+def plan(inv: Inventory, fs: dict[str, Any], **kw: Any) -> Plan:
+    secrets = Secrets(auth_pass="pw123")
+    return build_plan(inv, fs, render_all(inv, secrets), render_all(inv, secrets, root=CHECK_ROOT + "x"),
+                      release_id="x", now="t", operator="op", **kw)
+
+
+def gate(p: Plan, host: str) -> str:
+    return next(s.script for s in p.host(host).steps if s.action == "gate")
+
+
+def test_a_holder_without_a_standby_peer_must_keep_the_vip(inv: Inventory) -> None:
+    left = facts(*L, vip_on=("ens192",), vrrp_state="MASTER")
+    p = plan(inv, {L[0]: left}, limit=[L[0]], unreachable={R[0]: "timeout"})
+    assert [h.host for h in p.hosts] == [L[0]]
+    assert f"HOLD_VIP={VIP}" in gate(p, L[0])
+    assert any(f"the pair is degraded: {R[0]} (timeout) cannot be reached" in w for w in p.warnings)
+    assert any("no other LB stands by" in w for w in p.warnings)
+    assert p.errors == ()
+
+
+def test_a_holder_with_a_standby_peer_may_hand_the_vip_over(inv: Inventory) -> None:
+    left = facts(*L, vip_on=("ens192",), vrrp_state="MASTER")
+    right = facts(*R, vrrp_state="BACKUP")
+    p = plan(inv, {L[0]: left, R[0]: right})
+    assert "HOLD_VIP=''" in gate(p, L[0])
+    assert not any("stands by" in w for w in p.warnings)
+
+
+def test_a_vip_answering_from_an_unreachable_lb_is_a_warning_not_a_refusal(inv: Inventory) -> None:
+    right = facts(*R, vip_probe="answers")
+    p = plan(inv, {R[0]: right}, limit=[R[0]], unreachable={L[0]: "no route"})
+    assert p.errors == ()
+    assert any(f"maybe {L[0]} does" in w for w in p.warnings)
+    alone = plan(inv, {L[0]: facts(*L, vip_probe="answers"), R[0]: right})
+    assert any("another host uses this address" in e for e in alone.errors)

@@ -318,4 +318,6 @@ def failure_reason(exc: BaseException, timeout: float | None = None) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[0].lower() + exc.strerror[1:]
     text = (str(exc).strip() or type(exc).__name__).splitlines()[0].rstrip(".")
+    if text.lower() == "no existing session":  # paramiko's words when no SSH answer came in time
+        return "no SSH answer: timed out"
     return text[0].lower() + text[1:]

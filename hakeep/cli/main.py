@@ -64,6 +64,9 @@ gates; the rollback records a release itself, so it can be rolled back. Exit cod
         """examples:
   hakeep releases inventory.toml
   hakeep releases inventory.toml --json
+  hakeep releases inventory.toml --limit lb2     # while lb1 cannot be reached
+
+Exit codes: 0 listed, 5 an LB cannot be reached (use --limit for the others).
 """,
     ),
     "diff": (
@@ -72,27 +75,35 @@ gates; the rollback records a release itself, so it can be rolled back. Exit cod
   HAKEEP_VRRP_PASS=s3cret hakeep diff inventory.toml
   hakeep diff inventory.toml --json
 
-Exit codes: 0 every LB matches the inventory, 3 a deploy would change something or drift exists.
+Exit codes: 0 every LB matches the inventory, 3 a deploy would change something or drift exists,
+5 an LB cannot be reached (use --limit for the others).
 """,
     ),
     "status": (
-        "where the VIP is, VRRP state, units, backend servers, live release and drift per LB",
+        "where the VIP is and one verdict for the pair; works with LBs down; changes nothing",
         """examples:
   hakeep status inventory.toml
   hakeep status tests/lab/inventory.toml --json
+  hakeep status inventory.toml --watch          # refresh every 2 s until Ctrl-C
 
-Exit codes: 0 exactly one LB holds the VIP and haproxy and keepalived are active on every LB,
-1 otherwise. Changes nothing.
+Every LB is asked at once; one that cannot be reached is shown with why (timeout, refused, auth,
+host key), within connect_timeout + 2 s. The VIP's frontend ports are probed from every LB reached
+and from here. Exit codes (one per verdict): 0 healthy, 6 degraded (the VIP is served, but an LB is
+unreachable or unwell, a backend server is down, or drift), 7 split brain (the VIP on two or more
+LBs), 8 VIP lost (on no LB, or not answering), 5 unreachable (no LB reached).
 """,
     ),
     "drill": (
-        "failover drill: stop keepalived on the VIP holder, time the handover, start it again",
+        "failover drills on a healthy pair: take the VIP holder out, time the handover, bring it back",
         """examples:
   hakeep drill inventory.toml
-  hakeep drill inventory.toml --max-seconds 2 --json
+  hakeep drill inventory.toml --probe --rounds 3         # from where clients are: counts failed connects
+  hakeep drill inventory.toml --mode crash --json        # SIGKILL keepalived on the holder
+  hakeep drill inventory.toml --mode link --allow-ssh-loss   # the holder's link down, a timer brings it back
 
-Exit 0 when the VIP moved to exactly one other LB within --max-seconds, the frontends answered
-through it and the old holder came back; 1 otherwise. The LBs are locked during the drill.
+Refused unless `hakeep status` says healthy (exit 5/6/7/8 as status). Exit 0 when every round moved
+the VIP to exactly one other LB within --max-seconds, the frontends answered through it and the old
+holder came back; 1 otherwise. The LBs are locked during the drill.
 """,
     ),
     "render": (

@@ -71,6 +71,12 @@ CASES: list[tuple[str, list[HostStatus], list[PortProbe], Verdict, str]] = [
      "VRRP state FAULT"),
     ("not reachable from here is not a failure", [HOLDER, up("lb2")],
      probes("lb2") + probes(HERE, "unreachable from here"), Verdict.HEALTHY, ""),
+    ("not reachable from here, and silent from the peer", [HOLDER, up("lb2")],
+     probes("lb2", "closed") + probes(HERE, "unreachable from here"), Verdict.VIP_LOST, "does not answer"),
+    ("open from here proves it, whatever a firewalled peer says", [HOLDER, up("lb2")],
+     probes("lb2", "closed") + probes(HERE), Verdict.HEALTHY, ""),
+    ("the holder alone: its own probe counts", [HOLDER, down("lb2")], probes("lb1"), Verdict.DEGRADED,
+     "lb2 cannot be reached"),
 ]
 
 
@@ -181,6 +187,27 @@ def test_a_holder_with_a_standby_peer_may_hand_the_vip_over(inv: Inventory) -> N
     p = plan(inv, {L[0]: left, R[0]: right})
     assert "HOLD_VIP=''" in gate(p, L[0])
     assert not any("stands by" in w for w in p.warnings)
+    limited = plan(inv, {L[0]: left, R[0]: right}, limit=[L[0]])  # left out, but keepalived runs there
+    assert "HOLD_VIP=''" in gate(limited, L[0])
+
+
+@pytest.mark.parametrize("peer", [
+    {"units": {}},  # keepalived not even installed (a rebuilt LB): it is deployed first, then stands by
+    {"vip_on": ("ens192",), "vrrp_state": "MASTER"},  # split brain: both are deployed, both may hand over
+])
+def test_a_peer_in_the_same_run_stands_by(inv: Inventory, peer: dict[str, Any]) -> None:
+    left = facts(*L, vip_on=("ens192",), vrrp_state="MASTER")
+    p = plan(inv, {L[0]: left, R[0]: facts(*R, **peer)})
+    assert "HOLD_VIP=''" in gate(p, L[0])
+
+
+def test_a_peer_left_out_with_keepalived_stopped_does_not_stand_by(inv: Inventory) -> None:
+    left = facts(*L, vip_on=("ens192",), vrrp_state="MASTER")
+    right = facts(*R)
+    right = dataclasses.replace(right, units={**right.units, "keepalived": dataclasses.replace(
+        right.units["keepalived"], active="inactive", main_pid=0)})
+    p = plan(inv, {L[0]: left, R[0]: right}, limit=[L[0]])
+    assert f"HOLD_VIP={VIP}" in gate(p, L[0])
 
 
 def test_a_vip_answering_from_an_unreachable_lb_is_a_warning_not_a_refusal(inv: Inventory) -> None:

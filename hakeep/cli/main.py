@@ -101,7 +101,9 @@ LBs), 8 VIP lost (on no LB, or not answering), 5 unreachable (no LB reached).
   hakeep drill inventory.toml --mode crash --json        # SIGKILL keepalived on the holder
   hakeep drill inventory.toml --mode link --allow-ssh-loss   # the holder's link down, a timer brings it back
 
-Refused unless `hakeep status` says healthy (exit 5/6/7/8 as status). Exit 0 when every round moved
+Refused unless `hakeep status` says healthy (exit 5/6/7/8 as status), and with exit 4 when --probe
+cannot reach the VIP from here or --mode link would cut hakeep's own path to the holder (nothing was
+changed). Exit 0 when every round moved
 the VIP to exactly one other LB within --max-seconds, the frontends answered through it and the old
 holder came back; 1 otherwise. The LBs are locked during the drill.
 """,

@@ -152,23 +152,42 @@ def systemctl(action: str, unit: str) -> str:
     return script(f"systemctl {q(action)} {q(unit + '.service')}")
 
 
-def kill_unit(unit: str) -> str:
-    """SIGKILL every process of a unit: a crash, with no goodbye (keepalived sends no priority 0)."""
-    return script(f"systemctl kill --signal=SIGKILL {q(unit + '.service')}")
+def _timer(unit: str, seconds: float, argv: str) -> list[str]:
+    """Lines that (re)arm a one-shot systemd timer on the host running ``argv`` in ``seconds``, to
+    within 0.1 s (a transient timer is accurate to a minute unless told otherwise)."""
+    units = f"{q(unit + '.timer')} {q(unit + '.service')}"
+    return [f"systemctl stop {units} 2>/dev/null || true", f"systemctl reset-failed {units} 2>/dev/null || true",
+            f"systemd-run --quiet --unit={q(unit)} --on-active={seconds:g}s "
+            f"--timer-property=AccuracySec=100ms {argv}"]
+
+
+def kill_unit(unit: str, restart_in: float, timer_unit: str) -> str:
+    """SIGKILL every process of a unit: a crash, with no goodbye (keepalived sends no priority 0).
+    A timer on the host starts it again in ``restart_in`` seconds whatever becomes of hakeep."""
+    return script(*_timer(timer_unit, restart_in, f"systemctl start {q(unit + '.service')}"),
+                  f"systemctl kill --signal=SIGKILL {q(unit + '.service')}")
 
 
 def link_down_for(interface: str, seconds: float, timer_unit: str) -> str:
-    """Take ``interface`` down for ``seconds``: first a systemd timer on the host that brings it back
-    up (so losing this SSH session, or hakeep, cannot leave it down), then the link goes down from a
-    detached shell a moment after this command has returned."""
-    ip = "$(command -v ip)"
-    up = f"{ip} link set dev {q(interface)} up"
+    """Take ``interface`` down for ``seconds``. First a systemd timer on the host that brings it back
+    up and re-adds the routes the kernel drops with it (a default route, say), so losing this SSH
+    session, or hakeep, cannot leave it down; then the link goes down from a detached shell a
+    moment after this command has returned."""
+    routes, up = "/run/hakeep/drill-routes", "/run/hakeep/drill-link-up.sh"
+    dev = q(interface)
     return script(
-        f"systemctl stop {q(timer_unit + '.timer')} {q(timer_unit + '.service')} 2>/dev/null || true",
-        f"systemctl reset-failed {q(timer_unit + '.timer')} {q(timer_unit + '.service')} 2>/dev/null || true",
-        f"systemd-run --quiet --unit={q(timer_unit)} --on-active={seconds:g}s /bin/sh -c \"{up}\"",
-        f"setsid sh -c {q('sleep 0.3; ip link set dev ' + q(interface) + ' down')} </dev/null >/dev/null 2>&1 &",
+        "umask 077", "mkdir -p /run/hakeep",
+        f"ip -4 route show dev {dev} | grep -v ' proto kernel ' > {routes} || true",
+        f"printf '%s\\n' 'ip link set dev {interface} up' "
+        f"'while read -r r; do ip route replace $r dev {interface}; done < {routes}' > {up}",
+        *_timer(timer_unit, seconds, f"/bin/sh {up}"),
+        f"setsid sh -c {q('sleep 0.3; ip link set dev ' + dev + ' down')} </dev/null >/dev/null 2>&1 &",
     )
+
+
+def forget_vrrp_state() -> str:
+    """Drop the recorded VRRP state, so the next one read is what keepalived reports from now on."""
+    return script(f"rm -f {q(VRRP_STATE_FILE)}")
 
 
 def sysctl_nonlocal_bind() -> str:

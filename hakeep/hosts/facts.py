@@ -100,14 +100,15 @@ class HostFacts:
         return self.files.get(path, FileFact(path, exists=False))
 
 
-def facts_script(*, interface: str, vip_ip: str, files: Sequence[str]) -> str:
-    """The remote script (sh/facts.sh) with its variables; every value is shell-quoted."""
+def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip: bool = True) -> str:
+    """The remote script (sh/facts.sh) with its variables; every value is shell-quoted. Without
+    ``probe_vip`` it does not ping the VIP (a second, bounded by 1 s, that status spends otherwise)."""
     for path in files:
         if not re.fullmatch(r"/[A-Za-z0-9_./-]+", path):
             raise ValueError(f"unsafe managed path {path!r}")
     return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
                    CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
-                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR)
+                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip))
 
 
 class FactsError(HakeepError):

@@ -20,7 +20,7 @@ from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.inventory.model import LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED
 from hakeep.plan.releases import History
-from hakeep.run.session import Session, reason
+from hakeep.run.session import Session, gather_facts, reason
 
 HERE = "here"  # the vantage point of the machine hakeep runs on
 PROBE_TIMEOUT = 1.0
@@ -99,12 +99,13 @@ def unreachable_status(lb: LoadBalancer, reason: str) -> HostStatus:
 
 
 def probe_vip(transports: Mapping[str, Transport], vip: str, ports: Sequence[int]) -> list[PortProbe]:
-    """Whether each frontend port answers on the VIP, from every reached LB and from here (parallel)."""
-    script = commands.vip_check(vip, ports)
+    """Whether each frontend port answers on the VIP, from every reached LB and from here: all at
+    once, each connect bounded by PROBE_TIMEOUT."""
+    script = commands.vip_check(vip, ports, probe_timeout=int(PROBE_TIMEOUT))
     with ThreadPoolExecutor(max_workers=1) as pool:
         local = pool.submit(local_probes, vip, ports)
-        remote = parallel(lambda n: transports[n].run(script, display="probe the VIP", check=False, timeout=10),
-                          list(transports))
+        remote = parallel(lambda n: transports[n].run(script, display="probe the VIP", check=False,
+                                                      timeout=PROBE_TIMEOUT + 2), list(transports))
         out = local.result()
     for name, res in remote.items():
         if isinstance(res, CommandResult):
@@ -116,7 +117,10 @@ def probe_vip(transports: Mapping[str, Transport], vip: str, ports: Sequence[int
 
 
 def local_probes(vip: str, ports: Sequence[int], timeout: float = PROBE_TIMEOUT) -> list[PortProbe]:
-    return [PortProbe(HERE, port, _connect(vip, port, timeout)) for port in ports]
+    """From this machine, every port at once."""
+    with ThreadPoolExecutor(max_workers=max(1, len(ports))) as pool:
+        results = list(pool.map(lambda port: _connect(vip, port, timeout), ports))
+    return [PortProbe(HERE, port, res) for port, res in zip(ports, results, strict=True)]
 
 
 def _connect(address: str, port: int, timeout: float) -> str:
@@ -130,10 +134,10 @@ def _connect(address: str, port: int, timeout: float) -> str:
 
 
 def answering(probes: Sequence[PortProbe], ports: Sequence[int], holders: Sequence[str]) -> dict[int, bool]:
-    """Per port: does the VIP answer? Seen from another LB when one was asked (the holder reaching
-    its own VIP proves little), else from the holder or from here."""
-    others = [p for p in probes if p.vantage not in holders and p.vantage != HERE]
-    seen = others or list(probes)
+    """Per port: does the VIP answer? An open connect from here, or from an LB that does not hold
+    the VIP, proves it; the holder reaching its own VIP counts only when nobody else could ask."""
+    others = [p for p in probes if p.vantage not in holders]
+    seen = others if any(p.vantage != HERE for p in others) else list(probes)
     return {port: any(p.port == port and p.result == "open" for p in seen) for port in ports}
 
 
@@ -177,11 +181,23 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
     return verdict(Verdict.DEGRADED if reasons else Verdict.HEALTHY, *reasons)
 
 
-def survey(session: Session) -> PairStatus:
-    """The pair's status from an open session (tolerating unreachable LBs): rows, probes, verdict."""
+def survey(session: Session, *, facts_timeout: float | None = None) -> PairStatus:
+    """The pair's status from an open session (tolerating unreachable LBs): rows, probes, verdict.
+
+    With ``facts_timeout``, the session has no facts yet: they are gathered (without pinging the
+    VIP) side by side with the probes, so the whole takes the longer of the two, not their sum.
+    """
     inv = session.inv
     vip, ports = str(inv.cluster.vip.ip), [fe.port for fe in inv.frontends]
+    if facts_timeout is not None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            gathering = pool.submit(gather_facts, inv, session.transports, timeout=facts_timeout, probe_vip=False)
+            probes = probe_vip(session.transports, vip, ports)
+            session.facts, errors = gathering.result()
+        session.unreachable.update(errors)
+        probes = [p for p in probes if p.vantage == HERE or p.vantage in session.facts]
+    else:
+        probes = probe_vip({n: t for n, t in session.transports.items() if n in session.facts}, vip, ports)
     rows = [host_status(lb, session.facts[lb.name]) if lb.name in session.facts
             else unreachable_status(lb, reason(session.unreachable[lb.name])) for lb in inv.lbs]
-    probes = probe_vip({n: t for n, t in session.transports.items() if n in session.facts}, vip, ports)
     return judge(vip, rows, probes, ports)

@@ -29,11 +29,15 @@ def rollout_order(lbs: Sequence[LoadBalancer], facts: Mapping[str, HostFacts]) -
     return sorted((lb for lb in lbs if lb.name in facts), key=lambda lb: facts[lb.name].holds_vip)
 
 
-def can_take_over(name: str, facts: Mapping[str, HostFacts]) -> bool:
-    """Whether another reached LB stands by to take the VIP over from ``name``: keepalived runs there
-    in BACKUP (or in a state it never reported: hakeep's notify script is not there yet)."""
-    return any(n != name and f.unit_running(KEEPALIVED.name) and f.vrrp_state in ("BACKUP", "")
-               and not f.holds_vip for n, f in facts.items())
+def must_keep_vip(name: str, facts: Mapping[str, HostFacts], planned: Sequence[str]) -> bool:
+    """Whether LB ``name`` holds the VIP with no other LB able to take it over: every other LB is
+    unreachable, or left out of this run with keepalived not running. An LB in this run stands by
+    (it is changed first, and its gate proves it healthy), and so does one left out that runs
+    keepalived (in BACKUP, or holding the VIP itself)."""
+    f = facts.get(name)
+    if f is None or not f.holds_vip:
+        return False
+    return not any(n != name and (n in planned or o.unit_running(KEEPALIVED.name)) for n, o in facts.items())
 
 
 def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> Proof:
@@ -111,7 +115,7 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
         if lb.name not in names:
             continue
         f = facts[lb.name]
-        keep_vip = f.holds_vip and not can_take_over(lb.name, facts)
+        keep_vip = must_keep_vip(lb.name, facts, names)
         target = deploy_target(inv, f, desired[lb.name], validation[lb.name], release_id, keep_vip=keep_vip)
         if keep_vip and f.unit_running(KEEPALIVED.name):
             warnings.append(f"{lb.name} holds the VIP and no other LB stands by: its health gate requires that it "
@@ -158,7 +162,7 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
         except ReleaseError as exc:
             errors.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
             continue
-        target = restore_target(inv, release, files, remove)
+        target = restore_target(inv, release, files, remove, keep_vip=must_keep_vip(lb.name, facts, names))
         running_after.append(target.running[KEEPALIVED.name])
         all_ports.update(target.ports)
         hosts.append(host_plan(meta, lb.name, f, hist, target, report_drift=False))

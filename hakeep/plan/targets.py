@@ -35,13 +35,18 @@ def deploy_target(inv: Inventory, f: HostFacts, desired: HostFiles, check: HostF
     )
 
 
-def restore_target(inv: Inventory, release: Release, files: Sequence[ManagedFile], remove: Sequence[str]) -> Target:
+def restore_target(inv: Inventory, release: Release, files: Sequence[ManagedFile], remove: Sequence[str], *,
+                   keep_vip: bool = False) -> Target:
+    """``keep_vip``: as for a deploy, when the rollback keeps both units running (a rollback that
+    stops keepalived on the only holder drops the VIP by design: its plan says so)."""
     running = units_target(release)
+    hold = str(inv.cluster.vip.ip) if keep_vip and all(running.values()) else ""
     enabled = {u: release.units_before.get(u, {}).get("enabled") in ENABLED_STATES for u in UNIT_NAMES}
     ports = restored_ports(files) if running[HAPROXY.name] else ()
     return Target(
         files=tuple(files), remove=tuple(remove), running=running, enabled=enabled, ports=ports,
-        gate=commands.host_gate(ports, {}), gate_wait=gate_wait(inv), keep_releases=inv.cluster.keep_releases,
+        gate=commands.host_gate(ports, {}, hold_vip=hold), gate_wait=gate_wait(inv),
+        keep_releases=inv.cluster.keep_releases,
         kind=ReleaseKind.ROLLBACK, rolls_back=release.id,
     )
 

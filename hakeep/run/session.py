@@ -69,6 +69,15 @@ class SudoPassword:
                 self._value = value
             return self._value
 
+    def ask_now(self) -> None:
+        """Prompt now, on a terminal, if no password is set (before a deadline starts ticking);
+        without a terminal, a password that is needed is refused when it is asked for."""
+        tty = self._interactive if self._interactive is not None else os.isatty(0)
+        if not self._env.get(SUDO_ENV) and tty:
+            with self._lock:
+                if self._value is None:
+                    self._value = getpass.getpass("sudo password for the LB hosts (empty if sudo needs none): ")
+
     def __repr__(self) -> str:
         return "SudoPassword(<hidden>)"
 
@@ -114,6 +123,7 @@ def open_session(
     tolerate_unreachable: bool = False,
     deadline_s: float | None = None,
     facts_timeout: float = 120.0,
+    gather: bool = True,
     accept_new_host_keys: bool = False,
     sudo_password: Callable[[], str] | None = None,
     connect: Connector | None = None,
@@ -124,7 +134,8 @@ def open_session(
     run with :class:`~hakeep.errors.UnreachableError`, naming each LB and why, with the ``--limit``
     that would work; nothing is changed. An unreachable LB outside ``limit`` is only recorded in
     :attr:`Session.unreachable` (the pair is degraded); with ``tolerate_unreachable`` (status) every
-    unreachable LB is. ``deadline_s`` bounds the connecting, however many LBs are down.
+    unreachable LB is. ``deadline_s`` bounds the connecting, however many LBs are down. Without
+    ``gather``, facts are left to the caller (status gathers them side by side with its probes).
     """
     if connect is None:
         from hakeep.hosts.transport import connect_all
@@ -149,9 +160,12 @@ def open_session(
             errs = [e for e in locked.values() if isinstance(e, HakeepError)]
             if errs:
                 raise _combine(errs, "another deploy is running; nothing was changed")
+        if not gather:
+            return session
         facts, errors = gather_facts(inv, transports, managed_paths(inv), timeout=facts_timeout)
-        if errors and not tolerate_unreachable:
-            raise _combine(list(errors.values()), "could not gather facts; nothing was changed")
+        blocking = [e for n, e in errors.items() if n in needed]
+        if blocking and not tolerate_unreachable:  # one outside --limit is only recorded, like an unreachable one
+            raise _combine(blocking, "could not gather facts; nothing was changed")
         session.facts = facts
         session.unreachable.update(errors)
     except BaseException:
@@ -172,12 +186,15 @@ def _unreachable(inv: Inventory, command: str, failed: Mapping[str, HakeepError]
     return UnreachableError("\n".join(lines), hint=hint, hosts={n: reason(e) for n, e in failed.items()})
 
 
-def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Sequence[str], *,
-                 timeout: float = 120.0) -> tuple[dict[str, HostFacts], dict[str, HakeepError]]:
+def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Sequence[str] | None = None, *,
+                 timeout: float = 120.0, probe_vip: bool = True) -> tuple[dict[str, HostFacts], dict[str, HakeepError]]:
     """Every reached LB's facts, in one round trip each; and the LBs whose facts could not be read."""
+    paths = managed_paths(inv) if paths is None else paths
+
     def one(name: str) -> HostFacts:
         lb = inv.lb(name)
-        script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths)
+        script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths,
+                              probe_vip=probe_vip)
         res = transports[name].run(script, display="gather facts", timeout=timeout, check=False)
         if not res.ok:  # no output tail in the message: facts carry file contents (and passwords)
             raise HakeepError(f"{name}: gathering facts failed (exit code {res.exit_code})",

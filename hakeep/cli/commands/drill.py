@@ -2,7 +2,8 @@
 time the handover as the LBs and as a client see it, bring it back, time the fail-back.
 
 Refused (with the status verdict's exit code) unless the pair is healthy: a drill on a degraded pair
-is an outage. Exit 0 when every round moved the VIP to exactly one other LB within
+is an outage; refused with exit 4 when --probe cannot reach the VIP or --mode link would cut hakeep's
+own path to the holder. Exit 0 when every round moved the VIP to exactly one other LB within
 ``--max-seconds``, the frontends answered through it and the old holder came back; 1 otherwise.
 The LBs are locked during the drill, like a deploy.
 """
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
     from hakeep.errors import UsageError
     from hakeep.inventory.load import load_inventory
-    from hakeep.ops.drill import DrillError, DrillResult, Mode, run_drill
+    from hakeep.ops.drill import DrillRefused, DrillResult, Mode, run_drill
     from hakeep.ops.probe import Prober, reachable
     from hakeep.ops.status import Verdict, survey
     from hakeep.run.session import open_session
@@ -50,33 +51,44 @@ def run(args: argparse.Namespace) -> int:
     mode = Mode(args.mode)
     link_s = args.link_seconds or 3 * inv.cluster.advert_int + 5
     limit_s = args.max_seconds or (3.0 if mode is Mode.STOP else 3 * inv.cluster.advert_int + 1)
-    if args.probe and not reachable(vip, ports[0]):
-        raise UsageError(f"--probe: {vip}:{ports[0]} does not answer from this machine",
-                         hint="run the drill with --probe where the VIP is reachable (where clients are)")
+
+    def refuse(why: str, hint: str) -> int:
+        output.error(DrillRefused(f"drill refused: {why}; nothing was changed", hint=hint))
+        return exitcodes.PREFLIGHT
+
+    results: list[DrillResult] = []
     with open_session(inv, lock=True, command="drill", tolerate_unreachable=True,
                       accept_new_host_keys=args.accept_new_host_keys) as session:
         pair = survey(session)
         if pair.verdict is not Verdict.HEALTHY:
-            output.out().print(views.status_table(pair))
-            views.print_verdict(pair)
-            output.error(DrillError(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an outage",
-                                    hint="`hakeep status` says why; fix that first"))
+            if args.json:
+                print(jsondoc.dump(jsondoc.status_doc(pair)))
+            else:
+                output.out().print(views.status_table(pair))
+                views.print_verdict(pair)
+            output.error(DrillRefused(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an "
+                                      "outage", hint="`hakeep status` says why; fix that first"))
             return exitcodes.VERDICTS[pair.verdict]
+        if args.probe and not reachable(vip, ports[0]):
+            return refuse(f"--probe: {vip}:{ports[0]} does not answer from this machine",
+                          "run the drill with --probe where the VIP is reachable (where clients are)")
         holder = pair.holders[0]
-        lb = inv.lb(holder)
-        if mode is Mode.LINK and not args.allow_ssh_loss and any(
-                a.split("/")[0] == str(lb.address) for a in session.facts[holder].iface_addresses):
-            raise DrillError(f"--mode link: hakeep reaches {holder} at {lb.address}, on {lb.interface}, the "
-                             "interface the drill takes down",
-                             hint="the host's timer brings the link back by itself: pass --allow-ssh-loss to go ahead")
-        results: list[DrillResult] = []
         for n in range(1, args.rounds + 1):
-            probe = Prober(vip, ports[0]) if args.probe else None
-            holder = (results[-1].final_holder if results else None) or holder
-            result = run_drill(session.transports, vip, ports, mode=mode, interface=inv.lb(holder).interface,
-                               link_s=link_s, limit_s=limit_s, probe=probe, round_no=n,
-                               timeout_s=max(30.0, link_s + 20))
+            lb = inv.lb(holder)
+            via = str(getattr(session.transports[holder], "address", lb.address)).rsplit(":", 1)[0]
+            if mode is Mode.LINK and not args.allow_ssh_loss and any(
+                    a.split("/")[0] == via for a in session.facts[holder].iface_addresses):
+                return refuse(f"--mode link: hakeep reaches {holder} at {via}, on {lb.interface}, the interface "
+                              "the drill takes down", "the host's timer brings the link back by itself: pass "
+                              "--allow-ssh-loss to go ahead, or reach the LB by another path")
+            try:
+                result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface, link_s=link_s,
+                                   limit_s=limit_s, probe=Prober(vip, ports[0]) if args.probe else None,
+                                   round_no=n, timeout_s=max(30.0, link_s + 20))
+            except DrillRefused as exc:
+                return refuse(exc.message, exc.hint or "")
             results.append(result)
+            holder = result.final_holder or holder
             if not args.json:
                 output.out().print(views.drill_line(result))
     if args.json:

@@ -24,15 +24,20 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
     from hakeep.inventory.load import load_inventory
     from hakeep.ops.status import PairStatus, survey
-    from hakeep.run.session import open_session
+    from hakeep.run.session import SudoPassword, open_session
 
     inv = load_inventory(Path(args.inventory))
     wait = max(lb.ssh.connect_timeout for lb in inv.lbs)
 
-    def snapshot() -> PairStatus:
-        with open_session(inv, lock=False, command="status", tolerate_unreachable=True, deadline_s=wait + 0.5,
-                          facts_timeout=wait, accept_new_host_keys=args.accept_new_host_keys) as session:
-            return survey(session)
+    sudo = SudoPassword()  # one for every refresh, asked before the clock starts
+    if any(lb.ssh.sudo for lb in inv.lbs):
+        sudo.ask_now()
+
+    def snapshot() -> PairStatus:  # connect_timeout + 0.3 s to connect, then facts and probes side by side
+        with open_session(inv, lock=False, command="status", tolerate_unreachable=True, deadline_s=wait + 0.3,
+                          gather=False, sudo_password=sudo,
+                          accept_new_host_keys=args.accept_new_host_keys) as session:
+            return survey(session, facts_timeout=1.5)
 
     if args.watch is not None:
         last = views.watch_status(snapshot, max(0.5, args.watch))

@@ -2,7 +2,8 @@
 # Facts: everything the planner needs to know about one LB, in one round trip, read-only. Prints
 # "@@section" blocks that hakeep.hosts.facts.parse_facts reads; "@@end" last proves it completed.
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
-# STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder).
+# STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
+# PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers).
 echo "@@facts $FACTS_VERSION"
 echo "@@id"; id -u
 echo "@@os"; cat /etc/os-release 2>/dev/null
@@ -21,7 +22,7 @@ ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
 echo "@@vip"
 hk_vip_interfaces "$VIP_IP"
 echo "@@vip_probe"
-if [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then
+if [ "$PROBE_VIP" = 1 ] && [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then
     if command -v ping >/dev/null 2>&1; then
         if ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers; else echo silent; fi
     else

@@ -5,12 +5,11 @@
 hk_vip_interfaces "$VIP_IP" | sed 's/^/holder=/'
 for port in $PORTS; do
     (
-        if timeout "$PROBE_TIMEOUT" bash -c "exec 3<>/dev/tcp/$VIP_IP/$port" 2>/dev/null \
-            || { command -v nc >/dev/null 2>&1 && nc -z -w "$PROBE_TIMEOUT" "$VIP_IP" "$port"; }; then
-            echo "port=$port:open"
+        if command -v bash >/dev/null 2>&1; then
+            timeout "$PROBE_TIMEOUT" bash -c "exec 3<>/dev/tcp/$VIP_IP/$port" 2>/dev/null
         else
-            echo "port=$port:closed"
-        fi
+            nc -z -w "$PROBE_TIMEOUT" "$VIP_IP" "$port" 2>/dev/null
+        fi && echo "port=$port:open" || echo "port=$port:closed"
     ) &
 done
 wait

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest acceptable handover, fault -> VIP on another LB (default: 3 for stop; "
                              "3 x advert_int + 1 for crash and link, when the peer waits out the silence)")
     parser.add_argument("--link-seconds", type=float, metavar="S",
-                        help="--mode link: how long the link stays down (default 3 x advert_int + 5)")
+                        help="--mode link: how long the link stays down; --mode crash: when a timer on the host "
+                             "restarts keepalived should hakeep not (default 3 x advert_int + 5)")
     parser.add_argument("--allow-ssh-loss", action="store_true",
                         help="--mode link: go ahead although hakeep reaches the holder over that same interface")
 

@@ -36,6 +36,7 @@ from hakeep.hosts.remote import (
     Privilege,
     RemoteCommandError,
     SudoError,
+    Transport,
     display_of,
     privileged_stdin,
     wrap_privileged,
@@ -171,6 +172,12 @@ def test_missing_ssh_config_file(srv: sshd.Server) -> None:
         connect(srv.lb(config=srv.dir / "nope"))
 
 
+def close_all(outcomes: dict[str, Transport | HakeepError]) -> None:
+    for outcome in outcomes.values():
+        if not isinstance(outcome, HakeepError):
+            outcome.close()
+
+
 def test_connect_all_keeps_every_outcome_in_order(trusted: sshd.Server) -> None:
     bad_port = sshd.free_port()
     lbs = [trusted.lb("zeta"), trusted.lb("alpha", port=bad_port), trusted.lb("mid")]
@@ -186,9 +193,7 @@ def test_connect_all_keeps_every_outcome_in_order(trusted: sshd.Server) -> None:
             assert not isinstance(good, HakeepError)
             assert good.run("echo ok").text() == "ok\n"
     finally:
-        for outcome in outcomes.values():
-            if not isinstance(outcome, HakeepError):
-                outcome.close()
+        close_all(outcomes)
     assert connect_all([]) == {}
 
 
@@ -214,9 +219,7 @@ def test_a_host_that_never_sends_a_banner_is_cut_off_at_the_deadline(trusted: ss
         assert not isinstance(good, HakeepError)
         assert good.run("echo ok").text() == "ok\n"
     finally:
-        for outcome in outcomes.values():
-            if not isinstance(outcome, HakeepError):
-                outcome.close()
+        close_all(outcomes)
 
 
 def test_a_dropped_host_is_a_clean_error_without_console_noise(

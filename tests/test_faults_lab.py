@@ -245,12 +245,14 @@ def test_a_link_drill_that_would_cut_hakeeps_own_path_is_refused(healthy: Lab, i
     assert snapshot(healthy) == before
 
 
-@pytest.mark.parametrize(("mode", "limit"), [("stop", 1.5), ("crash", 4.0), ("link", 4.0)])
-def test_each_drill_mode_with_a_client_probe(healthy: Lab, inv: Path, mode: str, limit: float) -> None:
+@pytest.mark.parametrize(("mode", "limit", "rounds"), [("stop", 1.5, 2), ("crash", 4.0, 1), ("link", 4.0, 1)])
+def test_each_drill_mode_with_a_client_probe(healthy: Lab, inv: Path, mode: str, limit: float, rounds: int) -> None:
     extra = ("--allow-ssh-loss",) if mode == "link" else ()
-    r = drill_in_ctl(healthy, inv, "--mode", mode, "--max-seconds", str(limit), *extra)
+    r = drill_in_ctl(healthy, inv, "--mode", mode, "--max-seconds", str(limit), "--rounds", str(rounds), *extra)
     assert r.returncode == 0, r.stdout + r.stderr
-    [result] = json.loads(r.stdout)
+    results = json.loads(r.stdout)
+    assert [x["round"] for x in results] == list(range(1, rounds + 1))
+    result = results[-1]
     assert (result["mode"], result["old_holder"], result["new_holder"]) == (mode, "lb1", "lb2")
     assert result["vip_moved_s"] <= limit
     assert result["probe"]["attempts"] > 20
@@ -309,3 +311,20 @@ def test_status_watch_prints_each_vip_move(healthy: Lab, inv: Path, tmp_path: Pa
     assert "Traceback" not in text
     assert code == HEALTHY, text  # the last round's verdict
     assert "healthy: VIP 10.77.0.200 on lb1" in text  # the last table, left in the log
+
+
+def test_reset_and_the_inverses_undo_every_fault(healthy: Lab, inv: Path) -> None:
+    """Last in this file: it resets lb2 (a bare host again) and deploys it back."""
+    lab = healthy
+    lab.run_lab("partition", "lb1", "lb2")
+    lab.run_lab("hang", "lb2")
+    lab.run_lab("cut", "lb2")
+    assert "faults:" in lab.run_lab("status").stdout
+    lab.reset("lb2")
+    rules = subprocess.run(["ip", "-n", "hklab-lb1", "rule"], capture_output=True, text=True, check=True).stdout
+    assert "ipproto" not in rules  # lb1's half of the partition went with lb2's reset
+    assert "lookup local" in rules.splitlines()[0]  # the local table first again
+    assert "faults:" not in lab.run_lab("status").stdout
+    assert lab.ssh("lb2", "hostname").stdout.strip() == "lb2"  # its sshd answers: no hang, no cut
+    r = hakeep(lab, "deploy", str(inv), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -67,4 +67,4 @@ def read_lock_answer(chan: paramiko.Channel, deadline: float) -> tuple[bytes, by
     out, err, ended = _read(chan, deadline, lambda o: b"\n" in o and _first_line(o) == LOCK_ACQUIRED)
     if ended is None:
         return out, err, LOCK_ACQUIRED
-    return out, err, LOCK_BUSY if ended is not False and _first_line(out) == LOCK_BUSY else None
+    return out, err, LOCK_BUSY if _first_line(out) == LOCK_BUSY else None

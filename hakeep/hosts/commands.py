@@ -240,8 +240,8 @@ def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], requi
 
 def units_gate(running: Mapping[str, bool]) -> str:
     """Each unit active or inactive as wanted; keepalived, when running, in MASTER or BACKUP."""
-    return compose("units_gate.sh", RUNNING=[u for u, up in running.items() if up],
-                   STOPPED=[u for u, up in running.items() if not up], VRRP_UNIT=KEEPALIVED.name,
+    return compose("units_gate.sh", UNITS=list(running), RUNNING=[u for u, up in running.items() if up],
+                   VRRP_UNIT=KEEPALIVED.name,
                    STATE_FILE=VRRP_STATE_FILE)
 
 

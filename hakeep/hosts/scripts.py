@@ -19,7 +19,7 @@ PREAMBLE = ("set -u\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
             "LC_ALL=C; export LC_ALL\n")
 LIBRARY = "lib.sh"
 _VAR = re.compile(r"[A-Z][A-Z0-9_]*")
-_WORD = re.compile(r"[^\s'\"`$\\;&|<>(){}*?#~]+")
+_WORD = re.compile(r"[^\s'\"`$\\;&|<>(){}\[\]*?#~]+")  # nothing a shell would expand or split
 
 Value = str | int | Iterable[str | int]
 

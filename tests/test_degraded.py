@@ -217,3 +217,13 @@ def test_a_vip_answering_from_an_unreachable_lb_is_a_warning_not_a_refusal(inv: 
     assert any(f"maybe {L[0]} does" in w for w in p.warnings)
     alone = plan(inv, {L[0]: facts(*L, vip_probe="answers"), R[0]: right})
     assert any("another host uses this address" in e for e in alone.errors)
+
+
+def test_a_bind_address_no_lb_carries_is_refused_before_any_change(tmp_path: Path) -> None:
+    doc = base_doc()
+    doc["frontend"][1]["bind"] = "10.220.62.250"
+    inv = load(tmp_path, doc)
+    p = plan(inv, {L[0]: facts(*L), R[0]: facts(*R)})
+    assert any("binds 10.220.62.250, an address no LB carries" in e for e in p.errors), p.errors
+    doc["frontend"][1]["bind"] = R[1]  # an LB's own address: not refused here (the gate checks it)
+    assert plan(load(tmp_path, doc), {L[0]: facts(*L), R[0]: facts(*R)}).errors == ()

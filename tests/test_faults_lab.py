@@ -314,7 +314,7 @@ def test_status_watch_prints_each_vip_move(healthy: Lab, inv: Path, tmp_path: Pa
 
 
 def test_reset_and_the_inverses_undo_every_fault(healthy: Lab, inv: Path) -> None:
-    """Last in this file: it resets lb2 (a bare host again) and deploys it back."""
+    """It resets lb2 (a bare host again), then deploys it back."""
     lab = healthy
     lab.run_lab("partition", "lb1", "lb2")
     lab.run_lab("hang", "lb2")
@@ -328,3 +328,36 @@ def test_reset_and_the_inverses_undo_every_fault(healthy: Lab, inv: Path) -> Non
     assert lab.ssh("lb2", "hostname").stdout.strip() == "lb2"  # its sshd answers: no hang, no cut
     r = hakeep(lab, "deploy", str(inv), "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_reload_haproxy_refuses_fails_the_gate_and_the_lb_is_restored(healthy: Lab, inv: Path,
+                                                                         tmp_path: Path) -> None:
+    """haproxy -c accepts a bind to an address the LB does not have; the reload then fails ("Loading
+    failure!") and the old worker goes on with the old config. The gate sees it (its newest process
+    is older than the file), lb2 (first, not the VIP holder) is restored, lb1 is never touched."""
+    from hakeep.hosts import commands
+
+    lab = healthy
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    source = (Path(__file__).parent.parent / "templates" / "haproxy.cfg.j2").read_text()
+    line = "    bind {{ fe.bind }}:{{ fe.port }}"
+    assert line in source
+    (templates / "haproxy.cfg.j2").write_text(
+        source.replace(line, "    bind {{ '10.77.0.250' if fe.port == 30080 else fe.bind }}:{{ fe.port }}"))
+    before = snapshot(lab)
+    r = hakeep(lab, "deploy", str(inv), "--yes", "--json", "--templates", str(templates))
+    assert r.returncode == 1, r.stdout + r.stderr
+    outcomes = {o["host"]: o for o in json.loads(r.stdout)["outcomes"]}
+    assert (outcomes["lb2"]["status"], outcomes["lb2"]["restored"]) == ("failed", True)
+    assert "haproxy:runs-an-older-config-than-its-file" in outcomes["lb2"]["detail"]
+    assert outcomes["lb1"]["status"] == "skipped"
+    after = snapshot(lab)
+    assert after["lb1"] == before["lb1"]  # the VIP holder: files, PIDs, releases untouched
+    assert after["lb2"].split("MainPID")[0] == before["lb2"].split("MainPID")[0]  # lb2's old files back
+    assert "Loading failure" in lab.ssh("lb2", "journalctl -u haproxy --since -2min --no-pager").stdout
+    # the same proof as the gate's: lb2's haproxy runs its (restored) file again
+    proof = commands.host_gate([6443, 30080], {})
+    assert lab.ssh("lb2", "sh -s", input=proof, check=False).stdout.strip() == "ok"
+    assert "failed-restored" in lab.ssh("lb2", "cat /var/lib/hakeep/releases/*/manifest.json").stdout
+    assert f" {VIP}/" in lab.ssh("lb1", "ip -o -4 addr").stdout

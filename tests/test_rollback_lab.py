@@ -114,13 +114,14 @@ def test_drift_is_shown_and_needs_confirmation(lab: Lab, inventories: dict[str, 
 
 def test_failed_gate_rolls_the_host_back_automatically(lab: Lab, inventories: dict[str, Path],
                                                        tmp_path: Path) -> None:
-    doc = lab_doc(lab, masters=3)
-    # passes haproxy -c, but haproxy cannot bind an address the host does not have
-    doc["frontend"].append({"name": "extra", "port": 8443, "bind": "10.77.0.250",
-                            "servers": [{"name": "m1", "address": "10.77.0.11", "port": 30080}]})
-    bad = write_inventory(tmp_path, doc)
     [holder] = holders(lab)
     first = next(h for h in lab.lbs if h != holder)
+    doc = lab_doc(lab, masters=3)
+    # passes haproxy -c and preflight (an LB carries the address), but haproxy on the first host,
+    # which does not have the VIP holder's address, cannot bind it
+    doc["frontend"].append({"name": "extra", "port": 8443, "bind": lab.lbs[holder],
+                            "servers": [{"name": "m1", "address": "10.77.0.11", "port": 30080}]})
+    bad = write_inventory(tmp_path, doc)
     before = snapshot(lab)
     r = hakeep(lab, "deploy", str(bad), "--yes")
     assert r.returncode == 1, r.stdout + r.stderr

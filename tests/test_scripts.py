@@ -174,7 +174,7 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
 
 def gate_output(state: Path, sock: Path, servers: list[str], require_up: list[str]) -> tuple[int, str]:
     script = compose("gate.sh", UNITS=[], PORTS=[], SERVERS=servers, REQUIRE_UP=require_up, STATE_FILE=str(state),
-                     STATS_SOCKET=str(sock), HOLD_VIP="")
+                     STATS_SOCKET=str(sock), HOLD_VIP="", BINDS=[], CONFIG="")
     done = run_script(script)
     return done.returncode, done.stdout.strip()
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from hakeep.hosts.scripts import compose
 from hakeep.layout import (
+    HAPROXY_CFG,
     KEEPALIVED,
     RELEASES_DIR,
     STATS_SOCKET,
@@ -229,13 +230,16 @@ def prune_releases(ids: Iterable[str]) -> str:
 
 
 def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], require_up: Sequence[str] = (),
-              hold_vip: str = "") -> str:
-    """Health gate of one LB (sh/gate.sh): units active, ports listening, VRRP settled, every server
-    of ``backends`` known to haproxy, and a passing server in each backend of ``require_up``; with
-    ``hold_vip``, the LB still holds that VIP (it had it, and no peer could take it over)."""
+              hold_vip: str = "", binds: Sequence[str] = ()) -> str:
+    """Health gate of one LB (sh/gate.sh): units active, haproxy running the config file as it is
+    now (a failed reload leaves an older worker serving), ports listening (``binds``: on exactly
+    that address:port), VRRP settled, every server of ``backends`` known to haproxy, and a passing
+    server in each backend of ``require_up``; with ``hold_vip``, the LB still holds that VIP (it
+    had it, and no peer could take it over)."""
     servers = [f"{backend}/{server}" for backend, names in backends.items() for server in names]
     return compose("gate.sh", UNITS=UNIT_NAMES, PORTS=ports, SERVERS=servers, REQUIRE_UP=require_up,
-                   STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET, HOLD_VIP=hold_vip)
+                   STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET, HOLD_VIP=hold_vip, BINDS=binds,
+                   CONFIG=HAPROXY_CFG)
 
 
 def units_gate(running: Mapping[str, bool]) -> str:

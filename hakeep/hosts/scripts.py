@@ -2,7 +2,7 @@
 
 A script file reads its inputs from shell variables. :func:`compose` builds what a host runs: a
 fixed preamble (``set -u``, a sane PATH, the C locale), one quoted assignment per variable,
-``lib.sh`` (the snippets the scripts share) and the script's body. Every value is quoted with
+``lib.sh`` (the snippets the scripts share) and the script's body, comment lines left out. Every value is quoted with
 :func:`shlex.quote`; list values must be words without white space (they are split by the shell).
 The files are checked with ``sh -n`` and shellcheck by the test suite.
 """
@@ -52,4 +52,10 @@ def compose(name: str, **variables: Value) -> str:
         if not _VAR.fullmatch(key):
             raise ValueError(f"script variable {key!r} must be upper case")
         lines.append(f"{key}={shlex.quote(_value(key, value))}")
-    return PREAMBLE + "\n".join(lines) + "\n" + source(LIBRARY) + source(name)
+    return PREAMBLE + "\n".join(lines) + "\n" + _code(LIBRARY) + _code(name)
+
+
+@cache
+def _code(name: str) -> str:
+    """A script file without its comment lines (the files document themselves; hosts need not read it)."""
+    return "".join(line for line in source(name).splitlines(keepends=True) if not line.lstrip().startswith("#"))

@@ -74,6 +74,13 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
             have = ", ".join(f.iface_addresses) or "no IPv4 address"
             errors.append(f"{lb.name}: {lb.address} is not on {lb.interface} (it has {have}); "
                           f"check lb[{i}].address and lb[{i}].interface")
+        carried = {a.split("/")[0] for o in facts.values() for a in o.iface_addresses} | {str(x.address)
+                                                                                       for x in inv.lbs}
+        nonlocal_bind = inv.needs_nonlocal_bind or f.sysctls.get("net.ipv4.ip_nonlocal_bind") == "1"
+        for fe in inv.frontends if ports else ():
+            if fe.bind not in ("*", str(inv.cluster.vip.ip)) and fe.bind not in carried and not nonlocal_bind:
+                errors.append(f"{lb.name}: frontend {fe.name} binds {fe.bind}, an address no LB carries, and "
+                              "net.ipv4.ip_nonlocal_bind is 0: haproxy could not start with it")
         for fe in inv.frontends if ports else ():
             haproxy_runs = f.unit_running(HAPROXY.name)
             for li in f.listeners:

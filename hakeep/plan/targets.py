@@ -76,7 +76,8 @@ def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool) -> str:
     backends = {fe.backend_name: [s.name for s in fe.servers] for fe in inv.frontends}
     was_up = [b for b in backends if any(st.startswith("UP") for st in f.backends.get(b, {}).values())]
     return commands.host_gate([fe.port for fe in inv.frontends], backends, require_up=was_up,
-                              hold_vip=str(inv.cluster.vip.ip) if keep_vip else "")
+                              hold_vip=str(inv.cluster.vip.ip) if keep_vip else "",
+                              binds=[f"{fe.bind}:{fe.port}" for fe in inv.frontends if fe.bind != "*"])
 
 
 _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)

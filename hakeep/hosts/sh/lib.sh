@@ -16,6 +16,28 @@ hk_unit_active() { systemctl is-active --quiet "$1.service"; }
 # hk_listening PORT: true when something listens on TCP PORT.
 hk_listening() { ss -ltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
 
+# hk_listening_on ADDRESS PORT: true when something listens on exactly ADDRESS:PORT.
+hk_listening_on() {
+    ss -ltn "sport = :$2" 2>/dev/null | awk -v want="$1:$2" '$4 == want { found = 1 } END { exit !found }'
+}
+
+# hk_runs_file UNIT FILE: true when the newest process of UNIT (its main PID, or a child of it:
+# haproxy's workers) started after FILE was last written, i.e. it loaded FILE as it is now. A
+# reload that failed leaves only processes older than the file.
+hk_runs_file() {
+    hk_main=$(systemctl show -p MainPID --value "$1.service" 2>/dev/null)
+    [ -n "$hk_main" ] && [ "$hk_main" != 0 ] || return 1
+    hk_mtime=$(date -r "$2" +%s.%N 2>/dev/null) || return 1
+    hk_hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+    # the boot time to 10 ms (now - uptime): /proc/stat's btime is rounded down to the second
+    hk_boot=$(awk -v now="$(date +%s.%N)" '{ printf "%.3f", now - $1 }' /proc/uptime)
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pid="$hk_main" -v mtime="$hk_mtime" -v hz="$hk_hz" \
+        -v boot="$hk_boot" '
+        { s = $0; sub(/^[^ ]* \(.*\) /, "", s); split(s, f, " ")
+          if (($1 == pid || f[2] == pid) && f[20] + 0 > newest) newest = f[20] + 0 }
+        END { exit !(newest > 0 && boot + newest / hz > mtime) }'
+}
+
 # hk_vrrp_state FILE: the VRRP state keepalived last reported through the notify script ("" if none).
 hk_vrrp_state() { cut -d' ' -f1 "$1" 2>/dev/null || true; }
 

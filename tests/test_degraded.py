@@ -69,6 +69,8 @@ CASES: list[tuple[str, list[HostStatus], list[PortProbe], Verdict, str]] = [
      Verdict.DEGRADED, "edited since its live release"),
     ("a peer in FAULT", [HOLDER, up("lb2", vrrp_state="FAULT")], probes("lb2"), Verdict.DEGRADED,
      "VRRP state FAULT"),
+    ("a failed reload", [HOLDER, up("lb2", stale=("haproxy: [ALERT] (590) : Loading failure!",))], probes("lb2"),
+     Verdict.DEGRADED, "lb2: haproxy runs an older config than its file (a reload failed): [ALERT] (590) : Loading"),
     ("not reachable from here is not a failure", [HOLDER, up("lb2")],
      probes("lb2") + probes(HERE, "unreachable from here"), Verdict.HEALTHY, ""),
     ("not reachable from here, and silent from the peer", [HOLDER, up("lb2")],
@@ -227,3 +229,12 @@ def test_a_bind_address_no_lb_carries_is_refused_before_any_change(tmp_path: Pat
     assert any("binds 10.220.62.250, an address no LB carries" in e for e in p.errors), p.errors
     doc["frontend"][1]["bind"] = R[1]  # an LB's own address: not refused here (the gate checks it)
     assert plan(load(tmp_path, doc), {L[0]: facts(*L), R[0]: facts(*R)}).errors == ()
+
+
+def test_the_stale_section_keeps_the_journal_line() -> None:
+    from hakeep.hosts.facts import parse_stale
+
+    assert parse_stale(["haproxy=[ALERT] (590) : Loading failure!", "haproxy=?"]) == {
+        "haproxy": "[ALERT] (590) : Loading failure!"}
+    assert parse_stale(["haproxy=?"]) == {"haproxy": "?"}
+    assert parse_stale([]) == {}

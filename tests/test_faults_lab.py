@@ -361,3 +361,22 @@ def test_a_reload_haproxy_refuses_fails_the_gate_and_the_lb_is_restored(healthy:
     assert lab.ssh("lb2", "sh -s", input=proof, check=False).stdout.strip() == "ok"
     assert "failed-restored" in lab.ssh("lb2", "cat /var/lib/hakeep/releases/*/manifest.json").stdout
     assert f" {VIP}/" in lab.ssh("lb1", "ip -o -4 addr").stdout
+
+
+def test_status_names_a_reload_that_failed(healthy: Lab, inv: Path) -> None:
+    """Made by hand: haproxy.cfg edited to bind an address lb2 lacks, then reloaded. systemd says
+    "Reloaded", the old worker serves the old config: status says so, with the journal's line."""
+    lab = healthy
+    saved = lab.ssh("lb2", "cat /etc/haproxy/haproxy.cfg").stdout
+    assert "bind *:30080" in saved
+    try:
+        lab.ssh("lb2", "sed -i 's/bind \\*:30080/bind 10.77.0.250:30080/' /etc/haproxy/haproxy.cfg && "
+                "systemctl reload haproxy", check=False)
+        code, doc, _ = status(lab, inv)
+        assert code == DEGRADED, doc
+        [stale] = [r for r in doc["reasons"] if "runs an older config than its file" in r]
+        assert stale.startswith("lb2: haproxy runs an older config than its file (a reload failed): ")
+        assert "ALERT" in stale or "Loading failure" in stale, stale  # the journal's own words
+        assert host_row(doc, "lb2")["stale"]
+    finally:
+        lab.ssh("lb2", "cat > /etc/haproxy/haproxy.cfg && systemctl reload haproxy", input=saved)

@@ -152,7 +152,7 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[str(cfg), str(absent)],
                      CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"], STATE_FILE=str(state),
                      STATS_SOCKET=str(stats_socket), LOCK_OWNER=str(owner), RELEASES=str(releases),
-                     PROBE_VIP="1")
+                     PROBE_VIP="1", HAPROXY_CONFIG=str(tmp_path / "absent"))  # never asks this machine's systemd
     done = run_script(script)
     assert done.returncode == 0, done.stderr
     f = parse_facts("local", done.stdout)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from hakeep.errors import HakeepError
 from hakeep.hosts.scripts import compose
-from hakeep.layout import CA_DIR, LOCK_PATH, RELEASES_DIR, STATS_SOCKET, UNIT_NAMES, VRRP_STATE_FILE
+from hakeep.layout import CA_DIR, HAPROXY_CFG, LOCK_PATH, RELEASES_DIR, STATS_SOCKET, UNIT_NAMES, VRRP_STATE_FILE
 
 FACTS_VERSION = "1"
 
@@ -84,6 +84,8 @@ class HostFacts:
     releases: dict[str, bytes]  # release id -> manifest.json bytes
     # (release id, path) -> the backed-up file (mode and owner as saved)
     release_files: dict[tuple[str, str], FileFact] = field(default_factory=dict, repr=False)
+    # unit -> why it runs an older config than its file (a failed reload): the journal's line, or "?"
+    stale: dict[str, str] = field(default_factory=dict)
 
     @property
     def holds_vip(self) -> bool:
@@ -108,7 +110,8 @@ def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip
             raise ValueError(f"unsafe managed path {path!r}")
     return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
                    CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
-                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip))
+                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip),
+                   HAPROXY_CONFIG=HAPROXY_CFG)
 
 
 class FactsError(HakeepError):
@@ -190,6 +193,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         listeners=parse_listeners(simple.get("listen", [])),
         backends=parse_stat(simple.get("haproxy_stat", [])),
         lock_owner="\n".join(simple.get("lock", [])).strip(),
+        stale=parse_stale(simple.get("stale", [])),
         releases=releases,
         release_files=release_files,
     )
@@ -211,6 +215,16 @@ def parse_backup(path: str, lines: Sequence[str]) -> FileFact:
     mode = meta.get("mode")
     return FileFact(path, exists=True, mode=int(mode, 8) if mode else None, owner=meta.get("owner"),
                     group=meta.get("group"), content=content)
+
+
+def parse_stale(lines: Sequence[str]) -> dict[str, str]:
+    """``unit=journal line`` (then ``unit=?``): the first word said for each unit."""
+    out: dict[str, str] = {}
+    for line in lines:
+        unit, sep, why = line.partition("=")
+        if sep and unit not in out:
+            out[unit] = why.strip()
+    return out
 
 
 def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:

@@ -51,6 +51,7 @@ class HostStatus:
     servers_down: tuple[str, ...] = ()  # "backend/server" not UP
     live_release: str = "-"
     drift: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()  # "haproxy: <journal line>": a unit runs an older config than its file
 
     @property
     def healthy(self) -> bool:
@@ -91,6 +92,7 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
         servers_up=sum(1 for s in servers.values() if s.startswith("UP")), servers_total=len(servers),
         servers_down=tuple(n for n, s in servers.items() if not s.startswith("UP")),
         live_release=current.id if current else "-", drift=tuple(d.path for d in hist.drift),
+        stale=tuple(f"{u}: {why}" if why != "?" else u for u, why in f.stale.items()),
     )
 
 
@@ -178,6 +180,10 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
             reasons.append(f"{h.host}: backend server(s) not UP: {', '.join(h.servers_down)}")
         if h.drift:
             reasons.append(f"{h.host}: edited since its live release: {', '.join(h.drift)}")
+        for s in h.stale:
+            unit, _, why = s.partition(": ")
+            reasons.append(f"{h.host}: {unit} runs an older config than its file (a reload failed)"
+                           + (f": {why}" if why else ""))
     return verdict(Verdict.DEGRADED if reasons else Verdict.HEALTHY, *reasons)
 
 

@@ -3,7 +3,8 @@
 # "@@section" blocks that hakeep.hosts.facts.parse_facts reads; "@@end" last proves it completed.
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
 # STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
-# PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers).
+# PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers),
+# HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why).
 echo "@@facts $FACTS_VERSION"
 echo "@@id"; id -u
 echo "@@os"; cat /etc/os-release 2>/dev/null
@@ -74,6 +75,12 @@ echo "@@listen"
 ss -Hltnp 2>/dev/null || ss -ltnp 2>/dev/null
 echo "@@haproxy_stat"
 if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then hk_show_stat "$STATS_SOCKET"; fi
+echo "@@stale"
+if [ -f "$HAPROXY_CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy "$HAPROXY_CONFIG"; then
+    journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null \
+        | grep -E 'ALERT|Loading failure|failed to start' | tail -n 1 | sed 's/^/haproxy=/'
+    echo "haproxy=?"
+fi
 echo "@@lock"
 cat "$LOCK_OWNER" 2>/dev/null
 echo "@@releases"

@@ -135,12 +135,13 @@ def restore(release_dir: str, paths: Iterable[str]) -> str:
     """Put back every backed-up file; a managed file with no backup did not exist: remove it.
 
     Decided on the host at run time, from the backup itself (packages installed in the same run
-    create files after the facts were gathered: Debian's stock haproxy.cfg is one).
+    create files after the facts were gathered: Debian's stock haproxy.cfg is one). A restored file
+    keeps its saved mode and owner but gets a new mtime, so the re-check can prove the unit loaded it.
     """
     lines = []
     for p in paths:
-        src = release_dir + "/files" + p
-        lines.append(f"if [ -e {q(src)} ]; then cp -p {q(src)} {q(staged(p))} && mv -f {q(staged(p))} {q(p)}; "
+        src, new = q(release_dir + "/files" + p), q(staged(p))
+        lines.append(f"if [ -e {src} ]; then cp -p {src} {new} && touch {new} && mv -f {new} {q(p)}; "
                      f"else rm -f {q(p)}; fi")
     return script(*lines)
 
@@ -243,10 +244,10 @@ def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], requi
 
 
 def units_gate(running: Mapping[str, bool]) -> str:
-    """Each unit active or inactive as wanted; keepalived, when running, in MASTER or BACKUP."""
+    """Each unit active or inactive as wanted; haproxy, when running, running its file as it is now;
+    keepalived, when running, in MASTER or BACKUP."""
     return compose("units_gate.sh", UNITS=list(running), RUNNING=[u for u, up in running.items() if up],
-                   VRRP_UNIT=KEEPALIVED.name,
-                   STATE_FILE=VRRP_STATE_FILE)
+                   VRRP_UNIT=KEEPALIVED.name, STATE_FILE=VRRP_STATE_FILE, CONFIG=HAPROXY_CFG)
 
 
 def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2) -> str:

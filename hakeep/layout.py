@@ -40,10 +40,6 @@ class Unit:
     config_dir: str  # every managed file under it belongs to this unit
     validator: tuple[str, ...]  # argv that checks a config file; "{}" stands for its path
 
-    @property
-    def service(self) -> str:
-        return self.name + ".service"
-
     def validate_argv(self, path: str) -> tuple[str, ...]:
         return validate_argv(self.validator, path)
 

@@ -56,6 +56,8 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
         shown = ", ".join(f"{n} ({why})" for n, why in gone.items())
         warnings.append(f"the pair is degraded: {shown} cannot be reached; only {', '.join(names)} "
                         "will be checked and changed")
+    vip = str(inv.cluster.vip.ip)
+    carried = {a.split("/")[0] for o in facts.values() for a in o.iface_addresses} | {str(x.address) for x in inv.lbs}
     for i, lb in enumerate(inv.lbs):
         if lb.name not in names:
             continue
@@ -74,15 +76,12 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
             have = ", ".join(f.iface_addresses) or "no IPv4 address"
             errors.append(f"{lb.name}: {lb.address} is not on {lb.interface} (it has {have}); "
                           f"check lb[{i}].address and lb[{i}].interface")
-        carried = {a.split("/")[0] for o in facts.values() for a in o.iface_addresses} | {str(x.address)
-                                                                                       for x in inv.lbs}
         nonlocal_bind = inv.needs_nonlocal_bind or f.sysctls.get("net.ipv4.ip_nonlocal_bind") == "1"
+        haproxy_runs = f.unit_running(HAPROXY.name)
         for fe in inv.frontends if ports else ():
-            if fe.bind not in ("*", str(inv.cluster.vip.ip)) and fe.bind not in carried and not nonlocal_bind:
+            if fe.bind not in ("*", vip) and fe.bind not in carried and not nonlocal_bind:
                 errors.append(f"{lb.name}: frontend {fe.name} binds {fe.bind}, an address no LB carries, and "
                               "net.ipv4.ip_nonlocal_bind is 0: haproxy could not start with it")
-        for fe in inv.frontends if ports else ():
-            haproxy_runs = f.unit_running(HAPROXY.name)
             for li in f.listeners:
                 if li.port == fe.port and li.process != HAPROXY.name and not (li.process == "" and haproxy_runs):
                     who = li.process or "another program"
@@ -90,7 +89,6 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
                                   f"on {li.address}")
                     break
     holders = [n for n, f in facts.items() if f.holds_vip]
-    vip = str(inv.cluster.vip.ip)
     if not holders and any(f.vip_probe == "answers" for f in facts.values()):
         if gone:
             warnings.append(f"the VIP {vip} answers but no reachable LB holds it: maybe {', '.join(gone)} does")

@@ -69,8 +69,17 @@ CASES: list[tuple[str, list[HostStatus], list[PortProbe], Verdict, str]] = [
      Verdict.DEGRADED, "edited since its live release"),
     ("a peer in FAULT", [HOLDER, up("lb2", vrrp_state="FAULT")], probes("lb2"), Verdict.DEGRADED,
      "VRRP state FAULT"),
+    ("a peer in FAULT, with keepalived's reason", [HOLDER, up("lb2", vrrp_state="FAULT", vrrp_fault="(vi): entering "
+     "FAULT state (src address not configured)")], probes("lb2"), Verdict.DEGRADED,
+     "lb2: VRRP state FAULT, not BACKUP: (vi): entering FAULT state (src address not configured)"),
     ("a failed reload", [HOLDER, up("lb2", stale=("haproxy: [ALERT] (590) : Loading failure!",))], probes("lb2"),
-     Verdict.DEGRADED, "lb2: haproxy runs an older config than its file (a reload failed): [ALERT] (590) : Loading"),
+     Verdict.DEGRADED, "lb2: haproxy runs an older config than its file (a reload failed, or none was done): "
+     "[ALERT] (590) : Loading"),
+    ("keepalived not reloaded", [HOLDER, up("lb2", stale=("keepalived: vip: priority 100 running, 99 in the file",))],
+     probes("lb2"), Verdict.DEGRADED, "lb2: keepalived runs an older config than its file (a reload failed, or none "
+     "was done): vip: priority 100 running, 99 in the file"),
+    ("keepalived does not answer", [HOLDER, up("lb2", keepalived_answered=False)], probes("lb2"),
+     Verdict.DEGRADED, "lb2: keepalived did not answer when asked what it runs"),
     ("not reachable from here is not a failure", [HOLDER, up("lb2")],
      probes("lb2") + probes(HERE, "unreachable from here"), Verdict.HEALTHY, ""),
     ("not reachable from here, and silent from the peer", [HOLDER, up("lb2")],

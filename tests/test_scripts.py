@@ -152,7 +152,8 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[str(cfg), str(absent)],
                      CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"], STATE_FILE=str(state),
                      STATS_SOCKET=str(stats_socket), LOCK_OWNER=str(owner), RELEASES=str(releases),
-                     PROBE_VIP="1", HAPROXY_CONFIG=str(tmp_path / "absent"))  # never asks this machine's systemd
+                     PROBE_VIP="1", HAPROXY_CONFIG=str(tmp_path / "absent"), VRRP_UNIT="hakeep-test-no-such-unit",
+                     KA_DATA=str(tmp_path / "absent"))  # never asks this machine's systemd about its own units
     done = run_script(script)
     assert done.returncode == 0, done.stderr
     f = parse_facts("local", done.stdout)
@@ -173,8 +174,9 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
 
 
 def gate_output(state: Path, sock: Path, servers: list[str], require_up: list[str]) -> tuple[int, str]:
-    script = compose("gate.sh", UNITS=[], PORTS=[], SERVERS=servers, REQUIRE_UP=require_up, STATE_FILE=str(state),
-                     STATS_SOCKET=str(sock), HOLD_VIP="", BINDS=[], CONFIG="")
+    script = compose("gate.sh", UNITS=[], VRRP_UNIT="hakeep-test-no-such-unit", PORTS=[], SERVERS=servers,
+                     REQUIRE_UP=require_up, KA_DATA=str(state), KA_EXPECT="", STATS_SOCKET=str(sock), HOLD_VIP="",
+                     BINDS=[], CONFIG="")
     done = run_script(script)
     return done.returncode, done.stdout.strip()
 
@@ -190,10 +192,6 @@ def test_the_gate_checks_servers_and_passing_checks(tmp_path: Path, stats_socket
     assert code == 1
     assert out.split() == ["backend-kube-apiserver-backend/m3:missing",
                            "backend-ingress-backend:no-server-passes-its-check"]
-    state.write_text("FAULT 100 1700000000\n")
-    assert gate_output(state, stats_socket, [], []) == (1, "vrrp:FAULT")
-    state.unlink()
-    assert gate_output(state, stats_socket, [], []) == (1, "vrrp:unknown")
 
 
 def test_every_script_gets_every_variable_it_reads() -> None:

@@ -17,6 +17,7 @@ from hakeep.hosts.scripts import compose
 from hakeep.layout import (
     HAPROXY_CFG,
     KEEPALIVED,
+    KEEPALIVED_DATA,
     RELEASES_DIR,
     STATS_SOCKET,
     SYSCTL_CONF,
@@ -230,24 +231,27 @@ def prune_releases(ids: Iterable[str]) -> str:
 # --- the scripts kept as files (hakeep/hosts/sh/), with their variables ------------------------
 
 
-def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], require_up: Sequence[str] = (),
-              hold_vip: str = "", binds: Sequence[str] = ()) -> str:
+def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], *, require_up: Sequence[str] = (),
+              hold_vip: str = "", binds: Sequence[str] = (), keepalived_expect: Sequence[str] = ()) -> str:
     """Health gate of one LB (sh/gate.sh): units active, haproxy running the config file as it is
     now (a failed reload leaves an older worker serving), ports listening (``binds``: on exactly
-    that address:port), VRRP settled, every server of ``backends`` known to haproxy, and a passing
-    server in each backend of ``require_up``; with ``hold_vip``, the LB still holds that VIP (it
-    had it, and no peer could take it over)."""
+    that address:port), keepalived's instances MASTER or BACKUP by its own account and running
+    ``keepalived_expect`` (:func:`hakeep.hosts.keepalived.expected` of the file), every server of
+    ``backends`` known to haproxy, and a passing server in each backend of ``require_up``; with
+    ``hold_vip``, the LB still holds that VIP (it had it, and no peer could take it over)."""
     servers = [f"{backend}/{server}" for backend, names in backends.items() for server in names]
-    return compose("gate.sh", UNITS=UNIT_NAMES, PORTS=ports, SERVERS=servers, REQUIRE_UP=require_up,
-                   STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET, HOLD_VIP=hold_vip, BINDS=binds,
-                   CONFIG=HAPROXY_CFG)
+    return compose("gate.sh", UNITS=UNIT_NAMES, VRRP_UNIT=KEEPALIVED.name, PORTS=ports, SERVERS=servers,
+                   REQUIRE_UP=require_up, KA_DATA=KEEPALIVED_DATA, KA_EXPECT="\n".join(keepalived_expect),
+                   STATS_SOCKET=STATS_SOCKET,
+                   HOLD_VIP=hold_vip, BINDS=binds, CONFIG=HAPROXY_CFG)
 
 
-def units_gate(running: Mapping[str, bool]) -> str:
+def units_gate(running: Mapping[str, bool], keepalived_expect: Sequence[str] = ()) -> str:
     """Each unit active or inactive as wanted; haproxy, when running, running its file as it is now;
-    keepalived, when running, in MASTER or BACKUP."""
+    keepalived, when running, in MASTER or BACKUP and running ``keepalived_expect``."""
     return compose("units_gate.sh", UNITS=list(running), RUNNING=[u for u, up in running.items() if up],
-                   VRRP_UNIT=KEEPALIVED.name, STATE_FILE=VRRP_STATE_FILE, CONFIG=HAPROXY_CFG)
+                   VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA, KA_EXPECT="\n".join(keepalived_expect),
+                   CONFIG=HAPROXY_CFG)
 
 
 def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2) -> str:

@@ -16,8 +16,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hakeep.errors import HakeepError
+from hakeep.hosts import keepalived
 from hakeep.hosts.scripts import compose
-from hakeep.layout import CA_DIR, HAPROXY_CFG, LOCK_PATH, RELEASES_DIR, STATS_SOCKET, UNIT_NAMES, VRRP_STATE_FILE
+from hakeep.layout import (
+    CA_DIR,
+    HAPROXY_CFG,
+    KEEPALIVED,
+    KEEPALIVED_CONF,
+    KEEPALIVED_DATA,
+    LOCK_PATH,
+    RELEASES_DIR,
+    STATS_SOCKET,
+    UNIT_NAMES,
+    VRRP_STATE_FILE,
+)
 
 FACTS_VERSION = "1"
 
@@ -70,7 +82,7 @@ class HostFacts:
     vip_probe: str  # "answers", "silent", "unknown", or "" when this host holds it
     files: dict[str, FileFact]
     units: dict[str, UnitFact]
-    vrrp_state: str  # last state keepalived reported through the notify script, "" if none
+    vrrp_state: str  # keepalived's VRRP state (its data dump; else the notify script's last record), "" if none
     sysctls: dict[str, str]
     firewalld: str  # "running", "not running", "absent"
     firewalld_ports: tuple[str, ...]  # "6443/tcp", ... open in the interface's zone (when running)
@@ -85,7 +97,13 @@ class HostFacts:
     # (release id, path) -> the backed-up file (mode and owner as saved)
     release_files: dict[tuple[str, str], FileFact] = field(default_factory=dict, repr=False)
     # unit -> why it runs an older config than its file (a failed reload): the journal's line, or "?"
+    # (haproxy); how the running VRRP instances differ from the file (keepalived)
     stale: dict[str, str] = field(default_factory=dict)
+    # keepalived's own account of what it runs (hakeep.hosts.keepalived's summary lines); () when it
+    # is not running; keepalived_answered is False when it is running but wrote no data dump
+    keepalived_running: tuple[str, ...] = ()
+    keepalived_answered: bool = True
+    vrrp_fault: str = ""  # an instance in FAULT: keepalived's journal line that says why ("" if none)
 
     @property
     def holds_vip(self) -> bool:
@@ -111,7 +129,7 @@ def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip
     return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
                    CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
                    LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip),
-                   HAPROXY_CONFIG=HAPROXY_CFG)
+                   HAPROXY_CONFIG=HAPROXY_CFG, VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA)
 
 
 class FactsError(HakeepError):
@@ -167,6 +185,16 @@ def parse_facts(host: str, text: str) -> HostFacts:
     sel = simple.get("selinux", ["absent"])
     fw = simple.get("firewalld", ["absent"])
     fw_kv = _kv(fw[1:])
+    ka_lines = [line for line in simple.get("keepalived_running", []) if line.strip()]
+    ka_running = tuple(line for line in ka_lines if not line.startswith("@"))
+    notified = ((simple.get("vrrp_state") or [""])[0].split() or [""])[0]
+    ka_states = list(keepalived.states(ka_running).values())
+    stale = parse_stale(simple.get("stale", []))
+    conf = files.get(KEEPALIVED_CONF)
+    if ka_running and conf is not None and conf.exists and conf.content is not None:
+        diffs = keepalived.differences(keepalived.expected(conf.content.decode("utf-8", "replace")), ka_running)
+        if diffs:
+            stale["keepalived"] = "; ".join(diffs)
     return HostFacts(
         host=host,
         uid=int((simple.get("id") or ["-1"])[0] or -1),
@@ -182,7 +210,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
         vip_probe=(simple.get("vip_probe") or [""])[0].strip(),
         files=files,
         units=units,
-        vrrp_state=((simple.get("vrrp_state") or [""])[0].split() or [""])[0],
+        vrrp_state=ka_states[0] if ka_states else notified,
         sysctls=_kv(simple.get("sysctl", [])),
         firewalld=(fw[0].strip() if fw else "absent") or "absent",
         firewalld_ports=tuple(fw_kv.get("ports", "").split()),
@@ -193,7 +221,10 @@ def parse_facts(host: str, text: str) -> HostFacts:
         listeners=parse_listeners(simple.get("listen", [])),
         backends=parse_stat(simple.get("haproxy_stat", [])),
         lock_owner="\n".join(simple.get("lock", [])).strip(),
-        stale=parse_stale(simple.get("stale", [])),
+        stale=stale,
+        keepalived_running=ka_running,
+        keepalived_answered="@unanswered" not in ka_lines,
+        vrrp_fault=next((line[len("@why="):].strip() for line in ka_lines if line.startswith("@why=")), ""),
         releases=releases,
         release_files=release_files,
     )

@@ -52,6 +52,8 @@ class HostStatus:
     live_release: str = "-"
     drift: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()  # "haproxy: <journal line>": a unit runs an older config than its file
+    keepalived_answered: bool = True  # False: keepalived runs but wrote no data dump when asked
+    vrrp_fault: str = ""  # keepalived's journal line on why an instance is in FAULT
 
     @property
     def healthy(self) -> bool:
@@ -93,6 +95,7 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
         servers_down=tuple(n for n, s in servers.items() if not s.startswith("UP")),
         live_release=current.id if current else "-", drift=tuple(d.path for d in hist.drift),
         stale=tuple(f"{u}: {why}" if why != "?" else u for u, why in f.stale.items()),
+        keepalived_answered=f.keepalived_answered, vrrp_fault=f.vrrp_fault,
     )
 
 
@@ -175,15 +178,18 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
         if units:
             reasons.append(f"{h.host}: {', '.join(units)}")
         elif not h.holds_vip and h.vrrp_state not in ("BACKUP", "-"):
-            reasons.append(f"{h.host}: VRRP state {h.vrrp_state}, not BACKUP")
+            reasons.append(f"{h.host}: VRRP state {h.vrrp_state}, not BACKUP"
+                           + (f": {h.vrrp_fault}" if h.vrrp_fault else ""))
         if h.servers_down:
             reasons.append(f"{h.host}: backend server(s) not UP: {', '.join(h.servers_down)}")
         if h.drift:
             reasons.append(f"{h.host}: edited since its live release: {', '.join(h.drift)}")
         for s in h.stale:
             unit, _, why = s.partition(": ")
-            reasons.append(f"{h.host}: {unit} runs an older config than its file (a reload failed)"
-                           + (f": {why}" if why else ""))
+            reasons.append(f"{h.host}: {unit} runs an older config than its file (a reload failed, or none "
+                           "was done)" + (f": {why}" if why else ""))
+        if not h.keepalived_answered:
+            reasons.append(f"{h.host}: keepalived did not answer when asked what it runs (its data dump): hung?")
     return verdict(Verdict.DEGRADED if reasons else Verdict.HEALTHY, *reasons)
 
 

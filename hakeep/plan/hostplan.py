@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hakeep import __version__
-from hakeep.hosts import commands
+from hakeep.hosts import commands, keepalived
 from hakeep.hosts.facts import HostFacts
-from hakeep.layout import ENABLED_STATES, HAPROXY, RELEASES_DIR, UNIT_NAMES, owner_of, unit
+from hakeep.layout import ENABLED_STATES, HAPROXY, KEEPALIVED, KEEPALIVED_CONF, RELEASES_DIR, UNIT_NAMES, owner_of, unit
 from hakeep.plan.releases import History, ReleaseKind, ReleaseStatus, manifest_bytes
 from hakeep.plan.steps import (
     Action,
@@ -107,7 +107,7 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
             if name == HAPROXY.name and target.running[name] and actions[name]:
                 steps.append(Step(Action.WAIT, "wait until haproxy listens on every frontend port",
                                   commands.listening(target.ports), wait=30.0))
-        steps.append(_gate(target.running, target.gate, target.gate_wait))
+        steps.append(_gate(target.running, target.gate, target.gate_wait, target.files))
         steps.append(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.COMPLETE))
         old = hist.prunable(target.keep_releases)
         if old:
@@ -215,11 +215,22 @@ def _unit_steps(name: str, target: Target, changed: Sequence[str], removed: Sequ
     return steps
 
 
-def _gate(running: Mapping[str, bool], full_gate: str, wait: float) -> Step:
+def keepalived_expect(content: bytes | None) -> tuple[str, ...]:
+    """What keepalived must report running once it has loaded ``content`` (its keepalived.conf)."""
+    return keepalived.expected(content.decode("utf-8", "replace")) if content is not None else ()
+
+
+def files_expect(files: Sequence[ManagedFile]) -> tuple[str, ...]:
+    """:func:`keepalived_expect` of the keepalived.conf among ``files`` (none there: nothing to compare)."""
+    return next((keepalived_expect(mf.content) for mf in files if mf.path == KEEPALIVED_CONF), ())
+
+
+def _gate(running: Mapping[str, bool], full_gate: str, wait: float, files: Sequence[ManagedFile]) -> Step:
     if all(running.values()) and full_gate:
-        return Step(Action.GATE, "health gate: units active, ports listening, backends known, VRRP MASTER/BACKUP",
-                    full_gate, wait=wait)
-    return Step(Action.GATE, "health gate: units in their target states", commands.units_gate(running), wait=wait)
+        return Step(Action.GATE, "health gate: units active and running the new files, ports listening, "
+                    "backends known, VRRP MASTER/BACKUP", full_gate, wait=wait)
+    return Step(Action.GATE, "health gate: units in their target states",
+                commands.units_gate(running, files_expect(files)), wait=wait)
 
 
 def _validation(root: str, check: HostFiles) -> Validation:
@@ -253,8 +264,10 @@ def _restore_steps(release_dir: str, f: HostFacts, target: Target,
                               commands.systemctl("disable", name)))
         if UnitAction.DISABLE in actions[name] and was_enabled:
             steps.append(Step(Action.RESTORE, f"enable {name} again", commands.systemctl("enable", name)))
-    gate = Step(Action.RESTORE, "re-check: units back in their previous states", commands.units_gate(was_running),
-                wait=30.0)
+    before = f.file(KEEPALIVED_CONF)
+    expect = keepalived_expect(before.content) if before.exists and was_running[KEEPALIVED.name] else ()
+    gate = Step(Action.RESTORE, "re-check: units back in their previous states, running the restored files",
+                commands.units_gate(was_running, expect), wait=30.0)
     return (*steps, gate)
 
 

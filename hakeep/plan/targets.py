@@ -13,7 +13,7 @@ from hakeep.hosts import commands
 from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory
 from hakeep.layout import CHECK_ROOT, ENABLED_STATES, HAPROXY, HAPROXY_CFG, UNIT_NAMES
-from hakeep.plan.hostplan import Target
+from hakeep.plan.hostplan import Target, files_expect
 from hakeep.plan.releases import Release, ReleaseKind, units_target
 from hakeep.plan.steps import Action, Step
 from hakeep.render.files import HostFiles, ManagedFile
@@ -30,7 +30,7 @@ def deploy_target(inv: Inventory, f: HostFacts, desired: HostFiles, check: HostF
     still holds it after the change."""
     return Target(
         files=desired.files, ports=tuple(fe.port for fe in inv.frontends), extra=tuple(host_settings(inv, f)),
-        gate=_deploy_gate(inv, f, keep_vip), gate_wait=gate_wait(inv), check=check,
+        gate=_deploy_gate(inv, f, keep_vip, desired), gate_wait=gate_wait(inv), check=check,
         check_root=CHECK_ROOT + release_id, keep_releases=inv.cluster.keep_releases,
     )
 
@@ -45,7 +45,8 @@ def restore_target(inv: Inventory, release: Release, files: Sequence[ManagedFile
     ports = restored_ports(files) if running[HAPROXY.name] else ()
     return Target(
         files=tuple(files), remove=tuple(remove), running=running, enabled=enabled, ports=ports,
-        gate=commands.host_gate(ports, {}, hold_vip=hold), gate_wait=gate_wait(inv),
+        gate=commands.host_gate(ports, {}, hold_vip=hold, keepalived_expect=files_expect(files)),
+        gate_wait=gate_wait(inv),
         keep_releases=inv.cluster.keep_releases,
         kind=ReleaseKind.ROLLBACK, rolls_back=release.id,
     )
@@ -71,13 +72,15 @@ def host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
     return steps
 
 
-def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool) -> str:
-    """The deploy gate; a backend that had a server UP before must have one passing its check after."""
+def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool, desired: HostFiles) -> str:
+    """The deploy gate; a backend that had a server UP before must have one passing its check after;
+    keepalived runs the new file."""
     backends = {fe.backend_name: [s.name for s in fe.servers] for fe in inv.frontends}
     was_up = [b for b in backends if any(st.startswith("UP") for st in f.backends.get(b, {}).values())]
     return commands.host_gate([fe.port for fe in inv.frontends], backends, require_up=was_up,
                               hold_vip=str(inv.cluster.vip.ip) if keep_vip else "",
-                              binds=[f"{fe.bind}:{fe.port}" for fe in inv.frontends if fe.bind != "*"])
+                              binds=[f"{fe.bind}:{fe.port}" for fe in inv.frontends if fe.bind != "*"],
+                              keepalived_expect=files_expect(desired.files))
 
 
 _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)

@@ -4,7 +4,9 @@
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
 # STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers),
-# HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why).
+# HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why),
+# VRRP_UNIT and KA_DATA (keepalived, and where it writes its data dump: what it runs, in its own words;
+# for an instance in FAULT, keepalived's journal line that says why).
 echo "@@facts $FACTS_VERSION"
 echo "@@id"; id -u
 echo "@@os"; cat /etc/os-release 2>/dev/null
@@ -80,6 +82,19 @@ if [ -f "$HAPROXY_CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy 
     journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null \
         | grep -E 'ALERT|Loading failure|failed to start' | tail -n 1 | sed 's/^/haproxy=/'
     echo "haproxy=?"
+fi
+echo "@@keepalived_running"
+if hk_unit_active "$VRRP_UNIT"; then
+    if ka=$(hk_keepalived_summary "$VRRP_UNIT" "$KA_DATA"); then
+        printf '%s\n' "$ka"
+        case "$ka" in
+            *" state=FAULT"*)
+                journalctl -u "$VRRP_UNIT.service" -n 300 --no-pager -o cat 2>/dev/null \
+                    | grep -E 'entering FAULT state \(' | tail -n 1 | sed 's/^/@why=/' ;;
+        esac
+    else
+        echo "@unanswered"
+    fi
 fi
 echo "@@lock"
 cat "$LOCK_OWNER" 2>/dev/null

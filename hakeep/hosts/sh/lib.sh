@@ -38,14 +38,104 @@ hk_runs_file() {
         END { exit !(newest > 0 && boot + newest / hz > mtime) }'
 }
 
-# hk_vrrp_state FILE: the VRRP state keepalived last reported through the notify script ("" if none).
-hk_vrrp_state() { cut -d' ' -f1 "$1" 2>/dev/null || true; }
-
-# hk_check_vrrp FILE: a gate's check that keepalived settled in MASTER or BACKUP.
-hk_check_vrrp() {
-    hk_state=$(hk_vrrp_state "$1")
-    case "$hk_state" in MASTER|BACKUP) ;; *) hk_fail "vrrp:${hk_state:-unknown}" ;; esac
+# hk_keepalived_summary UNIT DATA: what keepalived (the service UNIT) runs, in its own words: its data dump (asked for with
+# the DATA signal, read at DATA through /proc/PID/root so a private /tmp does not hide it; only a
+# fresh, root-owned regular file counts), one line per VRRP instance, never the password:
+#   NAME state=S vrid=N priority=N interface=I src=A advert=MS vips=A/P,... peers=A,...
+# (lists sorted, a host prefix /32 or /128 left out: the format of hakeep.hosts.keepalived).
+# Prints nothing when keepalived runs no VRRP instance. Returns 1 when keepalived is not running or
+# wrote no dump within 2 s. keepalived logs two lines per dump ("Printing ... data ... on signal").
+hk_keepalived_summary() {
+    hk_main=$(systemctl show -p MainPID --value "$1.service" 2>/dev/null)
+    [ -n "$hk_main" ] && [ "$hk_main" != 0 ] || return 1
+    hk_sig=$(keepalived --signum=DATA 2>/dev/null) || hk_sig=USR1
+    case "$hk_sig" in ''|*[!0-9]*) hk_sig=USR1 ;; esac  # keepalived before --signum: SIGUSR1
+    hk_dir="/proc/$hk_main/root${2%/*}"
+    hk_dump="/proc/$hk_main/root$2"
+    rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data"
+    kill "-$hk_sig" "$hk_main" 2>/dev/null || return 1
+    hk_n=0
+    until [ -f "$hk_dump" ] && [ ! -L "$hk_dump" ] && [ "$(stat -c %u "$hk_dump" 2>/dev/null)" = 0 ]; do
+        hk_n=$((hk_n + 1))
+        [ "$hk_n" -le 40 ] || return 1
+        sleep 0.05
+    done
+    sleep 0.05
+    hk_keepalived_parse "$hk_dump"
+    rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data"
 }
+
+# hk_keepalived_parse FILE: the summary lines (see hk_keepalived_summary) of keepalived data dump FILE.
+hk_keepalived_parse() {
+    awk '
+        function sorted(s,   n, a, i, j, t, out) {
+            n = split(s, a, " ")
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j - 1]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            for (i = 1; i <= n; i++) out = out (i > 1 ? "," : "") a[i]
+            return out
+        }
+        function put(k, v) { return v == "" ? "" : " " k "=" v }
+        function emit() {
+            if (name != "") print name put("state", st) put("vrid", vrid) put("priority", prio) put("interface", ifc) \
+                put("src", src) put("advert", adv) put("vips", sorted(vips)) put("peers", sorted(peers))
+            name = ""
+        }
+        /^------< / { emit(); topo = ($0 ~ /VRRP Topology/); next }
+        !topo { next }
+        /^ VRRP Instance = / { emit(); name = $4; st = vrid = prio = ifc = src = adv = vips = peers = list = ""; next }
+        name == "" { next }
+        { ind = match($0, /[^ ]/) }
+        list != "" && ind > lind { if ($1 ~ /^[0-9a-fA-F:.]+(\/[0-9]+)?$/) { a = $1; sub(/\/(32|128)$/, "", a); if (list == "vip") vips = vips " " a; else peers = peers " " a }; next }
+        { list = "" }
+        /^ *State = / && st == "" { st = $3 }
+        /^ *Virtual Router ID = / { vrid = $5 }
+        /^ *Priority = / { prio = $3 }
+        /^ *Interface = / && ifc == "" { ifc = $3 }
+        /^ *Using src_ip = / { src = $4 }
+        /^ *Advert interval = / { adv = ($5 ~ /^milli/) ? $4 : $4 * 1000 }
+        /^ *Virtual IP( =|:| \()/ { list = "vip"; lind = ind }
+        /^ *Unicast Peer/ { list = "peer"; lind = ind }
+        END { emit() }' "$1"
+}
+
+# hk_check_keepalived UNIT DATA EXPECT: a gate's check of keepalived from its own account
+# (hk_keepalived_summary UNIT DATA), judged by hk_judge_keepalived against EXPECT.
+hk_check_keepalived() {
+    if ! hk_running=$(hk_keepalived_summary "$1" "$2"); then
+        hk_states=""
+        hk_fail "keepalived:no-data-dump"
+        return
+    fi
+    hk_judge_keepalived "$hk_running" "$3"
+}
+
+# hk_judge_keepalived SUMMARY EXPECT: every VRRP instance of SUMMARY in MASTER or BACKUP, and (EXPECT
+# non-empty) running what EXPECT says its file holds: one line per instance, "NAME key=value ...",
+# each pair found in that instance's summary, no instance more or less. Leaves the instances' states
+# in hk_states.
+hk_states=""
+hk_judge_keepalived() {
+    hk_states=$(printf '%s\n' "$1" | awk 'NF { s = "none"; for (i = 2; i <= NF; i++) if ($i ~ /^state=/) s = substr($i, 7); print s }')
+    for hk_state in $hk_states; do
+        case "$hk_state" in MASTER|BACKUP) ;; *) hk_fail "vrrp:$hk_state" ;; esac
+    done
+    [ -n "$2" ] || return 0
+    printf '%s\n' "$1" | awk -v expect="$2" '
+        NF { run[$1] = " " $0 " "; nrun++ }
+        END {
+            n = split(expect, lines, "\n")
+            for (i = 1; i <= n; i++) {
+                if (split(lines[i], f, " ") == 0) continue
+                nexp++
+                if (!(f[1] in run)) exit 1
+                for (j = 2; j in f; j++) if (index(run[f[1]], " " f[j] " ") == 0) exit 1
+            }
+            exit nexp != nrun
+        }' || hk_fail "keepalived:runs-an-older-config-than-its-file"
+}
+
+# hk_some_instance_in STATE: true when hk_check_keepalived saw a VRRP instance in STATE.
+hk_some_instance_in() { case " $hk_states " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # hk_vip_interfaces IP: the interfaces that carry IPv4 address IP on this host, one a line.
 hk_vip_interfaces() {

@@ -79,8 +79,13 @@ echo "@@haproxy_stat"
 if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then hk_show_stat "$STATS_SOCKET"; fi
 echo "@@stale"
 if [ -f "$HAPROXY_CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy "$HAPROXY_CONFIG"; then
-    journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null \
-        | grep -E 'ALERT|Loading failure|failed to start' | tail -n 1 | sed 's/^/haproxy=/'
+    # the reason of the last failed load: the last specific ALERT before its "Loading failure!" (not
+    # the generic "Some protocols failed"/"Fatal errors found"), else the last alert-like line
+    journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null | awk '
+        /ALERT|Loading failure|failed to start/ { last = $0 }
+        /\[ALERT\]/ && !/Some protocols failed|Fatal errors found/ { alert = $0 }
+        /Loading failure/ { why = alert != "" ? alert : $0; alert = "" }
+        END { if (why != "") print "haproxy=" why; else if (last != "") print "haproxy=" last }'
     echo "haproxy=?"
 fi
 echo "@@keepalived_running"

@@ -23,6 +23,7 @@ STATS_SOCKET = "/run/haproxy/admin.sock"
 # keepalived's data dump (DATA signal), fixed by keepalived; read through /proc/PID/root, only when fresh,
 # root-owned and not a link (keepalived writes it by renaming a 0600 temporary file)
 KEEPALIVED_DATA = "/tmp/keepalived.data"  # noqa: S108
+KEEPALIVED_DUMP_LOCK = "/run/hakeep/keepalived-dump.lock"  # one dump at a time: each deletes the last
 LOCK_PATH = "/run/hakeep.lock"  # flock; the holder is written to LOCK_PATH.owner
 CHECK_ROOT = "/run/hakeep/check-"  # + release id: the private folder of on-host validation
 RELEASES_DIR = "/var/lib/hakeep/releases"

@@ -142,6 +142,16 @@ def test_stopped_unit_is_started(inv: Inventory) -> None:
     assert "reload" not in scripts(plan, L[0])
 
 
+@pytest.mark.parametrize("unit", ["haproxy", "keepalived"])
+def test_a_unit_running_an_older_config_is_reloaded_though_its_file_is_right(inv: Inventory, unit: str) -> None:
+    left = dataclasses.replace(deployed(inv, *L), stale={unit: "hklab-vip: priority 100 running, 101 in the file"})
+    plan = plan_for(inv, left, deployed(inv, *R))
+    assert "stage" not in actions(plan, L[0])  # nothing to upload
+    assert f"systemctl reload-or-restart {unit}.service" in scripts(plan, L[0])
+    assert "gate" in actions(plan, L[0])
+    assert plan.host(R[0]).steps == ()  # the peer runs its file: untouched
+
+
 def test_vip_holder_goes_last(inv: Inventory) -> None:
     left = facts(*L, vip_on=("ens192",))
     plan = plan_for(inv, left, facts(*R))

@@ -171,3 +171,28 @@ def test_status_says_why_keepalived_refused_its_file(healthy: Lab, inv: Path) ->
         assert not [r for r in doc["reasons"] if "older config" in r]  # it runs its file: the file is the fault
     finally:
         lab.ssh("lb2", "cat > /etc/keepalived/keepalived.conf && systemctl reload keepalived", input=saved)
+
+
+def test_deploy_reloads_a_keepalived_whose_file_is_right_but_not_loaded(healthy: Lab, inv: Path) -> None:
+    """lb2's keepalived is made to run priority 99 (edit, reload), then its file is put back without
+    a reload: the file matches the live release, yet keepalived runs something else. A deploy has no
+    file to change but reloads keepalived and proves it; status is healthy after."""
+    lab = healthy
+    saved = lab.ssh("lb2", "cat /etc/keepalived/keepalived.conf").stdout
+    try:
+        lab.ssh("lb2", "sed -i 's/priority 100/priority 99/' /etc/keepalived/keepalived.conf && "
+                "systemctl reload keepalived")
+        assert wait_for(lambda: "priority=99" in " ".join(summary(lab, "lb2")), 10, 0.5)
+        lab.ssh("lb2", "cat > /etc/keepalived/keepalived.conf", input=saved)
+        code, doc, _ = status(lab, inv)
+        assert code == DEGRADED, doc
+        assert any("keepalived runs an older config" in r and "priority 99 running, 100 in the file" in r
+                   for r in doc["reasons"]), doc["reasons"]
+        r = hakeep(lab, "deploy", str(inv), "--yes", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        outcomes = {o["host"]: o for o in json.loads(r.stdout)["outcomes"]}
+        assert outcomes["lb2"]["status"] == "changed", outcomes
+        assert "priority=100" in " ".join(summary(lab, "lb2"))
+        assert status(lab, inv)[0] == 0
+    finally:
+        lab.ssh("lb2", "cat > /etc/keepalived/keepalived.conf && systemctl reload keepalived", input=saved)

@@ -18,6 +18,7 @@ from hakeep.layout import (
     HAPROXY_CFG,
     KEEPALIVED,
     KEEPALIVED_DATA,
+    KEEPALIVED_DUMP_LOCK,
     RELEASES_DIR,
     STATS_SOCKET,
     SYSCTL_CONF,
@@ -241,8 +242,8 @@ def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], *, re
     ``hold_vip``, the LB still holds that VIP (it had it, and no peer could take it over)."""
     servers = [f"{backend}/{server}" for backend, names in backends.items() for server in names]
     return compose("gate.sh", UNITS=UNIT_NAMES, VRRP_UNIT=KEEPALIVED.name, PORTS=ports, SERVERS=servers,
-                   REQUIRE_UP=require_up, KA_DATA=KEEPALIVED_DATA, KA_EXPECT="\n".join(keepalived_expect),
-                   STATS_SOCKET=STATS_SOCKET,
+                   REQUIRE_UP=require_up, KA_DATA=KEEPALIVED_DATA, KA_LOCK=KEEPALIVED_DUMP_LOCK,
+                   KA_EXPECT="\n".join(keepalived_expect), STATS_SOCKET=STATS_SOCKET,
                    HOLD_VIP=hold_vip, BINDS=binds, CONFIG=HAPROXY_CFG)
 
 
@@ -250,8 +251,8 @@ def units_gate(running: Mapping[str, bool], keepalived_expect: Sequence[str] = (
     """Each unit active or inactive as wanted; haproxy, when running, running its file as it is now;
     keepalived, when running, in MASTER or BACKUP and running ``keepalived_expect``."""
     return compose("units_gate.sh", UNITS=list(running), RUNNING=[u for u, up in running.items() if up],
-                   VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA, KA_EXPECT="\n".join(keepalived_expect),
-                   CONFIG=HAPROXY_CFG)
+                   VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA, KA_LOCK=KEEPALIVED_DUMP_LOCK,
+                   KA_EXPECT="\n".join(keepalived_expect), CONFIG=HAPROXY_CFG)
 
 
 def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2) -> str:

@@ -24,6 +24,7 @@ from hakeep.layout import (
     KEEPALIVED,
     KEEPALIVED_CONF,
     KEEPALIVED_DATA,
+    KEEPALIVED_DUMP_LOCK,
     LOCK_PATH,
     RELEASES_DIR,
     STATS_SOCKET,
@@ -103,6 +104,7 @@ class HostFacts:
     # is not running; keepalived_answered is False when it is running but wrote no data dump
     keepalived_running: tuple[str, ...] = ()
     keepalived_answered: bool = True
+    keepalived_dump_blocked: bool = False  # its dump's path is taken by something hakeep cannot remove
     vrrp_fault: str = ""  # an instance in FAULT: keepalived's journal line that says why ("" if none)
 
     @property
@@ -129,7 +131,8 @@ def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip
     return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
                    CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
                    LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip),
-                   HAPROXY_CONFIG=HAPROXY_CFG, VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA)
+                   HAPROXY_CONFIG=HAPROXY_CFG, VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA,
+                   KA_LOCK=KEEPALIVED_DUMP_LOCK)
 
 
 class FactsError(HakeepError):
@@ -191,7 +194,7 @@ def parse_facts(host: str, text: str) -> HostFacts:
     ka_states = list(keepalived.states(ka_running).values())
     stale = parse_stale(simple.get("stale", []))
     conf = files.get(KEEPALIVED_CONF)
-    if ka_running and conf is not None and conf.exists and conf.content is not None:
+    if "@answered" in ka_lines and conf is not None and conf.exists and conf.content is not None:
         diffs = keepalived.differences(keepalived.expected(conf.content.decode("utf-8", "replace")), ka_running)
         if diffs:
             stale["keepalived"] = "; ".join(diffs)
@@ -223,7 +226,8 @@ def parse_facts(host: str, text: str) -> HostFacts:
         lock_owner="\n".join(simple.get("lock", [])).strip(),
         stale=stale,
         keepalived_running=ka_running,
-        keepalived_answered="@unanswered" not in ka_lines,
+        keepalived_answered="@unanswered" not in ka_lines and "@blocked" not in ka_lines,
+        keepalived_dump_blocked="@blocked" in ka_lines,
         vrrp_fault=next((line[len("@why="):].strip() for line in ka_lines if line.startswith("@why=")), ""),
         releases=releases,
         release_files=release_files,

@@ -18,7 +18,7 @@ from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.inventory.model import LoadBalancer
-from hakeep.layout import HAPROXY, KEEPALIVED
+from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_DATA
 from hakeep.plan.releases import History
 from hakeep.run.session import Session, gather_facts, reason
 
@@ -53,6 +53,7 @@ class HostStatus:
     drift: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()  # "haproxy: <journal line>": a unit runs an older config than its file
     keepalived_answered: bool = True  # False: keepalived runs but wrote no data dump when asked
+    keepalived_dump_blocked: bool = False  # the dump's path is taken by something hakeep cannot remove
     vrrp_fault: str = ""  # keepalived's journal line on why an instance is in FAULT
 
     @property
@@ -95,7 +96,8 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
         servers_down=tuple(n for n, s in servers.items() if not s.startswith("UP")),
         live_release=current.id if current else "-", drift=tuple(d.path for d in hist.drift),
         stale=tuple(f"{u}: {why}" if why != "?" else u for u, why in f.stale.items()),
-        keepalived_answered=f.keepalived_answered, vrrp_fault=f.vrrp_fault,
+        keepalived_answered=f.keepalived_answered, keepalived_dump_blocked=f.keepalived_dump_blocked,
+        vrrp_fault=f.vrrp_fault,
     )
 
 
@@ -188,7 +190,10 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
             unit, _, why = s.partition(": ")
             reasons.append(f"{h.host}: {unit} runs an older config than its file (a reload failed, or none "
                            "was done)" + (f": {why}" if why else ""))
-        if not h.keepalived_answered:
+        if h.keepalived_dump_blocked:
+            reasons.append(f"{h.host}: keepalived cannot write its data dump: {KEEPALIVED_DATA} is taken by "
+                           "something else (made by a local user?); remove it")
+        elif not h.keepalived_answered:
             reasons.append(f"{h.host}: keepalived did not answer when asked what it runs (its data dump): hung?")
     return verdict(Verdict.DEGRADED if reasons else Verdict.HEALTHY, *reasons)
 

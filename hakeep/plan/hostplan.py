@@ -85,7 +85,9 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
     removed = [p for p in target.remove if f.file(p).exists]
     release_dir = f"{RELEASES_DIR}/{meta.release_id}"
     manifest = _manifest(meta, host, f, hist, target, packages=packages)
-    actions = {u: _unit_actions(u, f, target, changed=_touches(u, target, content_changed, removed),
+    # a unit that runs an older config than its file (a reload failed or was never done) is reloaded
+    # even when the file is already right, and its gate proves the file runs
+    actions = {u: _unit_actions(u, f, target, changed=_touches(u, target, content_changed, removed) or u in f.stale,
                                 fresh=u in packages) for u in UNIT_NAMES}
     steps: list[Step] = []
     if changes or any(actions.values()) or target.extra:

@@ -9,6 +9,7 @@ file lists the secret strings it contains so displays can mask them. The only ji
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,10 +92,20 @@ def render_all(
             ManagedFile(CHECK_SCRIPT, _render(env, "check_haproxy.sh.j2", ctx), 0o755),
             ManagedFile(NOTIFY_SCRIPT, _render(env, "notify.sh.j2", ctx), 0o755),
         ]
-        ka = _render(env, "keepalived.conf.j2", ctx)
+        ka = _with_digest(_render(env, "keepalived.conf.j2", dict(ctx, config_digest=DIGEST_MARK)))
         files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, secrets=_present(ka, secrets)))
         out[lb.name] = HostFiles(lb=lb, files=tuple(files))
     return out
+
+
+DIGEST_MARK = "@hakeep-file-digest@"
+
+
+def _with_digest(content: bytes) -> bytes:
+    """``content`` with DIGEST_MARK replaced by a digest of the rest: keepalived.conf's router_id
+    carries it, so keepalived's own report proves which file it loaded."""
+    mark = DIGEST_MARK.encode()
+    return content.replace(mark, hashlib.sha256(content).hexdigest()[:12].encode()) if mark in content else content
 
 
 def _advert(value: float) -> str:

@@ -5,8 +5,8 @@
 # STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers),
 # HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why),
-# VRRP_UNIT and KA_DATA (keepalived, and where it writes its data dump: what it runs, in its own words;
-# for an instance in FAULT, keepalived's journal line that says why).
+# VRRP_UNIT, KA_DATA and KA_LOCK (keepalived, where it writes its data dump, the lock that serialises
+# dumps: what it runs, in its own words; for an instance in FAULT, keepalived's journal line on why).
 echo "@@facts $FACTS_VERSION"
 echo "@@id"; id -u
 echo "@@os"; cat /etc/os-release 2>/dev/null
@@ -79,27 +79,22 @@ echo "@@haproxy_stat"
 if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then hk_show_stat "$STATS_SOCKET"; fi
 echo "@@stale"
 if [ -f "$HAPROXY_CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy "$HAPROXY_CONFIG"; then
-    # the reason of the last failed load: the last specific ALERT before its "Loading failure!" (not
-    # the generic "Some protocols failed"/"Fatal errors found"), else the last alert-like line
-    journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null | awk '
-        /ALERT|Loading failure|failed to start/ { last = $0 }
-        /\[ALERT\]/ && !/Some protocols failed|Fatal errors found/ { alert = $0 }
-        /Loading failure/ { why = alert != "" ? alert : $0; alert = "" }
-        END { if (why != "") print "haproxy=" why; else if (last != "") print "haproxy=" last }'
+    journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null | hk_haproxy_failure | sed 's/^/haproxy=/'
     echo "haproxy=?"
 fi
 echo "@@keepalived_running"
 if hk_unit_active "$VRRP_UNIT"; then
-    if ka=$(hk_keepalived_summary "$VRRP_UNIT" "$KA_DATA"); then
-        printf '%s\n' "$ka"
-        case "$ka" in
-            *" state=FAULT"*)
-                journalctl -u "$VRRP_UNIT.service" -n 300 --no-pager -o cat 2>/dev/null \
-                    | grep -E 'entering FAULT state \(' | tail -n 1 | sed 's/^/@why=/' ;;
-        esac
-    else
-        echo "@unanswered"
-    fi
+    ka=$(hk_keepalived_summary "$VRRP_UNIT" "$KA_DATA" "$KA_LOCK")
+    case $? in
+        0) echo "@answered"; [ -z "$ka" ] || printf '%s\n' "$ka" ;;
+        2) echo "@blocked" ;;
+        *) echo "@unanswered" ;;
+    esac
+    case "$ka" in
+        *" state=FAULT"*)
+            journalctl -u "$VRRP_UNIT.service" -n 300 --no-pager -o cat 2>/dev/null | hk_fault_reason \
+                | sed 's/^/@why=/' ;;
+    esac
 fi
 echo "@@lock"
 cat "$LOCK_OWNER" 2>/dev/null

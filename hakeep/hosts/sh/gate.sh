@@ -7,7 +7,7 @@
 # running what KA_EXPECT says the new file holds (a reload that failed or did not happen shows).
 # With HOLD_VIP set (the LB held the VIP and no peer can take it over), the LB must still hold it,
 # in MASTER. Variables: UNITS, VRRP_UNIT (keepalived, checked when in UNITS), PORTS, SERVERS ("backend/server" ...), REQUIRE_UP, KA_DATA (where
-# keepalived writes its dump), KA_EXPECT (hakeep.hosts.keepalived.expected of the new file, one
+# keepalived writes its dump), KA_LOCK, KA_EXPECT (hakeep.hosts.keepalived.expected of the new file, one
 # instance a line), STATS_SOCKET, HOLD_VIP ("" or the VIP's address), BINDS ("address:port" of the
 # frontends bound to one address: listening there exactly), CONFIG (haproxy's config: its newest
 # process must have started after the file was written, or a reload failed and an older config
@@ -18,7 +18,7 @@ for bind in $BINDS; do hk_listening_on "${bind%:*}" "${bind##*:}" || hk_fail "bi
 if [ -n "$CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy "$CONFIG"; then
     hk_fail "haproxy:runs-an-older-config-than-its-file"
 fi
-case " $UNITS " in *" $VRRP_UNIT "*) hk_check_keepalived "$VRRP_UNIT" "$KA_DATA" "$KA_EXPECT" ;; esac
+case " $UNITS " in *" $VRRP_UNIT "*) hk_check_keepalived "$VRRP_UNIT" "$KA_DATA" "$KA_LOCK" "$KA_EXPECT" ;; esac
 if [ -n "$HOLD_VIP" ]; then
     [ -n "$(hk_vip_interfaces "$HOLD_VIP")" ] || hk_fail "vip:lost-with-no-peer-to-take-it"
     hk_some_instance_in MASTER || hk_fail "vrrp:not-master-with-no-peer"

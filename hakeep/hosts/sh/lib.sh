@@ -38,34 +38,69 @@ hk_runs_file() {
         END { exit !(newest > 0 && boot + newest / hz > mtime) }'
 }
 
-# hk_keepalived_summary UNIT DATA: what keepalived (the service UNIT) runs, in its own words: its data dump (asked for with
-# the DATA signal, read at DATA through /proc/PID/root so a private /tmp does not hide it; only a
-# fresh, root-owned regular file counts), one line per VRRP instance, never the password:
-#   NAME state=S vrid=N priority=N interface=I src=A advert=MS vips=A/P,... peers=A,...
-# (lists sorted, a host prefix /32 or /128 left out: the format of hakeep.hosts.keepalived).
-# Prints nothing when keepalived runs no VRRP instance. Returns 1 when keepalived is not running or
-# wrote no dump within 2 s. keepalived logs two lines per dump ("Printing ... data ... on signal").
+# hk_keepalived_summary UNIT DATA LOCK: what keepalived (the service UNIT) runs, in its own words
+# (hk_keepalived_dump of its main PID).
 hk_keepalived_summary() {
     hk_main=$(systemctl show -p MainPID --value "$1.service" 2>/dev/null)
     [ -n "$hk_main" ] && [ "$hk_main" != 0 ] || return 1
-    hk_sig=$(keepalived --signum=DATA 2>/dev/null) || hk_sig=USR1
-    case "$hk_sig" in ''|*[!0-9]*) hk_sig=USR1 ;; esac  # keepalived before --signum: SIGUSR1
-    hk_dir="/proc/$hk_main/root${2%/*}"
-    hk_dump="/proc/$hk_main/root$2"
-    rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data"
-    kill "-$hk_sig" "$hk_main" 2>/dev/null || return 1
-    hk_n=0
-    until [ -f "$hk_dump" ] && [ ! -L "$hk_dump" ] && [ "$(stat -c %u "$hk_dump" 2>/dev/null)" = 0 ]; do
-        hk_n=$((hk_n + 1))
-        [ "$hk_n" -le 40 ] || return 1
-        sleep 0.05
-    done
-    sleep 0.05
-    hk_keepalived_parse "$hk_dump"
-    rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data"
+    hk_keepalived_dump "$hk_main" "$2" "$3"
 }
 
-# hk_keepalived_parse FILE: the summary lines (see hk_keepalived_summary) of keepalived data dump FILE.
+# hk_family PID: PID and its children, one a line.
+hk_family() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pid="$1" '
+        { s = $0; sub(/^[^ ]* \(.*\) /, "", s); split(s, f, " "); if ($1 == pid || f[2] == pid) print $1 }'
+}
+
+# hk_holds_open PID FILE: true while PID or a child of it has FILE (a path in its own namespace) open.
+hk_holds_open() {
+    for hk_p in $(hk_family "$1"); do
+        for hk_fd in /proc/"$hk_p"/fd/*; do
+            [ "$(readlink "$hk_fd" 2>/dev/null)" = "$2" ] && return 0
+        done
+    done
+    return 1
+}
+
+# hk_keepalived_dump PID DATA LOCK: keepalived's data dump, asked of its main process PID with the
+# DATA signal, summed up by hk_keepalived_parse (never the password). keepalived writes DATA in its
+# own mount namespace: it is read through /proc/PID/root, so a private /tmp does not hide it. Only a
+# file that appears after the signal, as a regular file owned by keepalived's user with one link,
+# once no keepalived process holds it open, counts; it is deleted after. One dump at a time (LOCK,
+# flock): two would delete each other's file. Prints nothing when keepalived runs no VRRP instance.
+# Returns 1 when no dump came within 3 s, 2 when DATA is taken by something that cannot be removed
+# (a folder a local user made). keepalived logs two lines per dump ("Printing ... data ... on signal").
+hk_keepalived_dump() {
+    hk_sig=$(keepalived --signum=DATA 2>/dev/null) || hk_sig=USR1
+    case "$hk_sig" in ''|*[!0-9]*) hk_sig=USR1 ;; esac  # keepalived before --signum: SIGUSR1
+    hk_dir="/proc/$1/root${2%/*}"
+    hk_dump="/proc/$1/root$2"
+    hk_uid=$(stat -c %u "/proc/$1" 2>/dev/null) || return 1
+    if [ -n "$3" ] && command -v flock >/dev/null 2>&1; then
+        mkdir -p "${3%/*}" 2>/dev/null
+        exec 8>"$3" && flock -w 10 8 || return 1
+    fi
+    rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data" 2>/dev/null
+    if [ -e "$hk_dump" ] || [ -L "$hk_dump" ]; then exec 8>&-; return 2; fi
+    hk_t0=$(date +%s)
+    kill "-$hk_sig" "$1" 2>/dev/null || { exec 8>&-; return 1; }
+    hk_n=0
+    until [ -f "$hk_dump" ] && [ ! -L "$hk_dump" ] && [ "$(stat -c '%u %h' "$hk_dump" 2>/dev/null)" = "$hk_uid 1" ] \
+            && [ "$(stat -c %Y "$hk_dump" 2>/dev/null || echo 0)" -ge "$hk_t0" ] && ! hk_holds_open "$1" "$2"; do
+        hk_n=$((hk_n + 1))
+        if [ "$hk_n" -gt 60 ]; then exec 8>&-; return 1; fi
+        sleep 0.05
+    done
+    hk_keepalived_parse "$hk_dump"
+    rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data"
+    exec 8>&-
+    return 0
+}
+
+# hk_keepalived_parse FILE: keepalived data dump FILE summed up, one line per VRRP instance:
+#   NAME state=S router=R vrid=N priority=N interface=I src=A advert=MS vips=A/P,... peers=A,...
+# (router: the global router_id; vips and peers always there, maybe empty; lists sorted, a host
+# prefix /32 or /128 left out: the format of hakeep.hosts.keepalived).
 hk_keepalived_parse() {
     awk '
         function sorted(s,   n, a, i, j, t, out) {
@@ -76,11 +111,12 @@ hk_keepalived_parse() {
         }
         function put(k, v) { return v == "" ? "" : " " k "=" v }
         function emit() {
-            if (name != "") print name put("state", st) put("vrid", vrid) put("priority", prio) put("interface", ifc) \
-                put("src", src) put("advert", adv) put("vips", sorted(vips)) put("peers", sorted(peers))
+            if (name != "") print name put("state", st) put("router", router) put("vrid", vrid) put("priority", prio) put("interface", ifc) \
+                put("src", src) put("advert", adv) " vips=" sorted(vips) " peers=" sorted(peers)
             name = ""
         }
         /^------< / { emit(); topo = ($0 ~ /VRRP Topology/); next }
+        /^ Router ID = / { router = $4 }
         !topo { next }
         /^ VRRP Instance = / { emit(); name = $4; st = vrid = prio = ifc = src = adv = vips = peers = list = ""; next }
         name == "" { next }
@@ -90,23 +126,24 @@ hk_keepalived_parse() {
         /^ *State = / && st == "" { st = $3 }
         /^ *Virtual Router ID = / { vrid = $5 }
         /^ *Priority = / { prio = $3 }
-        /^ *Interface = / && ifc == "" { ifc = $3 }
+        /^ *Interface = / && ifc == "" { ifc = $3; if ($0 ~ /, vmac on /) ifc = $(NF); sub(/,$/, "", ifc) }
         /^ *Using src_ip = / { src = $4 }
         /^ *Advert interval = / { adv = ($5 ~ /^milli/) ? $4 : $4 * 1000 }
-        /^ *Virtual IP( =|:| \()/ { list = "vip"; lind = ind }
+        /^ *Virtual IP( \([0-9]+\))? *[:=]/ { list = "vip"; lind = ind }
         /^ *Unicast Peer/ { list = "peer"; lind = ind }
         END { emit() }' "$1"
 }
 
-# hk_check_keepalived UNIT DATA EXPECT: a gate's check of keepalived from its own account
-# (hk_keepalived_summary UNIT DATA), judged by hk_judge_keepalived against EXPECT.
+# hk_check_keepalived UNIT DATA LOCK EXPECT: a gate's check of keepalived from its own account
+# (hk_keepalived_summary UNIT DATA LOCK), judged by hk_judge_keepalived against EXPECT.
 hk_check_keepalived() {
-    if ! hk_running=$(hk_keepalived_summary "$1" "$2"); then
-        hk_states=""
-        hk_fail "keepalived:no-data-dump"
-        return
-    fi
-    hk_judge_keepalived "$hk_running" "$3"
+    hk_running=$(hk_keepalived_summary "$1" "$2" "$3")
+    case $? in
+        0) ;;
+        2) hk_states=""; hk_fail "keepalived:dump-path-blocked"; return ;;
+        *) hk_states=""; hk_fail "keepalived:no-data-dump"; return ;;
+    esac
+    hk_judge_keepalived "$hk_running" "$4"
 }
 
 # hk_judge_keepalived SUMMARY EXPECT: every VRRP instance of SUMMARY in MASTER or BACKUP, and (EXPECT
@@ -136,6 +173,24 @@ hk_judge_keepalived() {
 
 # hk_some_instance_in STATE: true when hk_check_keepalived saw a VRRP instance in STATE.
 hk_some_instance_in() { case " $hk_states " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# hk_haproxy_failure: from haproxy's journal on stdin, why its last load failed: the last specific
+# ALERT before "Loading failure!" (not the generic "Some protocols failed"/"Fatal errors found"),
+# else the last alert-like line; nothing if none.
+hk_haproxy_failure() {
+    awk '
+        /ALERT|Loading failure|failed to start/ { last = $0 }
+        /\[ALERT\]/ && !/Some protocols failed|Fatal errors found/ { alert = $0 }
+        /Loading failure/ { why = alert != "" ? alert : $0; alert = "" }
+        END { if (why != "") print why; else if (last != "") print last }'
+}
+
+# hk_fault_reason: from keepalived's journal on stdin, why an instance last entered FAULT: the last
+# "entering FAULT state" line that gives a reason, else the last such line.
+hk_fault_reason() {
+    awk 'tolower($0) ~ /entering fault state/ { last = $0; if ($0 ~ /state *\(|due to/ && $0 !~ /\(init\)/) why = $0 }
+         END { if (why != "") print why; else if (last != "") print last }'
+}
 
 # hk_vip_interfaces IP: the interfaces that carry IPv4 address IP on this host, one a line.
 hk_vip_interfaces() {

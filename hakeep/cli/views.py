@@ -209,18 +209,21 @@ def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
 
 
 def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairStatus | None:
-    """Refresh the status table in place until Ctrl-C; print each change of VIP holder with the time."""
+    """Refresh the status table in place until Ctrl-C; print each change of VIP holder or verdict with
+    the time."""
     last: PairStatus | None = None
     con = out()
     try:
         with Live(Text("asking the LBs..."), console=con, auto_refresh=False) as live:
             while True:
                 pair = snapshot()
-                if last is not None and pair.holders != last.holders:
+                if last is not None and (pair.holders, pair.verdict) != (last.holders, last.verdict):
                     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                    live.console.print(Text(f"{stamp} VIP {pair.vip}: {', '.join(last.holders) or 'no LB'} -> "
-                                            f"{', '.join(pair.holders) or 'no LB'} ({pair.verdict.value})",
-                                            style=_VERDICT_STYLE[pair.verdict]))
+                    now = ", ".join(pair.holders) or "no LB"
+                    line = (f"{stamp} VIP {pair.vip}: {', '.join(last.holders) or 'no LB'} -> {now} "
+                            f"({pair.verdict.value})" if pair.holders != last.holders else
+                            f"{stamp} VIP {pair.vip} on {now}: {last.verdict.value} -> {pair.verdict.value}")
+                    live.console.print(Text(line, style=_VERDICT_STYLE[pair.verdict]))
                 last = pair
                 grid = Table.grid()
                 grid.add_row(status_table(pair))

@@ -224,12 +224,12 @@ def answer(signum, frame):
     tmp = path + ".tmp"
     with open(tmp, "w") as out:          # keepalived: a temporary file renamed into place, then written
         os.rename(tmp, path)
+        if mode == "linked":
+            os.link(path, path + ".second-link")
         half = len(dump) // 2
         out.write(dump[:half]); out.flush()
         time.sleep(0.4)                   # a reader that does not wait for the close sees half a dump
         out.write(dump[half:])
-    if mode == "linked":
-        os.link(path, path + ".second-link")
 signal.signal(signal.SIGUSR1, answer if mode != "deaf" else signal.SIG_IGN)
 print("ready", flush=True)
 while True:

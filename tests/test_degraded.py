@@ -15,7 +15,7 @@ from hakeep.errors import HakeepError, UnreachableError, UsageError
 from hakeep.hosts.remote import ConnectError, Transport, connect_kind
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import CHECK_ROOT
-from hakeep.ops.status import HERE, HostStatus, PortProbe, Verdict, judge
+from hakeep.ops.status import HERE, ArpSeen, HostStatus, PortProbe, Verdict, judge
 from hakeep.plan.planner import build_plan
 from hakeep.plan.steps import Plan
 from hakeep.render.engine import render_all
@@ -247,3 +247,34 @@ def test_the_stale_section_keeps_the_journal_line() -> None:
         "haproxy": "[ALERT] (590) : Loading failure!"}
     assert parse_stale(["haproxy=?"]) == {"haproxy": "?"}
     assert parse_stale([]) == {}
+
+
+LB1_MAC, LB2_MAC, OTHER = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:99"
+OWN = [ArpSeen("lb1", LB1_MAC, own=True), ArpSeen("lb2", LB2_MAC, own=True)]
+
+ARP_CASES = [
+    ("only the holder answers", [HOLDER, up("lb2")], [*OWN, ArpSeen("lb2", LB1_MAC, "10.0.0.1")], Verdict.HEALTHY, ""),
+    ("a host outside the inventory answers too", [HOLDER, up("lb2")],
+     [*OWN, ArpSeen("lb2", LB1_MAC, "10.0.0.1"), ArpSeen("lb2", OTHER, "10.0.0.11"), ArpSeen("lb1", OTHER, "-")],
+     Verdict.SPLIT_BRAIN, f"split brain outside the inventory: a host that is no LB of this inventory answers for "
+     f"the VIP too: MAC {OTHER} (10.0.0.11), seen from lb1, lb2; the VIP is on lb1"),
+    ("it is the unreachable LB, by its address", [up("lb1"), down("lb2")],
+     [OWN[0], ArpSeen("lb1", OTHER, "10.0.0.2")], Verdict.DEGRADED, "probably lb2 holds it"),
+    ("an unknown MAC while an LB is unreachable is not called outside", [up("lb1"), down("lb2")],
+     [OWN[0], ArpSeen("lb1", OTHER, "-")], Verdict.DEGRADED, "probably lb2 holds it"),
+    ("an LB that cannot probe", [HOLDER, up("lb2")], [*OWN, ArpSeen("lb2", "unknown")], Verdict.HEALTHY, ""),
+]
+
+
+@pytest.mark.parametrize(("hosts", "arp", "verdict", "reason"), [c[1:] for c in ARP_CASES],
+                         ids=[c[0] for c in ARP_CASES])
+def test_a_vip_claimed_outside_the_inventory(hosts: list[HostStatus], arp: list[ArpSeen], verdict: Verdict,
+                                             reason: str) -> None:
+    seen = probes("lb2") + probes("lb1") if any(h.host == "lb2" and h.reachable for h in hosts) else probes("lb1")
+    pair = judge(VIP, [dataclasses.replace(h, address=f"10.0.0.{i}") for i, h in enumerate(hosts, 1)], seen, PORTS,
+                 arp)
+    assert pair.verdict is verdict, pair.reasons
+    if reason:
+        assert any(reason in r for r in pair.reasons), pair.reasons
+    else:
+        assert pair.reasons == ()

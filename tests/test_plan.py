@@ -296,3 +296,53 @@ def test_incomplete_facts_never_echo_file_contents() -> None:
     shown = info.value.message + (info.value.hint or "")
     assert "YXV0aF9wYXNz" not in shown
     assert "file /etc/keepalived/keepalived.conf" in shown
+
+
+def three(tmp_path: Path) -> tuple[Inventory, Inventory]:
+    """The inventory with a third LB, and the same without it."""
+    doc = base_doc()
+    doc["lb"].append({"name": "loadbalance-third", "address": "10.220.62.34", "interface": "ens192", "priority": 99})
+    (tmp_path / "big").mkdir()
+    (tmp_path / "small").mkdir()
+    big = load(tmp_path / "big", doc)
+    doc["lb"].pop()
+    return big, load(tmp_path / "small", doc)
+
+
+def plan_members(inv: Inventory, facts_by_name: dict[str, HostFacts], **kw: Any) -> Plan:
+    return build_plan(inv, facts_by_name, desired(inv), render_all(inv, SECRETS, root=CHECK_ROOT + RID),
+                      release_id=RID, now="2026-11-27T00:00:00Z", operator="tester@ci", **kw)
+
+
+def test_dropping_an_lb_is_refused_until_told_what_happened_to_it(tmp_path: Path) -> None:
+    big, small = three(tmp_path)
+    left, right = deployed(big, *L), deployed(big, *R)  # both list the third LB as a peer
+    plan = plan_members(small, {L[0]: left, R[0]: right})
+    [err] = [e for e in plan.errors if "no longer in the inventory" in e]
+    assert err.startswith("10.220.62.34 is no longer in the inventory, but is still a member for loadbalance-left, "
+                          "loadbalance-right")
+    assert "--forget 10.220.62.34" in err
+    plan = plan_members(small, {L[0]: left, R[0]: right}, forget=["10.220.62.34"])
+    assert not plan.errors, plan.errors
+    assert any("leaves the set without being reached" in w for w in plan.warnings)
+    manifest = json.loads(next(s.stdin for s in plan.host(L[0]).steps if s.action == "backup") or b"{}")
+    assert manifest["members"] == {L[0]: L[1], R[0]: R[1]}
+    assert manifest["forgotten"] == ["10.220.62.34"]
+    plan = plan_members(small, {L[0]: left, R[0]: right}, forget=["nobody"])
+    assert any(e.startswith("--forget nobody:") for e in plan.errors)
+
+
+def test_a_member_is_known_by_the_name_its_release_recorded(tmp_path: Path) -> None:
+    big, small = three(tmp_path)
+    rec = json.dumps({"id": RID, "seq": 1, "status": "complete", "members": {"loadbalance-third": "10.220.62.34"}})
+    left = dataclasses.replace(deployed(big, *L), releases={RID: rec.encode()})
+    plan = plan_members(small, {L[0]: left, R[0]: deployed(big, *R)}, forget=["loadbalance-third"])
+    assert not plan.errors, plan.errors
+
+
+def test_an_lb_that_joins_is_named_in_the_plan(tmp_path: Path) -> None:
+    big, small = three(tmp_path)
+    plan = plan_members(big, {L[0]: deployed(small, *L), R[0]: deployed(small, *R),
+                              "loadbalance-third": facts("loadbalance-third", "10.220.62.34")})
+    assert "loadbalance-third joins the set of LBs: the others get it as a VRRP peer" in plan.warnings
+    assert not [e for e in plan.errors if "inventory" in e]

@@ -62,7 +62,8 @@ def status_doc(pair: PairStatus) -> Doc:
     return {"vip": pair.vip, "verdict": pair.verdict, "reasons": pair.reasons, "holders": pair.holders,
             "healthy": pair.verdict is Verdict.HEALTHY,
             "hosts": [{**asdict(r), "healthy": r.healthy} for r in pair.hosts],
-            "probes": [asdict(p) for p in pair.probes]}
+            "probes": [asdict(p) for p in pair.probes],
+            "arp": [asdict(a) for a in pair.arp]}  # each LB's own MAC, and the MACs answering ARP for the VIP
 
 
 def releases_doc(histories: Mapping[str, History]) -> list[Doc]:

@@ -69,6 +69,16 @@ class PortProbe:
 
 
 @dataclass(frozen=True)
+class ArpSeen:
+    """From one LB: its own MAC (``own``), or another MAC answering ARP for the VIP, with an address
+    the LB's neighbour table has for it ("-": none). mac "unknown": this LB could not probe."""
+    vantage: str
+    mac: str
+    ip: str = "-"
+    own: bool = False
+
+
+@dataclass(frozen=True)
 class PairStatus:
     vip: str
     verdict: Verdict
@@ -76,6 +86,7 @@ class PairStatus:
     holders: tuple[str, ...]
     hosts: tuple[HostStatus, ...]
     probes: tuple[PortProbe, ...]
+    arp: tuple[ArpSeen, ...] = ()
 
 
 def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
@@ -105,22 +116,32 @@ def unreachable_status(lb: LoadBalancer, reason: str) -> HostStatus:
     return HostStatus(host=lb.name, address=str(lb.address), reachable=False, reason=reason)
 
 
-def probe_vip(transports: Mapping[str, Transport], vip: str, ports: Sequence[int]) -> list[PortProbe]:
+def probe_vip(transports: Mapping[str, Transport], vip: str, ports: Sequence[int],
+              ifaces: Mapping[str, str] | None = None) -> tuple[list[PortProbe], list[ArpSeen]]:
     """Whether each frontend port answers on the VIP, from every reached LB and from here: all at
-    once, each connect bounded by PROBE_TIMEOUT."""
-    script = commands.vip_check(vip, ports, probe_timeout=int(PROBE_TIMEOUT))
+    once, each connect bounded by PROBE_TIMEOUT. With ``ifaces`` (LB -> interface), each LB also
+    asks its segment who answers ARP for the VIP."""
+    def script(name: str) -> str:
+        return commands.vip_check(vip, ports, probe_timeout=int(PROBE_TIMEOUT), iface=(ifaces or {}).get(name, ""))
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         local = pool.submit(local_probes, vip, ports)
-        remote = parallel(lambda n: transports[n].run(script, display="probe the VIP", check=False,
+        remote = parallel(lambda n: transports[n].run(script(n), display="probe the VIP", check=False,
                                                       timeout=PROBE_TIMEOUT + 2), list(transports))
         out = local.result()
+    arp: list[ArpSeen] = []
     for name, res in remote.items():
         if isinstance(res, CommandResult):
             for line in res.text().splitlines():
                 if line.startswith("port="):
                     port, _, state = line[5:].partition(":")
                     out.append(PortProbe(name, int(port), state))
-    return out
+                elif line.startswith("mac=") and len(line) > 4:
+                    arp.append(ArpSeen(name, line[4:].strip(), own=True))
+                elif line.startswith("arp="):
+                    mac, _, ip = line[4:].partition(" ip=")
+                    arp.append(ArpSeen(name, mac.strip(), ip.strip() or "-"))
+    return out, arp
 
 
 def local_probes(vip: str, ports: Sequence[int], timeout: float = PROBE_TIMEOUT) -> list[PortProbe]:
@@ -148,17 +169,41 @@ def answering(probes: Sequence[PortProbe], ports: Sequence[int], holders: Sequen
     return {port: any(p.port == port and p.result == "open" for p in seen) for port in ports}
 
 
-def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], ports: Sequence[int]) -> PairStatus:
+def outside_claims(hosts: Sequence[HostStatus], arp: Sequence[ArpSeen]) -> dict[str, tuple[str, list[str]]]:
+    """MACs answering ARP for the VIP that belong to no LB of the inventory: mac -> (an address it
+    has, the LBs that saw it). An answer from an unreachable LB (its own address in the neighbour
+    table, or no address while an LB is unreachable) is not counted: status names that case."""
+    ours = {a.mac for a in arp if a.own}
+    addresses = {h.address for h in hosts}
+    some_gone = any(not h.reachable for h in hosts)
+    out: dict[str, tuple[str, list[str]]] = {}
+    for a in arp:
+        if a.own or a.mac in ours or a.mac == "unknown" or a.ip in addresses or (a.ip == "-" and some_gone):
+            continue
+        ip, seen = out.get(a.mac, ("-", []))
+        out[a.mac] = (ip if ip != "-" else a.ip, [*seen, a.vantage])
+    return out
+
+
+def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], ports: Sequence[int],
+          arp: Sequence[ArpSeen] = ()) -> PairStatus:
     reached = [h for h in hosts if h.reachable]
     gone = [h for h in hosts if not h.reachable]
     holders = tuple(h.host for h in reached if h.holds_vip)
     lost = [f"{h.host} cannot be reached ({h.reason})" for h in gone]
 
     def verdict(v: Verdict, *reasons: str) -> PairStatus:
-        return PairStatus(vip, v, tuple(reasons), holders, tuple(hosts), tuple(probes))
+        return PairStatus(vip, v, tuple(reasons), holders, tuple(hosts), tuple(probes), tuple(arp))
 
     if not reached:
         return verdict(Verdict.UNREACHABLE, *lost)
+    claims = outside_claims(hosts, arp)
+    if claims:
+        who = "; ".join(f"MAC {mac}" + (f" ({ip})" if ip != "-" else "") + f", seen from {', '.join(sorted(seen))}"
+                        for mac, (ip, seen) in sorted(claims.items()))
+        return verdict(Verdict.SPLIT_BRAIN, f"split brain outside the inventory: a host that is no LB of this "
+                       f"inventory answers for the VIP too: {who}" + (f"; the VIP is on {', '.join(holders)}"
+                                                                      if holders else ""), *lost)
     if len(holders) > 1:
         return verdict(Verdict.SPLIT_BRAIN, f"the VIP is on {', '.join(holders)} at once: VRRP between them "
                        "is broken (IP protocol 112 blocked, or different virtual_router_id/password)", *lost)
@@ -206,15 +251,18 @@ def survey(session: Session, *, facts_timeout: float | None = None) -> PairStatu
     """
     inv = session.inv
     vip, ports = str(inv.cluster.vip.ip), [fe.port for fe in inv.frontends]
+    ifaces = {lb.name: lb.interface for lb in inv.lbs}
     if facts_timeout is not None:
         with ThreadPoolExecutor(max_workers=1) as pool:
             gathering = pool.submit(gather_facts, inv, session.transports, timeout=facts_timeout, probe_vip=False)
-            probes = probe_vip(session.transports, vip, ports)
+            probes, arp = probe_vip(session.transports, vip, ports, ifaces)
             session.facts, errors = gathering.result()
         session.unreachable.update(errors)
         probes = [p for p in probes if p.vantage == HERE or p.vantage in session.facts]
+        arp = [a for a in arp if a.vantage in session.facts]
     else:
-        probes = probe_vip({n: t for n, t in session.transports.items() if n in session.facts}, vip, ports)
+        probes, arp = probe_vip({n: t for n, t in session.transports.items() if n in session.facts}, vip, ports,
+                                ifaces)
     rows = [host_status(lb, session.facts[lb.name]) if lb.name in session.facts
             else unreachable_status(lb, reason(session.unreachable[lb.name])) for lb in inv.lbs]
-    return judge(vip, rows, probes, ports)
+    return judge(vip, rows, probes, ports, arp)

@@ -70,6 +70,8 @@ class Meta:
     operator: str
     inventory: str
     inventory_digest: str
+    members: Mapping[str, str] = field(default_factory=dict)  # the inventory's LBs: name -> address
+    forgotten: tuple[str, ...] = ()  # members dropped without being reached (deploy --forget)
 
 
 def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target, *,
@@ -291,6 +293,8 @@ def _manifest(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
         "hakeep_version": __version__, "inventory": meta.inventory, "inventory_digest": meta.inventory_digest,
         "operator": meta.operator, "host": host, "files": before, "deployed": deployed,
         "packages_installed": list(packages),
+        "members": dict(meta.members),
+        **({"forgotten": list(meta.forgotten)} if meta.forgotten else {}),
         "units_before": {u: {"active": x.active, "enabled": x.enabled} for u, x in f.units.items()},
         **extra,
     }

@@ -18,6 +18,7 @@ from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_CONF, PACKAGES
 from hakeep.plan.hostplan import Meta, host_plan
+from hakeep.plan.members import Member, dropped, joining, matches
 from hakeep.plan.releases import History, ReleaseError, ReleaseKind, restored_files, rollback_target
 from hakeep.plan.steps import Plan, Proof
 from hakeep.plan.targets import deploy_target, restore_target
@@ -106,7 +107,8 @@ def _selected(inv: Inventory, limit: Sequence[str] | None) -> list[str]:
 
 def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[str, HostFiles],
                validation: Mapping[str, HostFiles], *, release_id: str, now: str, operator: str,
-               limit: Sequence[str] | None = None, unreachable: Mapping[str, str] | None = None) -> Plan:
+               limit: Sequence[str] | None = None, unreachable: Mapping[str, str] | None = None,
+               forget: Sequence[str] = ()) -> Plan:
     """The deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``.
 
     ``facts`` holds the LBs reached; with ``limit``, an LB left out may be in ``unreachable``. A
@@ -114,7 +116,11 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
     """
     names = _selected(inv, limit)
     errors, warnings = preflight(inv, facts, names, unreachable=unreachable)
-    meta = Meta(release_id, now, operator, inv.source, inv.digest)
+    gone, member_errors, member_warnings = member_changes(inv, facts, forget)
+    errors += member_errors
+    warnings += member_warnings
+    meta = Meta(release_id, now, operator, inv.source, inv.digest, members={lb.name: str(lb.address) for lb in inv.lbs},
+                forgotten=tuple(m.address for m in gone))
     hosts = []
     for lb in rollout_order(inv.lbs, facts):
         if lb.name not in names:
@@ -174,6 +180,31 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
     return Plan(release_id=release_id, kind=ReleaseKind.ROLLBACK, hosts=tuple(hosts),
                 proof=proof(inv, sorted(all_ports), expect_vip=any(running_after)),
                 errors=tuple(errors), warnings=tuple(warnings))
+
+
+def member_changes(inv: Inventory, facts: Mapping[str, HostFacts],
+                   forget: Sequence[str]) -> tuple[list[Member], list[str], list[str]]:
+    """The members this deploy forgets, and the errors (a member dropped without a word on what
+    happened to it) and warnings (members forgotten, LBs joining) of the change of the LB set."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    gone = dropped(inv, facts)
+    forgotten = [m for m in gone if any(matches(m, w) for w in forget)]
+    for word in forget:
+        if not any(matches(m, word) for m in gone):
+            errors.append(f"--forget {word}: no LB the hosts remember is called that, or it is still in the inventory")
+    for m in gone:
+        if m in forgotten:
+            warnings.append(f"{m.label} leaves the set without being reached (--forget): if it comes back with "
+                            "keepalived running, it takes the VIP too; `hakeep status` reports that as a split brain")
+        else:
+            errors.append(f"{m.label} is no longer in the inventory, but is still a member for "
+                          f"{', '.join(m.seen_by)}: left running, it would take the VIP (split brain). Say what "
+                          f"happened to it: --forget {m.name or m.address} if it is gone for good (stop its "
+                          "keepalived first if it still runs)")
+    for name in joining(inv, facts):
+        warnings.append(f"{name} joins the set of LBs: the others get it as a VRRP peer")
+    return forgotten, errors, warnings
 
 
 _VRRP_KEYS = {"virtual_router_id": r"virtual_router_id\s+(\S+)", "password": r"auth_pass\s+(\S+)",

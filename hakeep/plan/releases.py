@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
@@ -79,6 +79,8 @@ class Release:
     units_before: Mapping[str, Mapping[str, str]]
     packages_installed: tuple[str, ...]
     rolls_back: str | None = None
+    members: Mapping[str, str] = field(default_factory=dict)  # the LB set it was deployed for: name -> address
+    forgotten: tuple[str, ...] = ()  # members this release dropped without reaching them (deploy --forget)
 
     @property
     def complete(self) -> bool:
@@ -135,6 +137,8 @@ def parse_manifest(rid: str, data: bytes) -> Release:
         inventory_digest=str(m.get("inventory_digest", "")), before=_states(m.get("files")),
         deployed=_states(m.get("deployed")), units_before=units or {},
         packages_installed=tuple(m.get("packages_installed") or ()), rolls_back=m.get("rolls_back"),
+        members={str(k): str(v) for k, v in m["members"].items()} if isinstance(m.get("members"), dict) else {},
+        forgotten=tuple(str(x) for x in m.get("forgotten") or () if isinstance(x, str)),
     )
 
 

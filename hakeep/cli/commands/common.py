@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +47,10 @@ def render_for_deploy(inv: Inventory, templates: Path | None) -> Rendered:
                     render_all(inv, secrets, templates=templates, root=CHECK_ROOT + release_id))
 
 
-def plan_deploy(inv: Inventory, rendered: Rendered, session: Session, limit: list[str] | None) -> Plan:
+def plan_deploy(inv: Inventory, rendered: Rendered, session: Session, limit: list[str] | None,
+                forget: Sequence[str] = ()) -> Plan:
     return build_plan(inv, session.facts, rendered.desired, rendered.check, release_id=rendered.release_id,
-                      now=now_iso(), operator=operator(), limit=limit, unreachable=session.reasons())
+                      now=now_iso(), operator=operator(), limit=limit, unreachable=session.reasons(), forget=forget)
 
 
 def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> int:

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_apply_arguments(parser, verb="deploy")
     parser.add_argument("--templates", metavar="DIR", type=Path,
                         help="folder whose templates override the shipped ones")
+    parser.add_argument("--forget", metavar="NAME", action="append", default=[],
+                        help="an LB dropped from the inventory that is gone for good (cannot be reached): roll the "
+                             "others out without it (repeatable; NAME or address)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,4 +40,4 @@ def run(args: argparse.Namespace) -> int:
     progress = views.LiveProgress(output.err() if args.json else None)
     with progress, open_session(inv, lock=not args.dry_run, command="deploy", limit=limit,
                                 accept_new_host_keys=args.accept_new_host_keys) as session:
-        return apply(args, plan_deploy(inv, rendered, session, limit), session, progress)
+        return apply(args, plan_deploy(inv, rendered, session, limit, forget=args.forget), session, progress)

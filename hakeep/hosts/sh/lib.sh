@@ -192,6 +192,41 @@ hk_fault_reason() {
          END { if (why != "") print why; else if (last != "") print last }'
 }
 
+# hk_arp_claimants IFACE IP: the MAC addresses that answer an ARP probe for IP on IFACE within 1 s
+# (RFC 5227 probes, sender 0.0.0.0: no neighbour's cache changes), one a line; this host's own
+# answer is never among them. python3's raw socket where python3 exists, else iputils' arping;
+# "unknown" when neither does.
+hk_arp_claimants() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c '
+import socket, struct, sys, time
+iface, ip = sys.argv[1], socket.inet_aton(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((iface, 0))
+mac = s.getsockname()[4]
+probe = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + bytes(4) + bytes(6) + ip
+seen = set()
+end = time.monotonic() + 1.0
+for _ in range(2):
+    s.send(probe)
+while time.monotonic() < end:
+    s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        frame = s.recv(128)
+    except OSError:
+        break
+    if len(frame) >= 42 and frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x02" and frame[28:32] == ip:
+        seen.add(frame[22:28].hex(":"))
+for m in sorted(seen):
+    print(m)' "$1" "$2" 2>/dev/null || echo unknown
+    elif command -v arping >/dev/null 2>&1; then
+        arping -D -c 2 -w 1 -I "$1" "$2" 2>/dev/null | sed -n 's/.*\[\([0-9A-Fa-f:]*\)\].*/\1/p' \
+            | tr 'A-F' 'a-f' | sort -u
+    else
+        echo unknown
+    fi
+}
+
 # hk_vip_interfaces IP: the interfaces that carry IPv4 address IP on this host, one a line.
 hk_vip_interfaces() {
     ip -o -4 addr show 2>/dev/null | awk -v vip="$1" '{split($4, a, "/"); if (a[1] == vip) print $2}'

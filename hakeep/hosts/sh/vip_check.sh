@@ -1,8 +1,22 @@
 # shellcheck shell=sh
 # Where the VIP is, seen from this host: "holder=IFACE" when this host carries VIP_IP, then
 # "port=N:open|closed" for each of PORTS reached on the VIP from here (all ports at once, each
-# bounded by PROBE_TIMEOUT seconds). Variables: VIP_IP, PORTS, PROBE_TIMEOUT.
+# bounded by PROBE_TIMEOUT seconds). With IFACE set: "mac=M" (this host's on IFACE) and, for each
+# other MAC that answers ARP for the VIP there, "arp=M ip=A" (A: an address this host's neighbour
+# table has for M, or -), or "arp=unknown" when this host cannot probe. Variables: VIP_IP, PORTS,
+# PROBE_TIMEOUT, IFACE.
 hk_vip_interfaces "$VIP_IP" | sed 's/^/holder=/'
+if [ -n "$IFACE" ]; then
+    (
+        echo "mac=$(cat "/sys/class/net/$IFACE/address" 2>/dev/null)"
+        for m in $(hk_arp_claimants "$IFACE" "$VIP_IP"); do
+            if [ "$m" = unknown ]; then echo "arp=unknown"; continue; fi
+            a=$(ip -4 neigh show dev "$IFACE" 2>/dev/null | awk -v m="$m" -v vip="$VIP_IP" \
+                'tolower($3) == m && $1 != vip { print $1; exit }')
+            echo "arp=$m ip=${a:--}"
+        done
+    ) &
+fi
 for port in $PORTS; do
     (
         if command -v bash >/dev/null 2>&1; then

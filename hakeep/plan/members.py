@@ -1,0 +1,73 @@
+"""Who is in the set of LBs, as the hosts remember it, against the inventory.
+
+An LB dropped from the inventory keeps its keepalived running; no longer anyone's unicast peer, it
+hears no adverts and makes itself MASTER: a split brain. So the set is remembered on the hosts
+themselves: each reachable LB's live keepalived.conf names its peers (and its own source address),
+and each release manifest records the members it was deployed for. :func:`dropped` compares that
+memory with the inventory; the planner refuses a deploy that drops a member unless the operator
+says what happened to it (``--decommission``: reachable, stopped first; ``--forget``: gone for
+good). :func:`joining` names the inventory's LBs the others do not know yet. Pure functions of
+(inventory, facts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hakeep.hosts import keepalived
+from hakeep.hosts.facts import HostFacts
+from hakeep.inventory.model import Inventory
+from hakeep.layout import KEEPALIVED_CONF
+from hakeep.plan.releases import History
+
+
+@dataclass(frozen=True)
+class Member:
+    address: str
+    name: str  # "" when only the address is known (a peer in a keepalived.conf)
+    seen_by: tuple[str, ...]  # the reachable LBs that remember it
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.address})" if self.name else self.address
+
+
+def remembered(facts: Mapping[str, HostFacts]) -> dict[str, Member]:
+    """Every member the reachable LBs remember, by address."""
+    names: dict[str, str] = {}
+    seen: dict[str, list[str]] = {}
+    for host, f in facts.items():
+        live = History.of(f).live
+        forgotten = set(live.forgotten) if live else set()
+        for name, address in (live.members.items() if live else ()):
+            names.setdefault(address, name)
+            seen.setdefault(address, []).append(host)
+        conf = f.file(KEEPALIVED_CONF)
+        if conf.exists and conf.content is not None:
+            for fields in keepalived.parse(keepalived.expected(conf.content.decode("utf-8", "replace"))).values():
+                mine = [fields["src"]] if fields.get("src") else []
+                for address in [*mine, *filter(None, fields.get("peers", "").split(","))]:
+                    if address not in forgotten:
+                        seen.setdefault(address, []).append(host)
+    return {a: Member(a, names.get(a, ""), tuple(sorted(set(hosts)))) for a, hosts in seen.items()}
+
+
+def dropped(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[Member]:
+    """The members the hosts remember that the inventory no longer has (by address and by name)."""
+    addresses = {str(lb.address) for lb in inv.lbs}
+    names = {lb.name for lb in inv.lbs}
+    return [m for a, m in sorted(remembered(facts).items()) if a not in addresses and m.name not in names]
+
+
+def joining(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[str]:
+    """The inventory's LBs that no reachable LB with a history knows yet (a deploy adds them)."""
+    known = remembered(facts)
+    if not known:
+        return []  # a first deploy: everyone is new, nobody joins anything
+    return [lb.name for lb in inv.lbs if str(lb.address) not in known]
+
+
+def matches(member: Member, word: str) -> bool:
+    """Whether ``word`` (from --forget/--decommission) names ``member``: its name or its address."""
+    return word in (member.name, member.address)

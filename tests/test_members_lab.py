@@ -1,0 +1,114 @@
+"""The set of LBs on the lab: a VIP claimed outside the inventory is seen, and a deploy that drops
+an LB is refused until told what happened to it.
+
+A master (m1) is given the VIP by hand: every LB asks its segment who answers ARP for the VIP,
+and status calls the MAC that belongs to no LB of the inventory a split brain, with the address it
+also has. Then an inventory without lb2: the deploy refuses (exit 4) naming lb2 and changes
+nothing; with ``--forget lb2`` while lb2 is powered off, lb1 is rolled out alone, and when lb2
+comes back with its keepalived, status reports the split brain outside the inventory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Lab
+from tests.test_deploy_lab import VIP, hakeep, lab_doc, snapshot, write_inventory
+from tests.test_faults_lab import CONNECT_TIMEOUT, SPLIT_BRAIN, healthy, inv, status
+from tests.test_lab_smoke import wait_for
+
+pytestmark = pytest.mark.lab
+__all__ = ["healthy", "inv"]  # the fixtures, shared with the faults tests
+
+PREFLIGHT = 4
+
+
+def test_a_vip_claimed_outside_the_inventory_is_a_split_brain(healthy: Lab, inv: Path) -> None:
+    lab = healthy
+    mac = lab.ssh("m1", "cat /sys/class/net/eth0/address").stdout.strip()
+    try:
+        lab.ssh("m1", f"ip addr add {VIP}/32 dev eth0")
+        code, doc, _ = status(lab, inv)
+        assert code == SPLIT_BRAIN, doc
+        [why] = [r for r in doc["reasons"] if "outside the inventory" in r]
+        assert f"MAC {mac} (10.77.0.11), seen from lb1, lb2; the VIP is on lb1" in why, why
+        assert any(a["mac"] == mac for a in doc["arp"])
+    finally:
+        lab.ssh("m1", f"ip addr del {VIP}/32 dev eth0", check=False)
+    assert wait_for(lambda: status(lab, inv)[0] == 0, 30, 1.0)
+
+
+@pytest.fixture(scope="module")
+def lab3(lab: Lab) -> Iterator[Lab]:
+    """The lab with three LBs (lb3 = 10.77.0.103) for the set-of-LBs tests; two again afterwards."""
+    def restart(n: str) -> None:
+        lab.down()
+        os.environ["LAB_LBS"] = n
+        try:
+            lab.run_lab("up", timeout=900)
+        finally:
+            del os.environ["LAB_LBS"]
+        lab.is_up = True
+        hosts: dict[str, str] = json.loads(lab.state_file.read_text())["hosts"]
+        lab.lbs = {h: a for h, a in hosts.items() if h.startswith("lb")}
+
+    restart("3")
+    yield lab
+    restart("2")
+
+
+def three_lb_doc(lab: Lab) -> dict[str, Any]:
+    doc = lab_doc(lab, masters=3)
+    doc["ssh"]["connect_timeout"] = CONNECT_TIMEOUT
+    doc["lb"].append({"name": "lb3", "address": "10.77.0.103", "interface": "eth0", "priority": 99})
+    return doc
+
+
+def test_dropping_lb2_is_refused_then_forgotten_and_its_return_is_seen(lab3: Lab, tmp_path: Path) -> None:
+    """lb1, lb2, lb3 deployed; an inventory without lb2 is refused (exit 4, nothing changed); with
+    lb2 powered off and --forget lb2, lb1 and lb3 list only each other; when lb2 comes back, its
+    keepalived (still the old config) takes the VIP too, and status says: split brain outside the
+    inventory, with lb2's MAC and address."""
+    lab = lab3
+    doc = three_lb_doc(lab)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "alone").mkdir()
+    full = write_inventory(tmp_path / "full", doc)
+    r = hakeep(lab, "deploy", str(full), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    alone = copy.deepcopy(doc)
+    alone["lb"] = [lb for lb in alone["lb"] if lb["name"] != "lb2"]
+    path = write_inventory(tmp_path / "alone", alone)
+    before = snapshot(lab)
+    r = hakeep(lab, "deploy", str(path), "--yes")
+    out = r.stdout + r.stderr
+    assert r.returncode == PREFLIGHT, out
+    assert "lb2 (10.77.0.102) is no longer in the inventory, but is still a member for lb1, lb3" in out, out
+    assert "--forget lb2" in out
+    assert snapshot(lab) == before  # nothing changed
+    lab.run_lab("poweroff", "lb2")
+    try:
+        r = hakeep(lab, "deploy", str(path), "--yes", "--forget", "lb2")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "leaves the set without being reached" in r.stdout + r.stderr
+        for host, peer in (("lb1", "10.77.0.103"), ("lb3", "10.77.0.101")):
+            conf = lab.ssh(host, "cat /etc/keepalived/keepalived.conf").stdout
+            assert "10.77.0.102" not in conf
+            assert peer in conf
+        assert status(lab, path)[0] == 0
+        lab.run_lab("poweron", "lb2")
+        mac = lab.ssh("lb2", "cat /sys/class/net/eth0/address").stdout.strip()
+        assert wait_for(lambda: status(lab, path)[0] == SPLIT_BRAIN, 60, 1.0), status(lab, path)[1]
+        _, seen, _ = status(lab, path)
+        [why] = [r for r in seen["reasons"] if "outside the inventory" in r]
+        assert f"MAC {mac} (10.77.0.102)" in why, why
+    finally:
+        lab.run_lab("poweron", "lb2", check=False)
+        lab.ssh("lb2", "systemctl stop keepalived", check=False)

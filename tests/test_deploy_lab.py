@@ -241,6 +241,7 @@ def under_probe(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     ok, fail, _errors = out.split(" ", 2)
     assert int(ok) > 20, out
     assert int(fail) == 0, f"failed connections through the VIP during `hakeep {args[0]}`: {out}"
+    print(f"probe through the VIP during `hakeep {' '.join(args[:1])}`: {ok} connections, {fail} failed")
     return r
 
 

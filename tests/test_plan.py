@@ -346,3 +346,17 @@ def test_an_lb_that_joins_is_named_in_the_plan(tmp_path: Path) -> None:
                               "loadbalance-third": facts("loadbalance-third", "10.220.62.34")})
     assert "loadbalance-third joins the set of LBs: the others get it as a VRRP peer" in plan.warnings
     assert not [e for e in plan.errors if "inventory" in e]
+
+
+def test_decommissioning_stops_keepalived_first_and_goes_first(tmp_path: Path) -> None:
+    big, small = three(tmp_path)
+    left, right = deployed(big, *L), deployed(big, *R)
+    third = deployed(big, "loadbalance-third", "10.220.62.34", vip_on=("ens192",))
+    plan = plan_members(small, {L[0]: left, R[0]: right}, decommission={"10.220.62.34": third})
+    assert not plan.errors, plan.errors
+    first = plan.hosts[0]
+    assert (first.host, first.leaving) == ("10.220.62.34", True)
+    assert [s.describe for s in first.steps][1:6] == [
+        "stop keepalived", "disable keepalived", "the VIP has left this LB and answers from another",
+        "stop haproxy", "disable haproxy"]
+    assert "systemctl reload-or-restart keepalived.service" in "\n".join(s.script for s in first.restore)

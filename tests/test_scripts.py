@@ -52,6 +52,7 @@ def composed() -> dict[str, str]:
         "units_gate": commands.units_gate({"haproxy": True, "keepalived": False}),
         "vip_check": commands.vip_check("10.0.0.10", [6443]),
         "listening": commands.listening([6443]),
+        "vip_moved": commands.vip_moved("10.0.0.10", [6443]),
         "lock": lock_script("/run/hakeep.lock", "ops@ci pid 1 since now"),
     }
 
@@ -200,7 +201,7 @@ def test_every_script_gets_every_variable_it_reads() -> None:
 
     lib = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source("lib.sh")))
     files = {"facts": "facts.sh", "gate": "gate.sh", "units_gate": "units_gate.sh", "vip_check": "vip_check.sh",
-             "listening": "listening.sh", "lock": "lock.sh"}
+             "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh"}
     assert set(files.values()) | {"lib.sh"} == set(names())
     for name, script in composed().items():
         assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))

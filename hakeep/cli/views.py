@@ -72,7 +72,8 @@ def print_plan(plan: Plan, validations: Mapping[str, ValidationOutcome] | None =
 
 
 def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None, *, steps: bool = True) -> None:
-    role = " (holds the VIP: goes last)" if hp.holds_vip else ""
+    role = (" (leaves the set: goes first)" if hp.leaving else " (holds the VIP: goes last)" if hp.holds_vip
+            else "")
     con.print(Text(f"\n== {hp.host}{role}", style="bold"))
     for d in hp.drift:
         con.print(Text("   drift: ", style="bold magenta")

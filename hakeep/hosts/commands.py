@@ -265,3 +265,9 @@ def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2, iface: 
 def listening(ports: Sequence[int]) -> str:
     """Exit 0 once something listens on every port."""
     return compose("listening.sh", PORTS=ports)
+
+
+def vip_moved(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2) -> str:
+    """On an LB leaving the set, once its keepalived stopped: the VIP is gone from it and answers
+    from another host (ARP and every frontend port)."""
+    return compose("vip_moved.sh", VIP_IP=vip_ip, PORTS=ports, PROBE_TIMEOUT=probe_timeout)

@@ -128,6 +128,37 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
     )
 
 
+def decommission_plan(meta: Meta, host: str, f: HostFacts, hist: History, *, vip: str, ports: Sequence[int],
+                      wait: float) -> HostPlan:
+    """An LB leaving the set while reachable: keepalived stopped and disabled first (its VIP moves to
+    the others, which still count it as a peer), a gate that proves the VIP now answers from another
+    host, then haproxy stopped and disabled, a release recorded. Its files stay (rollback can bring
+    it back); a failure restarts what ran."""
+    target = Target(files=(), running=dict.fromkeys(UNIT_NAMES, False), enabled=dict.fromkeys(UNIT_NAMES, False))
+    release_dir = f"{RELEASES_DIR}/{meta.release_id}"
+    manifest = {**_manifest(meta, host, f, hist, target, packages=()), "decommissioned": True}
+    actions = {u: _unit_actions(u, f, target, changed=False, fresh=False) for u in UNIT_NAMES}
+    steps = [Step(Action.BACKUP, f"record the decommission in {release_dir}", commands.backup(release_dir, []),
+                  manifest_bytes(manifest))]
+    for name in (KEEPALIVED.name, HAPROXY.name):  # keepalived first: haproxy serves until the VIP has moved
+        if UnitAction.STOP in actions[name]:
+            steps.append(Step(Action.SERVICE, f"stop {name}", commands.systemctl("stop", name)))
+        if UnitAction.DISABLE in actions[name]:
+            steps.append(Step(Action.SERVICE, f"disable {name}", commands.systemctl("disable", name)))
+        if name == KEEPALIVED.name:
+            steps.append(Step(Action.GATE, "the VIP has left this LB and answers from another",
+                              commands.vip_moved(vip, ports), wait=wait))
+    steps.append(Step(Action.GATE, "health gate: both units stopped", commands.units_gate(target.running), wait=wait))
+    steps.append(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.COMPLETE))
+    return HostPlan(
+        host=host, holds_vip=f.holds_vip, packages=(), install=None, validation=None, changes=(),
+        steps=tuple(steps), restore=_restore_steps(release_dir, f, target, actions),
+        on_failure=FailureMarks(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED_RESTORED),
+                                _mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED)),
+        release_dir=release_dir, leaving=True,
+    )
+
+
 def _mark(release_id: str, release_dir: str, manifest: Mapping[str, object], status: ReleaseStatus) -> Step:
     describe = {ReleaseStatus.COMPLETE: f"mark release {release_id} complete",
                 ReleaseStatus.FAILED_RESTORED: "mark the release failed and restored"}

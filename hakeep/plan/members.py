@@ -54,10 +54,10 @@ def remembered(facts: Mapping[str, HostFacts]) -> dict[str, Member]:
 
 
 def dropped(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[Member]:
-    """The members the hosts remember that the inventory no longer has (by address and by name)."""
+    """The members the hosts remember at an address the inventory no longer has: an LB dropped, or
+    one whose address changed (the old host may still run keepalived there)."""
     addresses = {str(lb.address) for lb in inv.lbs}
-    names = {lb.name for lb in inv.lbs}
-    return [m for a, m in sorted(remembered(facts).items()) if a not in addresses and m.name not in names]
+    return [m for a, m in sorted(remembered(facts).items()) if a not in addresses]
 
 
 def joining(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[str]:

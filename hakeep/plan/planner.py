@@ -17,11 +17,11 @@ from hakeep.hosts import commands
 from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_CONF, PACKAGES
-from hakeep.plan.hostplan import Meta, host_plan
+from hakeep.plan.hostplan import Meta, decommission_plan, host_plan
 from hakeep.plan.members import Member, dropped, joining, matches
 from hakeep.plan.releases import History, ReleaseError, ReleaseKind, restored_files, rollback_target
 from hakeep.plan.steps import Plan, Proof
-from hakeep.plan.targets import deploy_target, restore_target
+from hakeep.plan.targets import deploy_target, gate_wait, restore_target
 from hakeep.render.files import HostFiles
 
 
@@ -108,20 +108,24 @@ def _selected(inv: Inventory, limit: Sequence[str] | None) -> list[str]:
 def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[str, HostFiles],
                validation: Mapping[str, HostFiles], *, release_id: str, now: str, operator: str,
                limit: Sequence[str] | None = None, unreachable: Mapping[str, str] | None = None,
-               forget: Sequence[str] = ()) -> Plan:
+               forget: Sequence[str] = (), decommission: Mapping[str, HostFacts] | None = None) -> Plan:
     """The deploy plan. ``validation`` is ``render_all(..., root=CHECK_ROOT + release_id)``.
 
     ``facts`` holds the LBs reached; with ``limit``, an LB left out may be in ``unreachable``. A
     limited LB that holds the VIP while no peer stands by must keep it: its gate checks that.
     """
     names = _selected(inv, limit)
-    errors, warnings = preflight(inv, facts, names, unreachable=unreachable)
-    gone, member_errors, member_warnings = member_changes(inv, facts, forget)
+    leaving = dict(decommission or {})
+    # a leaving LB may hold the VIP: the VIP checks see it too
+    errors, warnings = preflight(inv, {**facts, **leaving}, names, unreachable=unreachable)
+    gone, member_errors, member_warnings = member_changes(inv, facts, forget, leaving)
     errors += member_errors
     warnings += member_warnings
     meta = Meta(release_id, now, operator, inv.source, inv.digest, members={lb.name: str(lb.address) for lb in inv.lbs},
                 forgotten=tuple(m.address for m in gone))
-    hosts = []
+    hosts = [decommission_plan(meta, name, f, History.of(f), vip=str(inv.cluster.vip.ip),
+                               ports=[fe.port for fe in inv.frontends], wait=gate_wait(inv))
+             for name, f in leaving.items()]  # first: the others still count them as peers meanwhile
     for lb in rollout_order(inv.lbs, facts):
         if lb.name not in names:
             continue
@@ -182,8 +186,8 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
                 errors=tuple(errors), warnings=tuple(warnings))
 
 
-def member_changes(inv: Inventory, facts: Mapping[str, HostFacts],
-                   forget: Sequence[str]) -> tuple[list[Member], list[str], list[str]]:
+def member_changes(inv: Inventory, facts: Mapping[str, HostFacts], forget: Sequence[str],
+                   leaving: Mapping[str, HostFacts]) -> tuple[list[Member], list[str], list[str]]:
     """The members this deploy forgets, and the errors (a member dropped without a word on what
     happened to it) and warnings (members forgotten, LBs joining) of the change of the LB set."""
     errors: list[str] = []
@@ -194,14 +198,17 @@ def member_changes(inv: Inventory, facts: Mapping[str, HostFacts],
         if not any(matches(m, word) for m in gone):
             errors.append(f"--forget {word}: no LB the hosts remember is called that, or it is still in the inventory")
     for m in gone:
-        if m in forgotten:
+        if any(matches(m, w) for w in leaving):
+            warnings.append(f"{m.label} leaves the set (--decommission): keepalived stops there first, the VIP "
+                            "moves to the others, then haproxy stops; its files stay")
+        elif m in forgotten:
             warnings.append(f"{m.label} leaves the set without being reached (--forget): if it comes back with "
                             "keepalived running, it takes the VIP too; `hakeep status` reports that as a split brain")
         else:
             errors.append(f"{m.label} is no longer in the inventory, but is still a member for "
                           f"{', '.join(m.seen_by)}: left running, it would take the VIP (split brain). Say what "
-                          f"happened to it: --forget {m.name or m.address} if it is gone for good (stop its "
-                          "keepalived first if it still runs)")
+                          f"happened to it: --decommission {m.name or m.address} to stop it first (it must be "
+                          f"reachable), or --forget {m.name or m.address} if it is gone for good")
     for name in joining(inv, facts):
         warnings.append(f"{name} joins the set of LBs: the others get it as a VRRP peer")
     return forgotten, errors, warnings

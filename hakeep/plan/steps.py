@@ -97,6 +97,7 @@ class HostPlan:
     on_failure: FailureMarks
     release_dir: str
     drift: tuple[DriftNote, ...] = ()
+    leaving: bool = False  # an LB leaving the set (deploy --decommission): stopped first
 
     @property
     def changed(self) -> bool:

@@ -9,7 +9,9 @@ failures of all hosts are collected and reported together; then nothing has been
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
+import ipaddress
 import os
 import secrets as pysecrets
 import shlex
@@ -23,8 +25,9 @@ from hakeep.errors import HakeepError, UnreachableError, UsageError
 from hakeep.hosts.facts import HostFacts, facts_script, parse_facts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import Transport
-from hakeep.inventory.model import Inventory
+from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import LOCK_PATH
+from hakeep.plan.members import dropped, matches
 from hakeep.render.engine import managed_paths
 
 SUDO_ENV = "HAKEEP_SUDO_PASSWORD"
@@ -172,6 +175,52 @@ def open_session(
         session.close()
         raise
     return session
+
+
+def join_leaving(session: Session, words: Sequence[str], *, lock: bool, accept_new_host_keys: bool = False,
+                 connect: Connector | None = None) -> dict[str, HostFacts]:
+    """Reach the LBs ``words`` name (deploy --decommission): members the hosts remember that the
+    inventory dropped. Each is connected with the inventory's SSH settings, locked and asked for its
+    facts like the others; its transport joins the session. A word naming no such member, or a
+    member that cannot be reached, refuses the run (nothing changed; --forget is for the gone)."""
+    if not words:
+        return {}
+    inv = session.inv
+    gone = dropped(inv, session.facts)
+    extra: list[LoadBalancer] = []
+    for word in words:
+        found = [m for m in gone if matches(m, word)]
+        if not found:
+            raise PreflightError(f"--decommission {word}: no LB the hosts remember is called that, or it is still "
+                                 "in the inventory", hint="the names and addresses of dropped LBs are listed by a "
+                                 "deploy without --decommission")
+        m = found[0]
+        template = inv.lbs[0]
+        extra.append(dataclasses.replace(template, name=m.name or m.address, address=ipaddress.IPv4Address(m.address),
+                                         priority=1))
+    if connect is None:
+        from hakeep.hosts.transport import connect_all
+
+        connect = connect_all
+    results = connect(extra, accept_new_host_keys=accept_new_host_keys, sudo_password=SudoPassword())
+    failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
+    transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
+    session.transports.update(transports)
+    if failed:
+        raise PreflightError("\n".join(f"{e.message} [{reason(e)}]" for e in failed.values())
+                             + "\nan LB to decommission cannot be reached; nothing was changed",
+                             hint="if it is gone for good, use --forget instead of --decommission")
+    if lock:
+        owner = f"{operator()} pid {os.getpid()} since {now_iso()}"
+        locked = parallel(lambda n: transports[n].lock(LOCK_PATH, owner), list(transports))
+        errs = [e for e in locked.values() if isinstance(e, HakeepError)]
+        if errs:
+            raise _combine(errs, "another deploy is running; nothing was changed")
+    wider = dataclasses.replace(inv, lbs=(*inv.lbs, *extra))
+    facts, errors = gather_facts(wider, transports, managed_paths(inv))
+    if errors:
+        raise _combine(list(errors.values()), "could not gather facts; nothing was changed")
+    return facts
 
 
 def _unreachable(inv: Inventory, command: str, failed: Mapping[str, HakeepError],

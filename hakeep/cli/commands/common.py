@@ -18,6 +18,7 @@ from pathlib import Path
 from hakeep.cli import exitcodes, jsondoc, output, views
 from hakeep.cli.views import LiveProgress
 from hakeep.errors import HakeepError
+from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory
 from hakeep.layout import CHECK_ROOT
 from hakeep.plan.planner import build_plan
@@ -48,9 +49,10 @@ def render_for_deploy(inv: Inventory, templates: Path | None) -> Rendered:
 
 
 def plan_deploy(inv: Inventory, rendered: Rendered, session: Session, limit: list[str] | None,
-                forget: Sequence[str] = ()) -> Plan:
+                *, forget: Sequence[str] = (), decommission: Mapping[str, HostFacts] | None = None) -> Plan:
     return build_plan(inv, session.facts, rendered.desired, rendered.check, release_id=rendered.release_id,
-                      now=now_iso(), operator=operator(), limit=limit, unreachable=session.reasons(), forget=forget)
+                      now=now_iso(), operator=operator(), limit=limit, unreachable=session.reasons(), forget=forget,
+                      decommission=decommission)
 
 
 def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> int:

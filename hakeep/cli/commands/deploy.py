@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_apply_arguments(parser, verb="deploy")
     parser.add_argument("--templates", metavar="DIR", type=Path,
                         help="folder whose templates override the shipped ones")
+    parser.add_argument("--decommission", metavar="NAME", action="append", default=[],
+                        help="an LB dropped from the inventory that is still reachable: stop keepalived there "
+                             "first (its VIP moves to the others), then haproxy, record a release, then roll the "
+                             "others out (repeatable; NAME or address)")
     parser.add_argument("--forget", metavar="NAME", action="append", default=[],
                         help="an LB dropped from the inventory that is gone for good (cannot be reached): roll the "
                              "others out without it (repeatable; NAME or address)")
@@ -30,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.lint import lint
     from hakeep.inventory.load import load_inventory
-    from hakeep.run.session import open_session
+    from hakeep.run.session import join_leaving, open_session
 
     inv = load_inventory(Path(args.inventory))
     if not args.json:
@@ -40,4 +44,7 @@ def run(args: argparse.Namespace) -> int:
     progress = views.LiveProgress(output.err() if args.json else None)
     with progress, open_session(inv, lock=not args.dry_run, command="deploy", limit=limit,
                                 accept_new_host_keys=args.accept_new_host_keys) as session:
-        return apply(args, plan_deploy(inv, rendered, session, limit, forget=args.forget), session, progress)
+        leaving = join_leaving(session, args.decommission, lock=not args.dry_run,
+                               accept_new_host_keys=args.accept_new_host_keys)
+        plan = plan_deploy(inv, rendered, session, limit, forget=args.forget, decommission=leaving)
+        return apply(args, plan, session, progress)

@@ -147,3 +147,24 @@ def test_a_failed_prune_does_not_undo_a_healthy_host(inv: Inventory) -> None:
     assert outcomes[0].status == "changed"
     assert "warning: keep the newest 10 releases" in outcomes[0].detail
     assert "put back" not in " ".join(t.described())
+
+
+def test_the_proof_fails_on_a_host_outside_the_set_answering_for_the_vip() -> None:
+    from types import SimpleNamespace
+
+    from hakeep.hosts.remote import CommandResult
+    from hakeep.run.execute import outside_claims
+    from hakeep.run.results import FinalCheck
+
+    def said(text: str) -> CommandResult:
+        return CommandResult("vip_check", 0, text.encode(), b"")
+
+    lb1 = said("holder=eth0\nmac=02:00:00:00:00:01\nport=6443:open\n")
+    lb2 = said("mac=02:00:00:00:00:02\narp=02:00:00:00:00:01 ip=10.0.0.1\narp=02:00:00:00:00:99 ip=10.0.0.11\n")
+    gone = said("mac=02:00:00:00:00:03\n")
+    plan = SimpleNamespace(hosts=[SimpleNamespace(host="lb3", leaving=True)])
+    assert outside_claims(plan, {"lb1": lb1, "lb2": lb2}) == ("02:00:00:00:00:99 (10.0.0.11)",)  # type: ignore[arg-type]
+    lb2_sees_lb3 = said("mac=02:00:00:00:00:02\narp=02:00:00:00:00:03 ip=-\n")
+    assert outside_claims(plan, {"lb1": lb1, "lb2": lb2_sees_lb3, "lb3": gone}) == ("02:00:00:00:00:03",)  # type: ignore[arg-type]
+    assert not FinalCheck(("lb1",), {6443: True}, 1.0, outside=("02:00:00:00:00:99",)).ok
+    assert FinalCheck(("lb1",), {6443: True}, 1.0).ok

@@ -43,6 +43,11 @@ def test_a_vip_claimed_outside_the_inventory_is_a_split_brain(healthy: Lab, inv:
         [why] = [r for r in doc["reasons"] if "outside the inventory" in r]
         assert f"MAC {mac} (10.77.0.11), seen from lb1, lb2; the VIP is on lb1" in why, why
         assert any(a["mac"] == mac for a in doc["arp"])
+        # the deploy's proof sees it too: nothing to change, but the final check fails (exit 1)
+        r = hakeep(lab, "deploy", str(inv), "--yes")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"split brain outside the set: a host that is no LB of this inventory answers for the VIP too: " \
+            f"{mac} (10.77.0.11)" in r.stderr, r.stdout + r.stderr
     finally:
         lab.ssh("m1", f"ip addr del {VIP}/32 dev eth0", check=False)
     assert wait_for(lambda: status(lab, inv)[0] == 0, 30, 1.0)

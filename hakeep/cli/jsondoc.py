@@ -54,7 +54,8 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
                             "seconds": round(o.seconds, 2)} for o in outcomes]
     if final is not None:
         doc["vip"] = {"address": plan.vip, "holders": final.holders,
-                      "ports": {str(p): ok for p, ok in final.ports.items()}, "ok": final.ok}
+                      "ports": {str(p): ok for p, ok in final.ports.items()}, "ok": final.ok,
+                      "outside": final.outside}
     return doc
 
 

@@ -155,7 +155,8 @@ def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None, tit
     if final is not None:
         holders = ", ".join(final.holders) or "nobody"
         ports = " ".join(f"{p}:{'open' if ok else 'CLOSED'}" for p, ok in final.ports.items())
-        table.caption = f"VIP on {holders}; through the VIP: {ports}"
+        table.caption = f"VIP on {holders}; through the VIP: {ports}" + (
+            f"; ALSO answered for by a host outside the set: {', '.join(final.outside)}" if final.outside else "")
     return table
 
 

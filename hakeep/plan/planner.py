@@ -43,7 +43,7 @@ def must_keep_vip(name: str, facts: Mapping[str, HostFacts], planned: Sequence[s
 
 def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> Proof:
     vip = str(inv.cluster.vip.ip)
-    return Proof(vip, tuple(ports), expect_vip, commands.vip_check(vip, ports if expect_vip else ()))
+    return Proof(vip, tuple(ports), expect_vip, commands.vip_check(vip, ports if expect_vip else (), iface="auto"))
 
 
 def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str],

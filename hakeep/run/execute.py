@@ -173,6 +173,24 @@ def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:
     return ok
 
 
+def outside_claims(plan: Plan, res: Mapping[str, CommandResult | HakeepError]) -> tuple[str, ...]:
+    """MACs answering ARP for the VIP that are none of the set's LBs (an LB leaving the set counts as
+    outside), as "MAC (address)"."""
+    leaving = {hp.host for hp in plan.hosts if hp.leaving}
+    ours: set[str] = set()
+    seen: dict[str, str] = {}
+    for name, r in res.items():
+        if not isinstance(r, CommandResult):
+            continue
+        for line in r.text().splitlines():
+            if line.startswith("mac=") and name not in leaving:
+                ours.add(line[4:].strip())
+            elif line.startswith("arp=") and not line.startswith("arp=unknown"):
+                mac, _, ip = line[4:].partition(" ip=")
+                seen.setdefault(mac.strip(), ip.strip() or "-")
+    return tuple(f"{m} ({ip})" if ip != "-" else m for m, ip in sorted(seen.items()) if m not in ours)
+
+
 def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: float = 30.0) -> FinalCheck:
     """Wait (bounded) until exactly one LB holds the VIP and the VIP answers on every frontend port
     (or, when the plan stops keepalived everywhere, until no LB holds it)."""
@@ -191,7 +209,8 @@ def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: flo
                 if line.startswith("port="):
                     port, _, state = line[5:].partition(":")
                     ports[int(port)] = state == "open"
-        check = FinalCheck(holders, ports, time.monotonic() - start, plan.expect_vip)
+        check = FinalCheck(holders, ports, time.monotonic() - start, plan.expect_vip,
+                           outside_claims(plan, res))
         if check.ok or time.monotonic() - start > timeout:
             return check
         time.sleep(1.0)

@@ -47,9 +47,12 @@ class FinalCheck:
     ports: Mapping[int, bool]
     seconds: float
     expect_vip: bool = True  # False after a rollback that stops keepalived everywhere
+    outside: tuple[str, ...] = ()  # MACs of no LB in the set answering ARP for the VIP ("MAC (address)")
 
     @property
     def ok(self) -> bool:
+        if self.outside:
+            return False
         if not self.expect_vip:
             return not self.holders
         return len(self.holders) == 1 and all(self.ports.values())

@@ -143,7 +143,12 @@ def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], fi
     if any(o.status is Outcome.FAILED for o in outcomes):
         return exitcodes.FAILED
     if final is not None and not final.ok:
-        if not args.json:
+        if not args.json and final.outside:
+            output.error(HakeepError(f"split brain outside the set: a host that is no LB of this inventory answers "
+                                     f"for the VIP too: {', '.join(final.outside)}",
+                                     hint="find that host by its MAC and remove the VIP from it (a dropped LB: stop "
+                                          "its keepalived)"))
+        elif not args.json:
             want = "exactly one LB" if final.expect_vip else "no LB"
             output.error(HakeepError(f"the VIP should be on {want}; it is on {len(final.holders)} "
                                      f"({', '.join(final.holders) or 'none'}), or a frontend does not answer",

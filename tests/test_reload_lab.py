@@ -46,6 +46,22 @@ def summary(lab: Lab, host: str) -> list[str]:
     return r.stdout.splitlines()
 
 
+def deploy_fails_on_lb2_and_restores_it(lab: Lab, inv: Path, templates: Path, token: str) -> None:
+    """A deploy with ``templates`` fails lb2's gate (``token`` in its detail), lb2 is restored (its
+    old files back), lb1 (the VIP holder) is skipped and untouched, exit 1."""
+    before = snapshot(lab)
+    r = hakeep(lab, "deploy", str(inv), "--yes", "--json", "--templates", str(templates))
+    assert r.returncode == 1, r.stdout + r.stderr
+    outcomes = {o["host"]: o for o in json.loads(r.stdout)["outcomes"]}
+    assert (outcomes["lb2"]["status"], outcomes["lb2"]["restored"]) == ("failed", True)
+    assert token in outcomes["lb2"]["detail"]
+    assert outcomes["lb1"]["status"] == "skipped"
+    after = snapshot(lab)
+    assert after["lb1"] == before["lb1"]  # the VIP holder: files, PIDs, releases untouched
+    assert after["lb2"].split("MainPID")[0] == before["lb2"].split("MainPID")[0]  # lb2's old files back
+    assert "failed-restored" in lab.ssh("lb2", "cat /var/lib/hakeep/releases/*/manifest.json").stdout
+    assert f" {VIP}/" in lab.ssh("lb1", "ip -o -4 addr").stdout
+
 
 def test_a_reload_haproxy_refuses_fails_the_gate_and_the_lb_is_restored(healthy: Lab, inv: Path,
                                                                          tmp_path: Path) -> None:
@@ -55,22 +71,11 @@ def test_a_reload_haproxy_refuses_fails_the_gate_and_the_lb_is_restored(healthy:
     lab = healthy
     templates = custom_templates(tmp_path, "haproxy.cfg.j2", "    bind {{ fe.bind }}:{{ fe.port }}",
                                  "    bind {{ '10.77.0.250' if fe.port == 30080 else fe.bind }}:{{ fe.port }}")
-    before = snapshot(lab)
-    r = hakeep(lab, "deploy", str(inv), "--yes", "--json", "--templates", str(templates))
-    assert r.returncode == 1, r.stdout + r.stderr
-    outcomes = {o["host"]: o for o in json.loads(r.stdout)["outcomes"]}
-    assert (outcomes["lb2"]["status"], outcomes["lb2"]["restored"]) == ("failed", True)
-    assert "haproxy:runs-an-older-config-than-its-file" in outcomes["lb2"]["detail"]
-    assert outcomes["lb1"]["status"] == "skipped"
-    after = snapshot(lab)
-    assert after["lb1"] == before["lb1"]  # the VIP holder: files, PIDs, releases untouched
-    assert after["lb2"].split("MainPID")[0] == before["lb2"].split("MainPID")[0]  # lb2's old files back
+    deploy_fails_on_lb2_and_restores_it(lab, inv, templates, "haproxy:runs-an-older-config-than-its-file")
     assert "Loading failure" in lab.ssh("lb2", "journalctl -u haproxy --since -2min --no-pager").stdout
     # the same proof as the gate's: lb2's haproxy runs its (restored) file again
     proof = commands.host_gate([6443, 30080], {})
     assert lab.ssh("lb2", "sh -s", input=proof, check=False).stdout.strip() == "ok"
-    assert "failed-restored" in lab.ssh("lb2", "cat /var/lib/hakeep/releases/*/manifest.json").stdout
-    assert f" {VIP}/" in lab.ssh("lb1", "ip -o -4 addr").stdout
 
 
 def test_status_names_a_reload_that_failed(healthy: Lab, inv: Path) -> None:
@@ -108,16 +113,7 @@ def test_a_keepalived_change_refused_at_run_time_fails_the_gate_and_the_lb_is_re
     r = lab.ssh("lb2", "cat > /tmp/hk-premise.conf && keepalived -t -f /tmp/hk-premise.conf; echo rc=$?; "
                 "rm -f /tmp/hk-premise.conf", input=bad)
     assert r.stdout.strip().endswith("rc=0"), r.stdout + r.stderr
-    before = snapshot(lab)
-    r = hakeep(lab, "deploy", str(inv), "--yes", "--json", "--templates", str(templates))
-    assert r.returncode == 1, r.stdout + r.stderr
-    outcomes = {o["host"]: o for o in json.loads(r.stdout)["outcomes"]}
-    assert (outcomes["lb2"]["status"], outcomes["lb2"]["restored"]) == ("failed", True)
-    assert "vrrp:FAULT" in outcomes["lb2"]["detail"]
-    assert outcomes["lb1"]["status"] == "skipped"
-    after = snapshot(lab)
-    assert after["lb1"] == before["lb1"]  # the VIP holder: files, PIDs, releases untouched
-    assert after["lb2"].split("MainPID")[0] == before["lb2"].split("MainPID")[0]  # lb2's old files back
+    deploy_fails_on_lb2_and_restores_it(lab, inv, templates, "vrrp:FAULT")
     journal = lab.ssh("lb2", "journalctl -u keepalived --since -3min --no-pager").stdout
     assert "src address not configured" in journal  # keepalived's own words for the refusal
     # the same proof as the re-check's: keepalived runs the restored file, in BACKUP

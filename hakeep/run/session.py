@@ -158,11 +158,7 @@ def open_session(
         if not tolerate_unreachable and any(n in failed for n in needed):
             raise _unreachable(inv, command, failed, [n for n in needed if n in transports])
         if lock:
-            owner = f"{operator()} pid {os.getpid()} since {now_iso()}"
-            locked = parallel(lambda n: transports[n].lock(LOCK_PATH, owner), list(transports))
-            errs = [e for e in locked.values() if isinstance(e, HakeepError)]
-            if errs:
-                raise _combine(errs, "another deploy is running; nothing was changed")
+            _lock(transports)
         if not gather:
             return session
         facts, errors = gather_facts(inv, transports, managed_paths(inv), timeout=facts_timeout)
@@ -211,16 +207,21 @@ def join_leaving(session: Session, words: Sequence[str], *, lock: bool, accept_n
                              + "\nan LB to decommission cannot be reached; nothing was changed",
                              hint="if it is gone for good, use --forget instead of --decommission")
     if lock:
-        owner = f"{operator()} pid {os.getpid()} since {now_iso()}"
-        locked = parallel(lambda n: transports[n].lock(LOCK_PATH, owner), list(transports))
-        errs = [e for e in locked.values() if isinstance(e, HakeepError)]
-        if errs:
-            raise _combine(errs, "another deploy is running; nothing was changed")
+        _lock(transports)
     wider = dataclasses.replace(inv, lbs=(*inv.lbs, *extra))
     facts, errors = gather_facts(wider, transports, managed_paths(inv))
     if errors:
         raise _combine(list(errors.values()), "could not gather facts; nothing was changed")
     return facts
+
+
+def _lock(transports: Mapping[str, Transport]) -> None:
+    """Take hakeep's lock on every host at once; one held elsewhere refuses the run."""
+    owner = f"{operator()} pid {os.getpid()} since {now_iso()}"
+    locked = parallel(lambda n: transports[n].lock(LOCK_PATH, owner), list(transports))
+    errs = [e for e in locked.values() if isinstance(e, HakeepError)]
+    if errs:
+        raise _combine(errs, "another deploy is running; nothing was changed")
 
 
 def _unreachable(inv: Inventory, command: str, failed: Mapping[str, HakeepError],

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from hakeep.errors import HakeepError, UnreachableError, UsageError
+from hakeep.hosts.facts import ArpSeen
 from hakeep.hosts.remote import ConnectError, Transport, connect_kind
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import CHECK_ROOT
-from hakeep.ops.status import HERE, ArpSeen, HostStatus, PortProbe, Verdict, judge
+from hakeep.ops.status import HERE, HostStatus, PortProbe, Verdict, judge
 from hakeep.plan.planner import build_plan
 from hakeep.plan.steps import Plan
 from hakeep.render.engine import render_all

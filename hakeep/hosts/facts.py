@@ -122,6 +122,29 @@ class HostFacts:
         return self.files.get(path, FileFact(path, exists=False))
 
 
+@dataclass(frozen=True)
+class ArpSeen:
+    """From one LB (sh/vip_check.sh with IFACE): its own MAC (``own``), or another MAC answering ARP
+    for the VIP, with an address the LB's neighbour table has for it ("-": none). mac "unknown":
+    this LB could not probe."""
+    vantage: str
+    mac: str
+    ip: str = "-"
+    own: bool = False
+
+
+def parse_arp(vantage: str, text: str) -> list[ArpSeen]:
+    """The ``mac=`` and ``arp=`` lines of one LB's VIP check."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("mac=") and len(line) > 4:
+            out.append(ArpSeen(vantage, line[4:].strip(), own=True))
+        elif line.startswith("arp="):
+            mac, _, ip = line[4:].partition(" ip=")
+            out.append(ArpSeen(vantage, mac.strip(), ip.strip() or "-"))
+    return out
+
+
 def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip: bool = True) -> str:
     """The remote script (sh/facts.sh) with its variables; every value is shell-quoted. Without
     ``probe_vip`` it does not ping the VIP (a second, bounded by 1 s, that status spends otherwise)."""

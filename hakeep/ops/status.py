@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from hakeep.hosts import commands
-from hakeep.hosts.facts import HostFacts
+from hakeep.hosts.facts import ArpSeen, HostFacts, parse_arp
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.inventory.model import LoadBalancer
@@ -66,16 +66,6 @@ class PortProbe:
     vantage: str  # an LB's name, or HERE
     port: int
     result: str  # open, closed; from here also: refused, unreachable from here
-
-
-@dataclass(frozen=True)
-class ArpSeen:
-    """From one LB: its own MAC (``own``), or another MAC answering ARP for the VIP, with an address
-    the LB's neighbour table has for it ("-": none). mac "unknown": this LB could not probe."""
-    vantage: str
-    mac: str
-    ip: str = "-"
-    own: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,11 +126,7 @@ def probe_vip(transports: Mapping[str, Transport], vip: str, ports: Sequence[int
                 if line.startswith("port="):
                     port, _, state = line[5:].partition(":")
                     out.append(PortProbe(name, int(port), state))
-                elif line.startswith("mac=") and len(line) > 4:
-                    arp.append(ArpSeen(name, line[4:].strip(), own=True))
-                elif line.startswith("arp="):
-                    mac, _, ip = line[4:].partition(" ip=")
-                    arp.append(ArpSeen(name, mac.strip(), ip.strip() or "-"))
+            arp += parse_arp(name, res.text())
     return out, arp
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from hakeep.errors import HakeepError
+from hakeep.hosts.facts import parse_arp
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
@@ -177,17 +178,12 @@ def outside_claims(plan: Plan, res: Mapping[str, CommandResult | HakeepError]) -
     """MACs answering ARP for the VIP that are none of the set's LBs (an LB leaving the set counts as
     outside), as "MAC (address)"."""
     leaving = {hp.host for hp in plan.hosts if hp.leaving}
-    ours: set[str] = set()
+    arp = [a for n, r in res.items() if isinstance(r, CommandResult) for a in parse_arp(n, r.text())]
+    ours = {a.mac for a in arp if a.own and a.vantage not in leaving}
     seen: dict[str, str] = {}
-    for name, r in res.items():
-        if not isinstance(r, CommandResult):
-            continue
-        for line in r.text().splitlines():
-            if line.startswith("mac=") and name not in leaving:
-                ours.add(line[4:].strip())
-            elif line.startswith("arp=") and not line.startswith("arp=unknown"):
-                mac, _, ip = line[4:].partition(" ip=")
-                seen.setdefault(mac.strip(), ip.strip() or "-")
+    for a in arp:
+        if not a.own and a.mac != "unknown":
+            seen.setdefault(a.mac, a.ip)
     return tuple(f"{m} ({ip})" if ip != "-" else m for m, ip in sorted(seen.items()) if m not in ours)
 
 

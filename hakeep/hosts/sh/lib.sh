@@ -227,6 +227,15 @@ for m in sorted(seen):
     fi
 }
 
+# hk_port_open ADDRESS PORT TIMEOUT: true when a TCP connection to ADDRESS:PORT opens within TIMEOUT s.
+hk_port_open() {
+    if command -v bash >/dev/null 2>&1; then
+        timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+    else
+        nc -z -w "$3" "$1" "$2" 2>/dev/null
+    fi
+}
+
 # hk_vip_interfaces IP: the interfaces that carry IPv4 address IP on this host, one a line.
 hk_vip_interfaces() {
     ip -o -4 addr show 2>/dev/null | awk -v vip="$1" '{split($4, a, "/"); if (a[1] == vip) print $2}'

@@ -23,12 +23,6 @@ if [ -n "$IFACE" ]; then
     ) &
 fi
 for port in $PORTS; do
-    (
-        if command -v bash >/dev/null 2>&1; then
-            timeout "$PROBE_TIMEOUT" bash -c "exec 3<>/dev/tcp/$VIP_IP/$port" 2>/dev/null
-        else
-            nc -z -w "$PROBE_TIMEOUT" "$VIP_IP" "$port" 2>/dev/null
-        fi && echo "port=$port:open" || echo "port=$port:closed"
-    ) &
+    (hk_port_open "$VIP_IP" "$port" "$PROBE_TIMEOUT" && echo "port=$port:open" || echo "port=$port:closed") &
 done
 wait

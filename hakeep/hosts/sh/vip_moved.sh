@@ -10,10 +10,6 @@ case "$claimants" in
     unknown) ;;  # this host cannot probe ARP: the ports below decide
 esac
 for port in $PORTS; do
-    if command -v bash >/dev/null 2>&1; then
-        timeout "$PROBE_TIMEOUT" bash -c "exec 3<>/dev/tcp/$VIP_IP/$port" 2>/dev/null
-    else
-        nc -z -w "$PROBE_TIMEOUT" "$VIP_IP" "$port" 2>/dev/null
-    fi || hk_fail "vip:port-$port-does-not-answer"
+    hk_port_open "$VIP_IP" "$port" "$PROBE_TIMEOUT" || hk_fail "vip:port-$port-does-not-answer"
 done
 hk_report

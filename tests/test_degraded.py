@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hakeep.errors import HakeepError, UnreachableError, UsageError
-from hakeep.hosts.facts import ArpSeen
+from hakeep.hosts.arp import ArpSeen
 from hakeep.hosts.remote import ConnectError, Transport, connect_kind
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import CHECK_ROOT
@@ -279,3 +279,36 @@ def test_a_vip_claimed_outside_the_inventory(hosts: list[HostStatus], arp: list[
         assert any(reason in r for r in pair.reasons), pair.reasons
     else:
         assert pair.reasons == ()
+
+
+def test_deploy_preflight_refuses_a_vip_claimed_outside_the_inventory(inv: Inventory) -> None:
+    """The facts carry each LB's ARP view; an answer from a MAC no reached LB owns refuses the deploy
+    before any change, unless it may be an unreachable LB's (its address, or none known)."""
+    left = facts(*L, vip_on=("ens192",), vip_probe="", vip_arp=(ArpSeen(L[0], LB1_MAC, own=True),))
+    right = facts(*R, vip_arp=(ArpSeen(R[0], LB2_MAC, own=True), ArpSeen(R[0], LB1_MAC, L[1])))
+    assert plan(inv, {L[0]: left, R[0]: right}).errors == ()
+    intruder = dataclasses.replace(right, vip_arp=(*right.vip_arp, ArpSeen(R[0], OTHER, "10.220.62.40")))
+    errors = plan(inv, {L[0]: left, R[0]: intruder}).errors
+    assert errors == (f"split brain outside the inventory: a host that is no LB of this inventory answers ARP for the "
+                      f"VIP {VIP} too: MAC {OTHER} (10.220.62.40), seen from {R[0]}; take the VIP off that host (ip "
+                      "addr del, or stop its keepalived) or, if it is an LB of this set, name it in the inventory",)
+    # lb-left unreachable: an answer from its address, or from an unknown one, may be it
+    for ip in (L[1], "-"):
+        seen = dataclasses.replace(right, vip_arp=(ArpSeen(R[0], LB2_MAC, own=True), ArpSeen(R[0], OTHER, ip)))
+        assert plan(inv, {R[0]: seen}, limit=[R[0]], unreachable={L[0]: "no route"}).errors == ()
+    elsewhere = dataclasses.replace(right, vip_arp=(ArpSeen(R[0], LB2_MAC, own=True),
+                                                    ArpSeen(R[0], OTHER, "10.220.62.40")))
+    assert plan(inv, {R[0]: elsewhere}, limit=[R[0]], unreachable={L[0]: "no route"}).errors != ()
+
+
+def test_the_facts_vip_probe_section_carries_ping_and_arp_in_any_order() -> None:
+    from hakeep.hosts.facts import parse_facts
+    from tests.fakes import DATA
+
+    captured = (DATA / "debian12-bare.txt").read_text()
+    assert "@@vip_probe\nsilent\n" in captured
+    f = parse_facts("lb2", captured.replace("@@vip_probe\nsilent\n", "@@vip_probe\narp=02:00:00:00:00:99 ip=10.0.0.11\n"
+                                            "silent\nmac=02:00:00:00:00:02\n"))
+    assert f.vip_probe == "silent"
+    assert f.vip_arp == (ArpSeen("lb2", "02:00:00:00:00:02", own=True),
+                         ArpSeen("lb2", "02:00:00:00:00:99", "10.0.0.11"))

@@ -3,9 +3,10 @@ an LB is refused until told what happened to it.
 
 A master (m1) is given the VIP by hand: every LB asks its segment who answers ARP for the VIP,
 and status calls the MAC that belongs to no LB of the inventory a split brain, with the address it
-also has. Then an inventory without lb2: the deploy refuses (exit 4) naming lb2 and changes
-nothing; with ``--forget lb2`` while lb2 is powered off, lb1 is rolled out alone, and when lb2
-comes back with its keepalived, status reports the split brain outside the inventory.
+also has; a deploy's preflight refuses on it (exit 4). Then an inventory without lb2: the deploy
+refuses (exit 4) naming lb2 and changes nothing; with ``--forget lb2`` while lb2 is powered off,
+lb1 is rolled out alone, and when lb2 comes back with its keepalived, status reports the split
+brain outside the inventory and a deploy refuses.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ def test_a_vip_claimed_outside_the_inventory_is_a_split_brain(healthy: Lab, inv:
         [why] = [r for r in doc["reasons"] if "outside the inventory" in r]
         assert f"MAC {mac} (10.77.0.11), seen from lb1, lb2; the VIP is on lb1" in why, why
         assert any(a["mac"] == mac for a in doc["arp"])
-        # the deploy's proof sees it too: nothing to change, but the final check fails (exit 1)
+        # the deploy's preflight sees it too: refused (exit 4), nothing changed
+        before = snapshot(lab)
         r = hakeep(lab, "deploy", str(inv), "--yes")
-        assert r.returncode == 1, r.stdout + r.stderr
-        assert f"split brain outside the set: a host that is no LB of this inventory answers for the VIP too: " \
-            f"{mac} (10.77.0.11)" in r.stderr, r.stdout + r.stderr
+        assert r.returncode == PREFLIGHT, r.stdout + r.stderr
+        assert f"split brain outside the inventory: a host that is no LB of this inventory answers ARP for the VIP " \
+            f"{VIP} too: MAC {mac} (10.77.0.11), seen from lb1, lb2" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert snapshot(lab) == before
     finally:
         lab.ssh("m1", f"ip addr del {VIP}/32 dev eth0", check=False)
     assert wait_for(lambda: status(lab, inv)[0] == 0, 30, 1.0)
@@ -209,6 +212,9 @@ def test_dropping_lb2_is_refused_then_forgotten_and_its_return_is_seen(lab3: Lab
         _, seen, _ = status(lab, path)
         [why] = [r for r in seen["reasons"] if "outside the inventory" in r]
         assert f"MAC {mac} (10.77.0.102)" in why, why
+        r = hakeep(lab, "deploy", str(path), "--yes")  # and a deploy refuses until it is dealt with
+        assert r.returncode == PREFLIGHT, r.stdout + r.stderr
+        assert f"MAC {mac} (10.77.0.102)" in r.stdout + r.stderr, r.stdout + r.stderr
     finally:
         lab.run_lab("poweron", "lb2", check=False)
         lab.ssh("lb2", "systemctl stop keepalived", check=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from hakeep.errors import HakeepError
 from hakeep.hosts import keepalived
+from hakeep.hosts.arp import ArpSeen, parse_arp
 from hakeep.hosts.scripts import compose
 from hakeep.layout import (
     CA_DIR,
@@ -106,6 +107,8 @@ class HostFacts:
     keepalived_answered: bool = True
     keepalived_dump_blocked: bool = False  # its dump's path is taken by something hakeep cannot remove
     vrrp_fault: str = ""  # an instance in FAULT: keepalived's journal line that says why ("" if none)
+    # who answers ARP for the VIP on the inventory's interface, this LB's own MAC first (when asked)
+    vip_arp: tuple[ArpSeen, ...] = ()
 
     @property
     def holds_vip(self) -> bool:
@@ -120,29 +123,6 @@ class HostFacts:
 
     def file(self, path: str) -> FileFact:
         return self.files.get(path, FileFact(path, exists=False))
-
-
-@dataclass(frozen=True)
-class ArpSeen:
-    """From one LB (sh/vip_check.sh with IFACE): its own MAC (``own``), or another MAC answering ARP
-    for the VIP, with an address the LB's neighbour table has for it ("-": none). mac "unknown":
-    this LB could not probe."""
-    vantage: str
-    mac: str
-    ip: str = "-"
-    own: bool = False
-
-
-def parse_arp(vantage: str, text: str) -> list[ArpSeen]:
-    """The ``mac=`` and ``arp=`` lines of one LB's VIP check."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("mac=") and len(line) > 4:
-            out.append(ArpSeen(vantage, line[4:].strip(), own=True))
-        elif line.startswith("arp="):
-            mac, _, ip = line[4:].partition(" ip=")
-            out.append(ArpSeen(vantage, mac.strip(), ip.strip() or "-"))
-    return out
 
 
 def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip: bool = True) -> str:
@@ -233,7 +213,9 @@ def parse_facts(host: str, text: str) -> HostFacts:
         iface_present=bool(iface_lines) and iface_lines != ["missing"],
         iface_addresses=parse_iface_addresses(iface_lines),
         vip_on=tuple(line.strip() for line in simple.get("vip", []) if line.strip()),
-        vip_probe=(simple.get("vip_probe") or [""])[0].strip(),
+        vip_probe=next((w for w in (ln.strip() for ln in simple.get("vip_probe", []))
+                        if w in ("answers", "silent", "unknown")), ""),
+        vip_arp=tuple(sorted(parse_arp(host, "\n".join(simple.get("vip_probe", []))), key=lambda a: not a.own)),
         files=files,
         units=units,
         vrrp_state=ka_states[0] if ka_states else notified,

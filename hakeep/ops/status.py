@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hakeep.hosts import arp as arps
 from hakeep.hosts import commands
-from hakeep.hosts.facts import ArpSeen, HostFacts, parse_arp
+from hakeep.hosts.arp import ArpSeen, parse_arp
+from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.inventory.model import LoadBalancer
@@ -155,20 +157,12 @@ def answering(probes: Sequence[PortProbe], ports: Sequence[int], holders: Sequen
     return {port: any(p.port == port and p.result == "open" for p in seen) for port in ports}
 
 
-def outside_claims(hosts: Sequence[HostStatus], arp: Sequence[ArpSeen]) -> dict[str, tuple[str, list[str]]]:
-    """MACs answering ARP for the VIP that belong to no LB of the inventory: mac -> (an address it
-    has, the LBs that saw it). An answer from an unreachable LB (its own address in the neighbour
-    table, or no address while an LB is unreachable) is not counted: status names that case."""
-    ours = {a.mac for a in arp if a.own}
-    addresses = {h.address for h in hosts}
-    some_gone = any(not h.reachable for h in hosts)
-    out: dict[str, tuple[str, list[str]]] = {}
-    for a in arp:
-        if a.own or a.mac in ours or a.mac == "unknown" or a.ip in addresses or (a.ip == "-" and some_gone):
-            continue
-        ip, seen = out.get(a.mac, ("-", []))
-        out[a.mac] = (ip if ip != "-" else a.ip, [*seen, a.vantage])
-    return out
+def outside_claims(hosts: Sequence[HostStatus], arp: Sequence[ArpSeen]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """MACs answering ARP for the VIP that belong to no LB of the inventory. An answer from an
+    unreachable LB (its own address in the neighbour table, or no address while an LB is
+    unreachable) is not counted: status names that case."""
+    return arps.outside(arp, members={h.host for h in hosts}, excused={h.address for h in hosts},
+                        anonymous_excused=any(not h.reachable for h in hosts))
 
 
 def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], ports: Sequence[int],
@@ -185,8 +179,7 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
         return verdict(Verdict.UNREACHABLE, *lost)
     claims = outside_claims(hosts, arp)
     if claims:
-        who = "; ".join(f"MAC {mac}" + (f" ({ip})" if ip != "-" else "") + f", seen from {', '.join(sorted(seen))}"
-                        for mac, (ip, seen) in sorted(claims.items()))
+        who = arps.describe(claims)
         return verdict(Verdict.SPLIT_BRAIN, f"split brain outside the inventory: a host that is no LB of this "
                        f"inventory answers for the VIP too: {who}" + (f"; the VIP is on {', '.join(holders)}"
                                                                       if holders else ""), *lost)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from hakeep.hosts import commands
+from hakeep.hosts import arp, commands
 from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_CONF, PACKAGES
@@ -90,7 +90,14 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
                                   f"on {li.address}")
                     break
     holders = [n for n, f in facts.items() if f.holds_vip]
-    if not holders and any(f.vip_probe == "answers" for f in facts.values()):
+    absent = [lb for lb in inv.lbs if lb.name not in facts]  # unreachable: any answer may be theirs
+    claims = arp.outside((a for f in facts.values() for a in f.vip_arp), members=set(facts),
+                         excused={str(lb.address) for lb in absent}, anonymous_excused=bool(absent))
+    if claims:
+        errors.append(f"split brain outside the inventory: a host that is no LB of this inventory answers ARP for "
+                      f"the VIP {vip} too: {arp.describe(claims)}; take the VIP off that host (ip addr del, or stop "
+                      "its keepalived) or, if it is an LB of this set, name it in the inventory")
+    elif not holders and any(f.vip_probe == "answers" for f in facts.values()):
         if gone:
             warnings.append(f"the VIP {vip} answers but no reachable LB holds it: maybe {', '.join(gone)} does")
         else:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from hakeep.errors import HakeepError
-from hakeep.hosts.facts import parse_arp
+from hakeep.hosts import arp as arps
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
@@ -178,13 +178,9 @@ def outside_claims(plan: Plan, res: Mapping[str, CommandResult | HakeepError]) -
     """MACs answering ARP for the VIP that are none of the set's LBs (an LB leaving the set counts as
     outside), as "MAC (address)"."""
     leaving = {hp.host for hp in plan.hosts if hp.leaving}
-    arp = [a for n, r in res.items() if isinstance(r, CommandResult) for a in parse_arp(n, r.text())]
-    ours = {a.mac for a in arp if a.own and a.vantage not in leaving}
-    seen: dict[str, str] = {}
-    for a in arp:
-        if not a.own and a.mac != "unknown":
-            seen.setdefault(a.mac, a.ip)
-    return tuple(f"{m} ({ip})" if ip != "-" else m for m, ip in sorted(seen.items()) if m not in ours)
+    arp = [a for n, r in res.items() if isinstance(r, CommandResult) for a in arps.parse_arp(n, r.text())]
+    claims = arps.outside(arp, members=set(res) - leaving)
+    return tuple(f"{m} ({ip})" if ip != "-" else m for m, (ip, _) in sorted(claims.items()))
 
 
 def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: float = 30.0) -> FinalCheck:

@@ -3,7 +3,8 @@
 # "@@section" blocks that hakeep.hosts.facts.parse_facts reads; "@@end" last proves it completed.
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
 # STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
-# PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers),
+# PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers,
+# and ask on IFACE which MACs answer ARP for it: hk_vip_arp's lines),
 # HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why),
 # VRRP_UNIT, KA_DATA and KA_LOCK (keepalived, where it writes its data dump, the lock that serialises
 # dumps: what it runs, in its own words; for an instance in FAULT, keepalived's journal line on why).
@@ -25,12 +26,16 @@ ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
 echo "@@vip"
 hk_vip_interfaces "$VIP_IP"
 echo "@@vip_probe"
-if [ "$PROBE_VIP" = 1 ] && [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then
-    if command -v ping >/dev/null 2>&1; then
+if [ "$PROBE_VIP" = 1 ]; then
+    [ -d "/sys/class/net/$IFACE" ] && hk_vip_arp "$IFACE" "$VIP_IP" &
+    if [ -n "$(hk_vip_interfaces "$VIP_IP")" ]; then
+        :
+    elif command -v ping >/dev/null 2>&1; then
         if ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers; else echo silent; fi
     else
         echo unknown
     fi
+    wait
 fi
 extra=""
 for f in "$CA_DIR"/*-ca.crt; do

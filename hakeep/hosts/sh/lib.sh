@@ -227,6 +227,19 @@ for m in sorted(seen):
     fi
 }
 
+# hk_vip_arp IFACE IP: "mac=M" (this host's MAC on IFACE), then for each other MAC answering ARP
+# for IP there "arp=M ip=A" (A: an address this host's neighbour table has for M, else -), or
+# "arp=unknown" when this host cannot probe.
+hk_vip_arp() {
+    echo "mac=$(cat "/sys/class/net/$1/address" 2>/dev/null)"
+    for m in $(hk_arp_claimants "$1" "$2"); do
+        if [ "$m" = unknown ]; then echo "arp=unknown"; continue; fi
+        a=$(ip -4 neigh show dev "$1" 2>/dev/null | awk -v m="$m" -v vip="$2" \
+            'tolower($3) == m && $1 != vip { print $1; exit }')
+        echo "arp=$m ip=${a:--}"
+    done
+}
+
 # hk_port_open ADDRESS PORT TIMEOUT: true when a TCP connection to ADDRESS:PORT opens within TIMEOUT s.
 hk_port_open() {
     if command -v bash >/dev/null 2>&1; then

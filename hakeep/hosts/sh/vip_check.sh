@@ -12,15 +12,7 @@ if [ "$IFACE" = auto ]; then  # the interface the VIP is on here, else the one t
     [ -n "$IFACE" ] || IFACE=$(ip -4 route get "$VIP_IP" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)
 fi
 if [ -n "$IFACE" ]; then
-    (
-        echo "mac=$(cat "/sys/class/net/$IFACE/address" 2>/dev/null)"
-        for m in $(hk_arp_claimants "$IFACE" "$VIP_IP"); do
-            if [ "$m" = unknown ]; then echo "arp=unknown"; continue; fi
-            a=$(ip -4 neigh show dev "$IFACE" 2>/dev/null | awk -v m="$m" -v vip="$VIP_IP" \
-                'tolower($3) == m && $1 != vip { print $1; exit }')
-            echo "arp=$m ip=${a:--}"
-        done
-    ) &
+    hk_vip_arp "$IFACE" "$VIP_IP" &
 fi
 for port in $PORTS; do
     (hk_port_open "$VIP_IP" "$port" "$PROBE_TIMEOUT" && echo "port=$port:open" || echo "port=$port:closed") &

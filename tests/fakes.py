@@ -58,16 +58,21 @@ class FakeTransport:
         self.responder = responder or (lambda describe, script: (0, ""))
         self.locked: str | None = None
         self.closed = False
+        self.cancelled = False
 
     def run(self, script: str, *, display: str | None = None, privileged: bool = True,
-            stdin: bytes = b"", timeout: float = 300.0, check: bool = True) -> CommandResult:
+            stdin: bytes = b"", timeout: float = 300.0, check: bool = True, private: bool = False) -> CommandResult:
         shown = display or script.splitlines()[0]
         self.calls.append((shown, script, stdin))
         code, out = self.responder(shown, script)
         result = CommandResult(shown, code, out.encode(), b"")
         if check and code != 0:
-            raise RemoteCommandError(self.host, result)
+            raise RemoteCommandError(self.host, result, private=private)
         return result
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
 
     def lock(self, path: str, owner: str) -> None:
         self.locked = owner

@@ -2,8 +2,8 @@
 
 The packages follow the flow (inventory -> render -> hosts -> plan -> run -> ops -> cli) and each
 imports only the parts before it that :data:`MAY_IMPORT` lists; only :mod:`hakeep.hosts.transport`,
-:mod:`hakeep.hosts.sshhosts` and :mod:`hakeep.hosts.channel` import fabric/paramiko/invoke, and only
-the session reaches them;
+:mod:`hakeep.hosts.sshhosts`, :mod:`hakeep.hosts.connecting` and :mod:`hakeep.hosts.channel` import
+fabric/paramiko/invoke, and only the session reaches them;
 only ``hakeep/cli/output.py`` and ``hakeep/cli/views.py`` import rich, only the renderer jinja2;
 every module has a docstring and at most 400 lines; building the parser loads none of rich,
 paramiko, fabric or jinja2; every subcommand's ``--help`` shows examples and the command is in
@@ -31,16 +31,17 @@ PACKAGE = ROOT / "hakeep"
 MAX_LINES = 400
 
 SSH_LIBRARIES = {"fabric", "paramiko", "invoke"}
-SSH_MODULES = {"hosts/transport.py", "hosts/sshhosts.py", "hosts/channel.py"}
+SSH_MODULES = {"hosts/transport.py", "hosts/sshhosts.py", "hosts/channel.py", "hosts/connecting.py"}
 RICH_MODULES = {"cli/output.py", "cli/views.py"}
 JINJA_MODULES = {"render/engine.py"}
 HEAVY_AT_START = ("rich", "paramiko", "fabric", "jinja2")
 
-FOUNDATION = {"errors", "layout"}
+FOUNDATION = {"errors", "layout", "signals"}
 # What each part of hakeep may import from hakeep, besides itself and the root package (__version__).
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "layout": set(),
+    "signals": set(),
     "inventory": {"errors"},
     "render": FOUNDATION | {"inventory"},
     "hosts": FOUNDATION | {"inventory"},
@@ -146,7 +147,7 @@ def test_each_part_imports_only_what_comes_before_it(path: Path) -> None:
 
 
 def test_only_the_session_reaches_the_ssh_implementation() -> None:
-    ssh = {"hosts.transport", "hosts.sshhosts", "hosts.channel"}
+    ssh = {"hosts.transport", "hosts.sshhosts", "hosts.channel", "hosts.connecting"}
     wrong = [rel(p) for p in modules()
              if any(n.startswith(tuple(ssh)) for n in hakeep_imports(tree(p))) and not allowed(p, SSH_CALLERS)]
     assert wrong == []

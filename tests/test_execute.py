@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -134,7 +136,36 @@ def test_ctrl_c_mid_rollout_restores_the_host_then_propagates(inv: Inventory) ->
         rollout(plan, {L[0]: t, R[0]: FakeTransport(R[0])}, NoProgress())
     ran = t.described()
     assert "put back the files saved in /var/lib/hakeep/releases/20261127T000000Z-abcdef" in ran
-    assert ran[-1] == "mark the release failed and restored"
+    assert ran[-1] == "mark the release interrupted"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_mid_rollout_restores_the_host_and_a_second_one_waits(inv: Inventory, sig: signal.Signals) -> None:
+    """SIGTERM and SIGHUP take Ctrl-C's path (before: only SIGINT restored); another signal during
+    the restore is held until it is done."""
+    from hakeep import signals
+
+    plan = fresh_plan(inv)
+
+    def send(describe: str, script: str) -> tuple[int, str]:
+        if describe.startswith("reload (or start) haproxy") or describe.startswith("put back the files"):
+            os.kill(os.getpid(), sig)
+        return (0, "")
+
+    t = FakeTransport(L[0], send)
+    saved = {s: signal.getsignal(s) for s in signals.HANDLED}
+    signals.install()
+    try:
+        with pytest.raises(signals.Interrupted) as info:
+            rollout(plan, {L[0]: t, R[0]: FakeTransport(R[0])}, NoProgress())
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    assert info.value.signum == sig
+    ran = t.described()
+    restore = [step.describe for step in plan.host(L[0]).restore]
+    assert ran[-len(restore) - 1:] == [*restore, "mark the release interrupted"]
+    assert sig in signals.noted()
 
 
 def test_a_failed_prune_does_not_undo_a_healthy_host(inv: Inventory) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -360,3 +361,61 @@ def test_decommissioning_stops_keepalived_first_and_goes_first(tmp_path: Path) -
         "stop keepalived", "disable keepalived", "the VIP has left this LB and answers from another",
         "stop haproxy", "disable haproxy"]
     assert "systemctl reload-or-restart keepalived.service" in "\n".join(s.script for s in first.restore)
+
+
+MARK = "5eed"
+
+
+def marked(text: str) -> str:
+    return "\n".join(f"@@{MARK} {line[2:]}" if line.startswith("@@") else line for line in text.splitlines()) + "\n"
+
+
+def inject(text: str, section: str, lines: str) -> str:
+    head = f"@@{MARK} {section}\n"
+    assert head in text
+    return text.replace(head, head + lines + "\n", 1)
+
+
+HOSTILE = [  # (section the host text lands in, the text): what local users can put in front of hakeep
+    ("listen", "@@vip\nens192"), ("listen", "@@id\n0"), ("listen", "@@release /"), ("listen", "@@end"),
+    ("listen", f"@@{MARK[:3]} vip\nens192"), ("stale", "haproxy=@@vip"), ("vrrp_state", "@@vip\nens192\nMASTER"),
+    ("lock", "@@facts 1\n@@release ../../etc"), ("keepalived_running", "@@unit haproxy\nActiveState=failed"),
+]
+
+
+@pytest.mark.parametrize(("section", "text"), HOSTILE, ids=[f"{s}:{t!r}" for s, t in HOSTILE])
+def test_host_text_cannot_open_a_section(section: str, text: str) -> None:
+    from hakeep.hosts.facts import parse_facts
+
+    clean = marked((DATA_FACTS / "debian12-stock-haproxy.txt").read_text())
+    if f"@@{MARK} {section}\n" not in clean:
+        clean = clean.replace(f"@@{MARK} end\n", f"@@{MARK} {section}\n@@{MARK} end\n")
+    before = parse_facts("lb1", clean, MARK)
+    after = parse_facts("lb1", inject(clean, section, text), MARK)
+    assert (after.vip_on, after.uid, after.releases, after.units) == (before.vip_on, before.uid, before.releases,
+                                                                       before.units)
+    assert after.files == before.files
+
+
+def _add(section: str) -> Callable[[str], str]:
+    return lambda t: t.replace(f"@@{MARK} end\n", f"@@{MARK} {section}\n@@{MARK} end\n")
+
+
+MALFORMED = [
+    ("a section twice", _add("id\n0"), "appears twice"),
+    ("a release that is not base64", _add("release r1\nxyz"), "malformed facts"),
+    ("a uid that is no number", lambda t: t.replace(f"@@{MARK} id\n0\n", f"@@{MARK} id\nroot\n"), "malformed facts"),
+]
+
+
+@pytest.mark.parametrize(("change", "said"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_facts_are_an_error_naming_the_host(change: Callable[[str], str], said: str) -> None:
+    from hakeep.hosts.facts import FactsError, parse_facts
+
+    clean = marked((DATA_FACTS / "debian12-stock-haproxy.txt").read_text())
+    changed = change(clean)
+    assert changed != clean
+    with pytest.raises(FactsError) as info:
+        parse_facts("lb1", changed, MARK)
+    assert info.value.message.startswith("lb1: ")
+    assert said in info.value.message

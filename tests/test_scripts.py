@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,8 +131,8 @@ def stats_socket(tmp_path: Path) -> Iterator[Path]:
     server.close()
 
 
-def run_script(script: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+def run_script(script: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False, input=stdin)
 
 
 def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: Path) -> None:
@@ -155,9 +156,9 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
                      STATS_SOCKET=str(stats_socket), LOCK_OWNER=str(owner), RELEASES=str(releases),
                      PROBE_VIP="1", HAPROXY_CONFIG=str(tmp_path / "absent"), VRRP_UNIT="hakeep-test-no-such-unit",
                      KA_DATA=str(tmp_path / "absent"))  # never asks this machine's systemd about its own units
-    done = run_script(script)
+    done = run_script(script, stdin="0123abcd\n")
     assert done.returncode == 0, done.stderr
-    f = parse_facts("local", done.stdout)
+    f = parse_facts("local", done.stdout, "0123abcd")
     assert f.uid == os.getuid()
     assert f.iface_present
     assert "127.0.0.1/8" in f.iface_addresses
@@ -207,3 +208,62 @@ def test_every_script_gets_every_variable_it_reads() -> None:
         assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))
         read = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source(files[name]))) | lib
         assert read - assigned - {"PATH", "LC_ALL"} == set(), name
+
+
+HOSTILE_NAMES = ["\n@@vip\nens192", "\n@@id\n0", "\n@@release /", "haproxy"]
+
+LISTENER = """
+import ctypes, socket, sys
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)  # PR_SET_NAME: what ss -p prints
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_process_names_cannot_forge_facts(tmp_path: Path) -> None:
+    """Processes named to open sections of their own (or to pass for haproxy) listen on this
+    machine's loopback while the real facts script runs: no section opens, nothing crashes, and
+    each port's program is what /proc says it runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", LISTENER, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for name in HOSTILE_NAMES]
+    try:
+        ports = [int(p.stdout.readline()) for p in procs if p.stdout is not None]
+        seen = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=False).stdout
+        assert "@@vip" in seen  # ss prints the hostile names raw: the script must not trust them
+        script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[],
+                         CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"],
+                         STATE_FILE=str(tmp_path / "absent"), STATS_SOCKET=str(tmp_path / "absent"),
+                         LOCK_OWNER=str(tmp_path / "absent"), RELEASES=str(tmp_path / "absent"), PROBE_VIP="0",
+                         HAPROXY_CONFIG=str(tmp_path / "absent"), VRRP_UNIT="hakeep-test-no-such-unit",
+                         KA_DATA=str(tmp_path / "absent"))
+        done = run_script(script, stdin="feedc0de\n")
+        assert done.returncode == 0, done.stderr
+        f = parse_facts("local", done.stdout, "feedc0de")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert f.vip_on == ()
+    assert f.uid == os.getuid()
+    assert f.releases == {}
+    python = os.path.realpath(sys.executable)
+    held = {li.port: li.process for li in f.listeners}
+    program = python.rsplit("/", 1)[-1] if python.startswith("/usr/") else python
+    for name, port in zip(HOSTILE_NAMES, ports, strict=True):
+        # a name with a newline splits ss's line: its program is unknown (preflight names the port
+        # "held by another program"); otherwise the program /proc shows, never the name
+        assert held[port] == ("" if "\n" in name else program), (name, held)
+    assert "haproxy" not in held.values()
+
+
+def test_the_facts_script_refuses_a_missing_or_odd_marker() -> None:
+    script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[], CA_DIR="/nonexistent",
+                     UNITS=[], STATE_FILE="/nonexistent", STATS_SOCKET="/nonexistent", LOCK_OWNER="/nonexistent",
+                     RELEASES="/nonexistent", PROBE_VIP="0", HAPROXY_CONFIG="/nonexistent", VRRP_UNIT="x",
+                     KA_DATA="/nonexistent")
+    for stdin in ("", "\n", "not hex\n"):
+        done = run_script(script, stdin=stdin)
+        assert (done.returncode, done.stdout) == (90, ""), stdin

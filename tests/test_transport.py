@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +29,7 @@ import paramiko
 import pytest
 
 from hakeep.errors import HakeepError
+from hakeep.hosts.connecting import _settle_privilege, connect, connect_all
 from hakeep.hosts.remote import (
     CommandResult,
     ConnectError,
@@ -42,7 +44,7 @@ from hakeep.hosts.remote import (
     wrap_privileged,
 )
 from hakeep.hosts.sshhosts import fingerprint, host_matches, known_keys
-from hakeep.hosts.transport import SSHTransport, _Secret, _settle_privilege, connect, connect_all
+from hakeep.hosts.transport import SSHTransport, _Secret
 from tests import sshd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,16 +121,87 @@ def test_check_raises_with_command_exit_code_and_tail(trusted: sshd.Server) -> N
     assert e.result.stderr.count(b"\n") == 30
 
 
-def test_timeout(trusted: sshd.Server) -> None:
+@pytest.fixture(autouse=True)
+def steps_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the test server's commands note their process group (never this machine's /run)."""
+    d = tmp_path / "steps"
+    monkeypatch.setattr(SSHTransport, "steps_dir", str(d))
+    return d
+
+
+def test_timeout(trusted: sshd.Server, tmp_path: Path, steps_dir: Path) -> None:
+    """The host keeps the deadline: the command is stopped there (before: it went on and made f)."""
+    flag = tmp_path / "f"
     with _ssh(connect(trusted.lb())) as t:
         start = time.monotonic()
         with pytest.raises(RemoteCommandError) as info:
-            t.run("echo started; sleep 3", timeout=0.5, check=False)
+            t.run(f"echo started; sleep 4; touch {flag}", timeout=0.5, check=False)
         assert time.monotonic() - start < 2.5
-        assert info.value.exit_code == -1
-        assert "timed out after 0.5s" in str(info.value)
+        assert info.value.exit_code == 124
+        assert "timed out after 0.5s (stopped on the host)" in str(info.value)
         assert "started" in str(info.value)
         assert t.run("echo still usable").text() == "still usable\n"
+    time.sleep(4)
+    assert not flag.exists()
+    assert list(steps_dir.iterdir()) == []
+
+
+def test_an_interrupted_command_is_stopped_on_the_host_before_the_interrupt_goes_on(
+        trusted: sshd.Server, tmp_path: Path, steps_dir: Path) -> None:
+    import signal
+
+    from hakeep import signals
+
+    flag = tmp_path / "f"
+    previous = signal.getsignal(signal.SIGTERM)
+    signals.install()
+    try:
+        with _ssh(connect(trusted.lb())) as t:
+            signal.setitimer(signal.ITIMER_REAL, 0.7)
+            signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+            start = time.monotonic()
+            with pytest.raises(signals.Interrupted) as info:
+                t.run(f"trap '' TERM; sleep 4; touch {flag}", timeout=60)  # ignores SIGTERM: SIGKILL it is
+            assert info.value.signum == signal.SIGTERM
+            # the step was dead (SIGTERM, then SIGKILL 3 s later) before run() let the interrupt go on
+            assert time.monotonic() - start < 6
+            assert list(steps_dir.iterdir()) == []
+            assert t.run("echo still usable").text() == "still usable\n"
+    finally:
+        for sig in signals.HANDLED:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    time.sleep(4.5)
+    assert not flag.exists()
+
+
+def test_cancel_stops_what_another_thread_runs(trusted: sshd.Server, tmp_path: Path, steps_dir: Path) -> None:
+    flag = tmp_path / "f"
+    with _ssh(connect(trusted.lb())) as t:
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(
+            t.run(f"sleep 3 & sleep 3; touch {flag}", timeout=60, check=False)))
+        worker.start()
+        time.sleep(0.7)
+        assert len(list(steps_dir.iterdir())) == 1
+        assert t.cancel()
+        worker.join(5)
+        [res] = outcome
+        assert isinstance(res, CommandResult)
+        assert res.exit_code == 143
+    time.sleep(3.5)
+    assert not flag.exists()
+
+
+def test_a_private_command_never_shows_its_output_in_errors(trusted: sshd.Server) -> None:
+    with _ssh(connect(trusted.lb())) as t:
+        for script, timeout in (("echo auth_pass s3cret; sleep 3", 0.5), ("echo auth_pass s3cret; exit 3", 5.0)):
+            with pytest.raises(RemoteCommandError) as info:
+                t.run(script, display="gather facts", timeout=timeout, private=True)
+            assert "s3cret" not in str(info.value)
+            assert "s3cret" not in (info.value.hint or "")
+            assert info.value.stdout_tail == ""
 
 
 def test_quoting_passes_scripts_intact(trusted: sshd.Server) -> None:
@@ -359,7 +432,7 @@ def test_lock_released_when_the_holder_is_killed(trusted: sshd.Server) -> None:
         import ipaddress, sys, time
         from pathlib import Path
         from hakeep.inventory.model import LoadBalancer, SSHSettings
-        from hakeep.hosts.transport import connect
+        from hakeep.hosts.connecting import connect
         ssh = SSHSettings(None, None, None, Path({str(lb.ssh.config)!r}), False, 5.0)
         t = connect(LoadBalancer("lb1", ipaddress.IPv4Address("127.0.0.1"), "eth0", 100, ssh))
         t.lock({path!r}, "doomed pid 1")
@@ -439,7 +512,8 @@ def test_sudo_with_password_end_to_end(trusted: sshd.Server) -> None:
             t.run("echo failing >&2; exit 2")
         assert t.run("id -u", privileged=False).ok
         argv = (trusted.dir / "sudo.argv").read_text()
-        assert "-k -S -p  -- /bin/sh -c cat; echo end" in argv
+        assert "-k -S -p  -- /bin/sh -c mkdir -p -m 700" in argv  # the command under its deadline
+        assert "\ncat; echo end'\n" in argv
         for text in (argv, repr(t), repr(vars(t)), str(info.value), repr(info.value.result), str(t._password)):
             assert SECRET not in text
         assert t._scrub(b"leak " + SECRET.encode()) == b"leak <hidden>"
@@ -452,7 +526,9 @@ def test_sudo_passwordless_wrong_password_and_none(trusted: sshd.Server) -> None
         _settle_privilege(trusted.lb(sudo=True), t, None)
         assert t.privilege is Privilege.SUDO
         assert t.run("echo hi", stdin=b"").text() == "hi\n"
-        assert "-n -- /bin/sh -c echo hi" in (trusted.dir / "sudo.argv").read_text()
+        argv = (trusted.dir / "sudo.argv").read_text()
+        assert "-n -- /bin/sh -c mkdir -p -m 700" in argv
+        assert "\necho hi'\n" in argv
 
         (trusted.dir / "sudo.password").write_text("the real one\n")
         with pytest.raises(SudoError, match="sudo asks ops for a password"):

@@ -9,7 +9,10 @@ UNREACHABLE = 5  # an LB needed could not be reached (status: no LB could); noth
 DEGRADED = 6  # status: the VIP is served, but an LB is unreachable or unwell, or drift
 SPLIT_BRAIN = 7  # status: the VIP is on two or more LBs at once
 VIP_LOST = 8  # status: the VIP is on no LB, or it does not answer
-INTERRUPTED = 130  # Ctrl-C
+INTERRUPTED = 130  # Ctrl-C (SIGINT); the host being changed was restored, the lock released
+HANGUP = 129  # SIGHUP (the terminal closed): handled as Ctrl-C
+TERMINATED = 143  # SIGTERM (e.g. a cancelled CI job): handled as Ctrl-C
+SIGNALS = {2: INTERRUPTED, 1: HANGUP, 15: TERMINATED}  # signal number -> exit code (128 + number)
 
 # status's verdicts (hakeep.ops.status.Verdict values) -> exit code; drill refuses with the same
 VERDICTS = {"healthy": OK, "degraded": DEGRADED, "split brain": SPLIT_BRAIN, "VIP lost": VIP_LOST,

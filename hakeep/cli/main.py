@@ -11,6 +11,7 @@ add its options, but it imports the heavy libraries (rich, jinja2, fabric, param
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -147,8 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return exitcodes.INVALID
+    from hakeep import signals
     from hakeep.cli import output
 
+    signals.install()
     try:
         module = importlib.import_module(f"hakeep.cli.commands.{args.command}")
         code: int = module.run(args)
@@ -162,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HakeepError as exc:
         output.error(exc)
         return exitcodes.FAILED
+    except signals.Interrupted as exc:
+        with contextlib.suppress(OSError):
+            print(f"interrupted ({exc.name})", file=sys.stderr)
+        return exitcodes.SIGNALS.get(exc.signum, exitcodes.INTERRUPTED)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print("interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED

@@ -11,7 +11,9 @@ so it is tested from captured output (pyinfra's fact = command + parser).
 from __future__ import annotations
 
 import base64
+import binascii
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -142,14 +144,21 @@ class FactsError(HakeepError):
     pass
 
 
-def _sections(text: str) -> list[tuple[str, list[str]]]:
+def _sections(text: str, mark: str) -> list[tuple[str, list[str]]]:
+    """``@@MARK name`` lines open sections (``@@name`` without a mark: captured output of old)."""
+    opener = f"@@{mark} " if mark else "@@"
     out: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
-        if line.startswith("@@"):
-            out.append((line[2:], []))
+        if line.startswith(opener):
+            out.append((line[len(opener):], []))
         elif out:
             out[-1][1].append(line)
     return out
+
+
+def new_mark() -> str:
+    """A fresh section marker for one facts run (sent on the script's standard input)."""
+    return secrets.token_hex(12)
 
 
 def _kv(lines: Sequence[str]) -> dict[str, str]:
@@ -161,13 +170,29 @@ def _kv(lines: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def parse_facts(host: str, text: str) -> HostFacts:
-    sections = _sections(text)
+def parse_facts(host: str, text: str, mark: str = "") -> HostFacts:
+    """The facts script's output -> :class:`HostFacts`. ``mark``: the marker sent to the script;
+    only lines with it open sections. Output that is incomplete or malformed is a
+    :class:`FactsError` naming the host and the section, never a traceback, never the output."""
+    sections = _sections(text, mark)
     if not sections or sections[0][0] != f"facts {FACTS_VERSION}" or sections[-1][0] != "end":
         # never echo the output itself: it carries file contents, keepalived.conf's password among them
         seen = ", ".join(name for name, _ in sections[-5:]) or "none"
         raise FactsError(f"{host}: the facts script returned incomplete output (last sections: {seen})",
                          hint="run it again; if it persists, check the host's shell and coreutils")
+    names = [name for name, _ in sections]
+    twice = sorted({n.split(" ", 1)[0] for n in names if names.count(n) > 1})
+    if twice:
+        raise FactsError(f"{host}: malformed facts: section {', '.join(twice)} appears twice",
+                         hint="the host printed something hakeep did not ask for; look at its shell profile")
+    try:
+        return _parse(host, sections)
+    except (ValueError, LookupError, TypeError, binascii.Error, UnicodeError) as exc:
+        raise FactsError(f"{host}: malformed facts ({type(exc).__name__} while reading them)",
+                         hint="run it again; if it persists, report it with the host's OS and versions") from None
+
+
+def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
     simple: dict[str, list[str]] = {}
     files: dict[str, FileFact] = {}
     units: dict[str, UnitFact] = {}
@@ -292,22 +317,30 @@ def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-_LISTEN_PROC_RE = re.compile(r'users:\(\("([^"]+)"')
+SYSTEM_DIRS = ("/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/", "/usr/lib/", "/usr/libexec/", "/usr/local/sbin/",
+               "/usr/local/bin/")
+
+
+def program(exe: str) -> str:
+    """A listener's program as preflight names it: the file name of a program installed in a
+    system folder (only root writes there), else its whole path (``/tmp/haproxy`` is not haproxy);
+    "" when unknown."""
+    if exe in ("", "-"):
+        return ""
+    return exe.rsplit("/", 1)[-1] if exe.startswith(SYSTEM_DIRS) else exe
 
 
 def parse_listeners(lines: Sequence[str]) -> tuple[Listener, ...]:
-    """``ss -Hltnp`` lines -> listeners (the header line of old ss versions is skipped)."""
+    """``ADDRESS:PORT EXE`` lines (sh/facts.sh) -> listeners; anything else is skipped."""
     out = []
     for line in lines:
         parts = line.split()
-        if len(parts) < 4 or parts[0] == "State":
+        if len(parts) != 2:
             continue
-        local = parts[3]
-        addr, _, port = local.rpartition(":")
-        if not port.isdigit():
+        addr, _, port = parts[0].rpartition(":")
+        if not port.isdigit() or not addr:
             continue
-        m = _LISTEN_PROC_RE.search(line)
-        out.append(Listener(port=int(port), address=addr.strip("[]"), process=m.group(1) if m else ""))
+        out.append(Listener(port=int(port), address=addr.strip("[]"), process=program(parts[1])))
     return tuple(out)
 
 

@@ -12,7 +12,10 @@ appears on a command line.
 from __future__ import annotations
 
 import enum
+import math
+import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,12 +65,13 @@ class RemoteCommandError(HakeepError):
     """A remote command failed (non-zero exit, or timed out: ``exit_code == -1``)."""
 
     def __init__(self, host: str, result: CommandResult, *, reason: str | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, private: bool = False) -> None:
         self.host = host
         self.command = result.command
         self.exit_code = result.exit_code
         self.result = result
-        self.stdout_tail = tail(result.stdout)
+        # ``private``: the output carries file contents (facts): never shown, at any verbosity
+        self.stdout_tail = "" if private else tail(result.stdout)
         self.stderr_tail = tail(result.stderr)
         what = reason or f"exited with code {result.exit_code}"
         parts = [f"{host}: `{result.command}` {what}"]
@@ -140,11 +144,18 @@ class Transport(Protocol):
     host: str  # the LB's inventory name, for messages
 
     def run(self, script: str, *, display: str | None = None, privileged: bool = True,
-            stdin: bytes = b"", timeout: float = 300.0, check: bool = True) -> CommandResult:
-        """Run ``script`` with ``/bin/sh -c`` (as root when ``privileged``), feeding ``stdin`` then EOF.
+            stdin: bytes = b"", timeout: float = 300.0, check: bool = True, private: bool = False) -> CommandResult:
+        """Run ``script`` with ``/bin/sh -c`` (as root when ``privileged``), feeding ``stdin`` then EOF,
+        under a deadline of ``timeout`` s kept by the host (:func:`bounded`): when it passes, or
+        the run is interrupted, the command is stopped there, every process of it, before this returns.
 
-        Raises :class:`RemoteCommandError` on a non-zero exit when ``check``, and always on timeout.
+        Raises :class:`RemoteCommandError` on a non-zero exit when ``check``, and always on timeout;
+        with ``private``, its message never shows the command's output.
         """
+        ...
+
+    def cancel(self) -> bool:
+        """Stop every command this transport still runs on the host; True once none is left."""
         ...
 
     def lock(self, path: str, owner: str) -> None:
@@ -174,6 +185,53 @@ class Privilege(enum.Enum):
 def shell_command(script: str) -> str:
     """The command line that runs ``script`` with ``/bin/sh -c``."""
     return "/bin/sh -c " + shlex.quote(script)
+
+
+STEPS_DIR = "/run/hakeep/steps"  # one file per running command: its process group (to stop it)
+KILL_AFTER = 5  # seconds between SIGTERM and SIGKILL when a command outlives its deadline
+DEADLINE_MARK = "hakeep: stopped on the host at its deadline"
+
+
+def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR) -> str:
+    """``script`` under a deadline kept by the host itself: coreutils ``timeout`` runs it in a
+    process group of its own, sends SIGTERM to the whole group after ``seconds`` and SIGKILL
+    ``KILL_AFTER`` s later; the group's id goes to ``steps_dir/token`` meanwhile, so
+    :func:`stop_script` can stop it sooner (a run that gives up or is interrupted). Exits with the
+    script's code; at the deadline, 124 or 137 with ``DEADLINE_MARK`` on stderr. A host without
+    ``timeout`` runs the script unbounded."""
+    if not re.fullmatch(r"[0-9a-f]{8,64}", token):
+        raise ValueError(f"bad step token {token!r}")
+    secs = max(1, math.ceil(seconds))
+    d, f = shlex.quote(steps_dir), shlex.quote(f"{steps_dir}/{token}")
+    inner = shlex.quote(f'echo "$PPID" > {f} 2>/dev/null\n{script}')
+    return (f"mkdir -p -m 700 {d} 2>/dev/null\nhk_step={inner}\n"
+            "if command -v timeout >/dev/null 2>&1; then\n"
+            f'    timeout -k {KILL_AFTER} {secs} /bin/sh -c "$hk_step"; rc=$?\n'
+            f"    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo '{DEADLINE_MARK} ({secs}s)' >&2; fi\n"
+            'else\n    /bin/sh -c "$hk_step"; rc=$?\nfi\n'
+            f"rm -f {f}\nexit $rc")
+
+
+def stop_script(tokens: Sequence[str], grace: float = 3.0, steps_dir: str = STEPS_DIR) -> str:
+    """Stop the commands started by :func:`bounded` with these tokens, each with every process of
+    its group: SIGTERM, then SIGKILL after ``grace`` s; exits 0 once none of them is left (or none
+    ran), 1 if a group outlived SIGKILL."""
+    for token in tokens:
+        if not re.fullmatch(r"[0-9a-f]{8,64}", token):
+            raise ValueError(f"bad step token {token!r}")
+    files = " ".join(shlex.quote(f"{steps_dir}/{t}") for t in tokens)
+    ticks = max(1, int(grace * 10))
+    return (f"groups=''\nfor f in {files}; do\n"
+            '    [ -f "$f" ] || continue\n'
+            '    g=$(cat "$f" 2>/dev/null); case "$g" in ""|*[!0-9]*|0|1) continue ;; esac\n'
+            '    groups="$groups $g"; kill -TERM "-$g" 2>/dev/null\n'
+            "done\n"
+            "alive() { for g in $groups; do kill -0 \"-$g\" 2>/dev/null && return 0; done; return 1; }\n"
+            f"i=0; while alive && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i + 1)); done\n"
+            'for g in $groups; do kill -KILL "-$g" 2>/dev/null; done\n'
+            "i=0; while alive && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done\n"
+            f"rm -f {files}\n"
+            "! alive")
 
 
 def wrap_privileged(script: str, mode: Privilege) -> str:

@@ -17,12 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts import commands
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.layout import KEEPALIVED, UNIT_NAMES
 from hakeep.ops.probe import Prober, ProbeResult
+from hakeep.run.execute import test_pause
 
 LINK_TIMER_UNIT = "hakeep-drill-link-up"
 RESTART_TIMER_UNIT = "hakeep-drill-restart"
@@ -108,6 +110,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
         t0 = clock()
         try:
             _fault(transports[old], mode, interface, link_s)
+            test_pause(old, "fault")
             while clock() - t0 < timeout_s and (moved is None or frontends is None):
                 out = where(others, vip, ports if moved is not None else ())
                 hs = holders_of(out)
@@ -117,8 +120,9 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
                 if moved is not None and all(f"port={p}:open" in next(iter(out.values()), "") for p in ports):
                     frontends = clock() - t0
                 time.sleep(0.02)
-        finally:
-            t1 = _restore(transports[old], mode, t0 + link_s, clock)
+        finally:  # also on Ctrl-C, SIGTERM, SIGHUP: the old holder gets keepalived back first
+            with signals.shielded():
+                t1 = _restore(transports[old], mode, t0 + link_s, clock)
         gate = commands.units_gate(dict.fromkeys(UNIT_NAMES, True))
         recovered = failback = None
         if _wait(lambda: _ok(transports[old], gate, "old holder back in MASTER/BACKUP"), timeout_s, clock, 0.2):

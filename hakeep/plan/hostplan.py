@@ -121,8 +121,7 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
         host=host, holds_vip=f.holds_vip, packages=tuple(packages), install=install,
         validation=_validation(target.check_root, target.check) if target.check is not None else None,
         changes=tuple(changes), steps=tuple(steps), restore=_restore_steps(release_dir, f, target, actions),
-        on_failure=FailureMarks(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED_RESTORED),
-                                _mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED)),
+        on_failure=_failure_marks(meta.release_id, release_dir, manifest),
         release_dir=release_dir,
         drift=tuple(DriftNote(d.path, d.release) for d in hist.drift) if report_drift else (),
     )
@@ -153,10 +152,14 @@ def decommission_plan(meta: Meta, host: str, f: HostFacts, hist: History, *, vip
     return HostPlan(
         host=host, holds_vip=f.holds_vip, packages=(), install=None, validation=None, changes=(),
         steps=tuple(steps), restore=_restore_steps(release_dir, f, target, actions),
-        on_failure=FailureMarks(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED_RESTORED),
-                                _mark(meta.release_id, release_dir, manifest, ReleaseStatus.FAILED)),
+        on_failure=_failure_marks(meta.release_id, release_dir, manifest),
         release_dir=release_dir, leaving=True,
     )
+
+
+def _failure_marks(release_id: str, release_dir: str, manifest: Mapping[str, object]) -> FailureMarks:
+    return FailureMarks(*(_mark(release_id, release_dir, manifest, status) for status in (
+        ReleaseStatus.FAILED_RESTORED, ReleaseStatus.FAILED, ReleaseStatus.INTERRUPTED)))
 
 
 def _mark(release_id: str, release_dir: str, manifest: Mapping[str, object], status: ReleaseStatus) -> Step:

@@ -33,6 +33,7 @@ class ReleaseStatus(StrEnum):
     IN_PROGRESS = "in-progress"  # running now, or interrupted if not the newest run
     COMPLETE = "complete"
     FAILED_RESTORED = "failed-restored"
+    INTERRUPTED = "interrupted"  # a signal stopped the run; this host was restored
     FAILED = "failed"  # failed, and the restore failed too
     CORRUPT = "corrupt"  # the manifest cannot be read: listed, never used
     UNKNOWN = "unknown"

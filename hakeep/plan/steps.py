@@ -82,6 +82,7 @@ class FailureMarks:
 
     restored: Step  # status failed-restored
     not_restored: Step  # status failed
+    interrupted: Step  # status interrupted (a signal stopped the run; the host was restored)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts import arp as arps
 from hakeep.hosts.group import parallel
@@ -129,33 +132,36 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
             progress.step(hp.host, step, StepStatus.FAILED, exc.message)
             restored = restore_host(hp, t, progress) if backed_up else True
             return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
-        except BaseException:  # Ctrl-C, SIGTERM, a bug: never leave the host half-applied
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP, a bug: never leave the host half-applied
             if backed_up:
                 progress.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
-                _restore_uninterrupted(hp, t, progress)
+                with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
+                    restore_host(hp, t, progress, interrupted=True)
             raise
         backed_up = backed_up or step.action is Action.BACKUP
         progress.step(hp.host, step, StepStatus.OK)
+        test_pause(hp.host, step.action.value)
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
 
 
-def _restore_uninterrupted(hp: HostPlan, t: Transport, progress: Progress) -> None:
-    """Restore even if a second Ctrl-C arrives meanwhile (it is held until the restore is done)."""
-    import signal
-    import threading
+TEST_PAUSE = "HAKEEP_TEST_PAUSE"  # "HOST:WHAT": the test hook below
+TEST_PAUSE_SECONDS = 60.0
 
-    if threading.current_thread() is not threading.main_thread():
-        restore_host(hp, t, progress)
+
+def test_pause(host: str, what: str) -> None:
+    """A test hook (README, "Test hooks"): with HAKEEP_TEST_PAUSE=HOST:WHAT in the environment, the
+    run pauses for up to a minute right after step WHAT (an action: commit, service, gate, ...; or
+    drill's "fault") on HOST, having said so on stderr, so a test can send a signal at that moment."""
+    if os.environ.get(TEST_PAUSE) != f"{host}:{what}":
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        restore_host(hp, t, progress)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with contextlib.suppress(OSError):
+        os.write(2, f"hakeep: test hook: paused after {what} on {host}\n".encode())
+    time.sleep(TEST_PAUSE_SECONDS)
 
 
-def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:
-    """Best effort: run every restore step even if one fails; True when all succeeded."""
+def restore_host(hp: HostPlan, t: Transport, progress: Progress, *, interrupted: bool = False) -> bool:
+    """Best effort: run every restore step even if one fails; True when all succeeded. The release
+    is then marked failed-restored (interrupted, after a signal) or, if a step failed, failed."""
     ok = True
     for step in hp.restore:
         progress.step(hp.host, step, StepStatus.RUNNING)
@@ -166,7 +172,7 @@ def restore_host(hp: HostPlan, t: Transport, progress: Progress) -> bool:
             progress.step(hp.host, step, StepStatus.FAILED, exc.message)
         else:
             progress.step(hp.host, step, StepStatus.OK)
-    mark = hp.on_failure.restored if ok else hp.on_failure.not_restored
+    mark = (hp.on_failure.interrupted if interrupted else hp.on_failure.restored) if ok else hp.on_failure.not_restored
     try:
         run_step(t, mark)
     except HakeepError:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hakeep.errors import HakeepError, UnreachableError, UsageError
-from hakeep.hosts.facts import HostFacts, facts_script, parse_facts
+from hakeep.hosts.facts import HostFacts, facts_script, new_mark, parse_facts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import Transport
 from hakeep.inventory.model import Inventory, LoadBalancer
@@ -141,7 +141,7 @@ def open_session(
     ``gather``, facts are left to the caller (status gathers them side by side with its probes).
     """
     if connect is None:
-        from hakeep.hosts.transport import connect_all
+        from hakeep.hosts.connecting import connect_all
 
         connect = connect_all
     deadline = time.monotonic() + deadline_s if deadline_s is not None else None
@@ -195,7 +195,7 @@ def join_leaving(session: Session, words: Sequence[str], *, lock: bool, accept_n
         extra.append(dataclasses.replace(template, name=m.name or m.address, address=ipaddress.IPv4Address(m.address),
                                          priority=1))
     if connect is None:
-        from hakeep.hosts.transport import connect_all
+        from hakeep.hosts.connecting import connect_all
 
         connect = connect_all
     results = connect(extra, accept_new_host_keys=accept_new_host_keys, sudo_password=SudoPassword())
@@ -245,11 +245,13 @@ def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Seq
         lb = inv.lb(name)
         script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths,
                               probe_vip=probe_vip)
-        res = transports[name].run(script, display="gather facts", timeout=timeout, check=False)
+        mark = new_mark()  # on stdin: no host-printed text can open a section
+        res = transports[name].run(script, display="gather facts", timeout=timeout, check=False, private=True,
+                                   stdin=f"{mark}\n".encode())
         if not res.ok:  # no output tail in the message: facts carry file contents (and passwords)
             raise HakeepError(f"{name}: gathering facts failed (exit code {res.exit_code})",
                               hint="check that the login works and the user can become root on the host")
-        return parse_facts(name, res.text())
+        return parse_facts(name, res.text(), mark)
 
     out = parallel(one, list(transports))
     return ({n: f for n, f in out.items() if isinstance(f, HostFacts)},

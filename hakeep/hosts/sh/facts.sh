@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # Facts: everything the planner needs to know about one LB, in one round trip, read-only. Prints
-# "@@section" blocks that hakeep.hosts.facts.parse_facts reads; "@@end" last proves it completed.
+# "@@MARK section" blocks that hakeep.hosts.facts.parse_facts reads; "end" last proves it completed.
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
 # STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers,
@@ -8,24 +8,29 @@
 # HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why),
 # VRRP_UNIT, KA_DATA and KA_LOCK (keepalived, where it writes its data dump, the lock that serialises
 # dumps: what it runs, in its own words; for an instance in FAULT, keepalived's journal line on why).
-echo "@@facts $FACTS_VERSION"
-echo "@@id"; id -u
-echo "@@os"; cat /etc/os-release 2>/dev/null
-echo "@@pkgmgr"
+# The section marker: a random word hakeep sends on standard input (never on a command line, where
+# any local user could read it): no text the host prints (a process name, a file) can open a section.
+IFS= read -r hk_mark || exit 90
+case "$hk_mark" in ""|*[!0-9a-f]*) exit 90 ;; esac
+hk_section() { printf '@@%s %s\n' "$hk_mark" "$*"; }
+hk_section "facts $FACTS_VERSION"
+hk_section "id"; id -u
+hk_section "os"; cat /etc/os-release 2>/dev/null
+hk_section "pkgmgr"
 for m in apt-get dnf yum; do if command -v "$m" >/dev/null 2>&1; then echo "$m"; break; fi; done
-echo "@@tools"
+hk_section "tools"
 for t in haproxy keepalived systemctl ss flock sha256sum base64 socat nc python3 \
          firewall-cmd getenforce setsebool; do
     p=$(command -v "$t" 2>/dev/null) && echo "$t=$p"
 done
-echo "@@versions"
+hk_section "versions"
 command -v haproxy >/dev/null 2>&1 && echo "haproxy=$(haproxy -v 2>/dev/null | head -n1)"
 command -v keepalived >/dev/null 2>&1 && echo "keepalived=$(keepalived -v 2>&1 | head -n1)"
-echo "@@iface"
+hk_section "iface"
 ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
-echo "@@vip"
+hk_section "vip"
 hk_vip_interfaces "$VIP_IP"
-echo "@@vip_probe"
+hk_section "vip_probe"
 if [ "$PROBE_VIP" = 1 ]; then
     [ -d "/sys/class/net/$IFACE" ] && hk_vip_arp "$IFACE" "$VIP_IP" &
     if [ -n "$(hk_vip_interfaces "$VIP_IP")" ]; then
@@ -43,7 +48,7 @@ for f in "$CA_DIR"/*-ca.crt; do
     case " $FILES " in *" $f "*) ;; *) extra="$extra $f" ;; esac
 done
 for f in $FILES $extra; do
-    echo "@@file $f"
+    hk_section "file $f"
     if [ -f "$f" ]; then
         stat -c 'mode=%a owner=%U group=%G' "$f"
         echo "sha256=$(sha256sum "$f" | cut -d' ' -f1)"
@@ -53,15 +58,15 @@ for f in $FILES $extra; do
     fi
 done
 for u in $UNITS; do
-    echo "@@unit $u"
+    hk_section "unit $u"
     systemctl show -p LoadState -p ActiveState -p SubState -p UnitFileState -p MainPID \
         "$u.service" 2>/dev/null
 done
-echo "@@vrrp_state"
+hk_section "vrrp_state"
 cat "$STATE_FILE" 2>/dev/null
-echo "@@sysctl"
+hk_section "sysctl"
 echo "net.ipv4.ip_nonlocal_bind=$(cat /proc/sys/net/ipv4/ip_nonlocal_bind 2>/dev/null)"
-echo "@@firewalld"
+hk_section "firewalld"
 if command -v firewall-cmd >/dev/null 2>&1; then
     if firewall-cmd --state >/dev/null 2>&1; then
         echo running
@@ -75,19 +80,30 @@ if command -v firewall-cmd >/dev/null 2>&1; then
 else
     echo absent
 fi
-echo "@@selinux"
+hk_section "selinux"
 if command -v getenforce >/dev/null 2>&1; then getenforce 2>/dev/null; else echo absent; fi
 if command -v getsebool >/dev/null 2>&1; then getsebool haproxy_connect_any 2>/dev/null; fi
-echo "@@listen"
-ss -Hltnp 2>/dev/null || ss -ltnp 2>/dev/null
-echo "@@haproxy_stat"
+hk_section "listen"
+# "ADDRESS:PORT EXE" per listening TCP socket. Process names are never printed (any local user
+# names their process as they like, newlines included): the program is the one /proc says the
+# socket's holder runs, its pid taken from the very end of ss's line, which only ss writes.
+{ ss -Hltnp 2>/dev/null || ss -ltnp 2>/dev/null; } | awk '$1 == "LISTEN" {
+    pid = "-"; if (match($0, /pid=[0-9]+,fd=[0-9]+\)\)[ \t]*$/)) { pid = substr($0, RSTART + 4); sub(/,.*/, "", pid) }
+    print $4, pid }' | while read -r local pid; do
+    exe=-
+    if [ "$pid" != - ]; then
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null); exe=$(printf '%s' "${exe% (deleted)}" | tr -cd 'A-Za-z0-9._/+-')
+    fi
+    echo "$local ${exe:--}"
+done
+hk_section "haproxy_stat"
 if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then hk_show_stat "$STATS_SOCKET"; fi
-echo "@@stale"
+hk_section "stale"
 if [ -f "$HAPROXY_CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy "$HAPROXY_CONFIG"; then
     journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null | hk_haproxy_failure | sed 's/^/haproxy=/'
     echo "haproxy=?"
 fi
-echo "@@keepalived_running"
+hk_section "keepalived_running"
 if hk_unit_active "$VRRP_UNIT"; then
     ka=$(hk_keepalived_summary "$VRRP_UNIT" "$KA_DATA" "$KA_LOCK")
     case $? in
@@ -101,22 +117,22 @@ if hk_unit_active "$VRRP_UNIT"; then
                 | sed 's/^/@why=/' ;;
     esac
 fi
-echo "@@lock"
+hk_section "lock"
 cat "$LOCK_OWNER" 2>/dev/null
-echo "@@releases"
+hk_section "releases"
 if [ -d "$RELEASES" ]; then
     for d in "$RELEASES"/*/; do
         [ -f "$d/manifest.json" ] || continue
         id=$(basename "$d")
-        echo "@@release $id"
+        hk_section "release $id"
         base64 "$d/manifest.json" | tr -d '\n'; echo
         if [ -d "$d/files" ]; then
             (cd "$d/files" && find . -type f) | while read -r f; do
-                echo "@@release_file $id ${f#.}"
+                hk_section "release_file $id ${f#.}"
                 stat -c 'mode=%a owner=%U group=%G' "$d/files/${f#./}"
                 base64 "$d/files/${f#./}" | tr -d '\n'; echo
             done
         fi
     done
 fi
-echo "@@end"
+hk_section "end"

@@ -25,6 +25,13 @@ def parallel(fn: Callable[[str], T], hosts: Sequence[str], workers: int = 16) ->
 
     if not hosts:
         return {}
-    with ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(hosts)))
+    try:
         results = list(pool.map(guarded, hosts))
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM): do not wait for the hosts here; closing the session stops
+        # what they still run on the hosts (Transport.cancel), which ends these threads too
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return dict(zip(hosts, results, strict=True))

@@ -259,7 +259,16 @@ LOCK_ACQUIRED = "hakeep-lock: acquired"
 LOCK_BUSY = "hakeep-lock: busy"
 LOCK_BUSY_EXIT = 75
 
-def lock_script(path: str, owner: str) -> str:
-    """Take ``flock -n`` on ``path`` and hold it until standard input reaches EOF (sh/lock.sh)."""
+HEARTBEAT_EVERY = 5.0  # seconds between the heartbeats hakeep sends to a lock holder
+LOCK_HEARTBEAT_TIMEOUT = 20  # a holder that heard none for this long lets go (sh/lock.sh)
+HEARTBEAT = b"."
+
+
+def lock_script(path: str, owner: str, *, session: str = "", steps_dir: str = STEPS_DIR) -> str:
+    """Take ``flock -n`` on ``path`` and hold it until standard input reaches EOF or no heartbeat
+    came for LOCK_HEARTBEAT_TIMEOUT s; then stop the session's commands still running (sh/lock.sh)."""
+    if session and not re.fullmatch(r"[0-9a-f]{8,64}", session):
+        raise ValueError(f"bad session {session!r}")
     return compose("lock.sh", LOCK=path, OWNER=owner, BUSY=LOCK_BUSY, BUSY_EXIT=LOCK_BUSY_EXIT,
-                   ACQUIRED=LOCK_ACQUIRED)
+                   ACQUIRED=LOCK_ACQUIRED, HEARTBEAT=LOCK_HEARTBEAT_TIMEOUT, STEPS=steps_dir,
+                   SESSION=session or "-none-")

@@ -26,9 +26,11 @@ from hakeep.errors import HakeepError
 from hakeep.hosts.channel import collect, feed, read_lock_answer
 from hakeep.hosts.remote import (
     DEADLINE_MARK,
+    HEARTBEAT,
     KILL_AFTER,
     LOCK_ACQUIRED,
     LOCK_BUSY,
+    LOCK_HEARTBEAT_TIMEOUT,
     STEPS_DIR,
     CommandResult,
     ConnectError,
@@ -58,6 +60,8 @@ _PROBE_TIMEOUT = 30.0
 _LOCK_TIMEOUT = 30.0
 _ANSWER_MARGIN = 10.0  # beyond a command's own deadline on the host (and its SIGKILL) before hakeep gives up
 _STOP_TIMEOUT = 10.0
+_ALIVE_EVERY = 5.0
+_ALIVE_COUNT = 3
 
 
 class _Secret:
@@ -91,6 +95,11 @@ class SSHTransport:
         self._password: _Secret | None = None
         self._inflight: set[str] = set()  # tokens of the commands running now (remote.bounded)
         self._guard = threading.Lock()
+        self._session = secrets.token_hex(4)  # every token starts with it: the lock holder stops them
+        self.alive_every, self.alive_count = _alive_settings(cxn)
+        self._closing = threading.Event()
+        self.dead = False  # the host stopped answering keepalives: the connection was closed
+        threading.Thread(target=self._watch, daemon=True, name=f"hakeep-alive-{name}").start()
         self._lock_chan: paramiko.Channel | None = None
         self._lock_path: str | None = None
         #: "name type key SHA256:... in FILE" for each host key this connect recorded (to report)
@@ -111,7 +120,7 @@ class SSHTransport:
     def run(self, script: str, *, display: str | None = None, privileged: bool = True,
             stdin: bytes = b"", timeout: float = 300.0, check: bool = True, private: bool = False) -> CommandResult:
         shown = display_of(script, display)
-        token = secrets.token_hex(8)
+        token = self._session + secrets.token_hex(8)
         script = bounded(script, timeout, token, self.steps_dir)
         if privileged:
             command = wrap_privileged(script, self.privilege)
@@ -184,6 +193,37 @@ class SSHTransport:
             finally:
                 chan.close()
 
+    def _watch(self) -> None:
+        """ServerAlive, as OpenSSH does it: every ``alive_every`` s a keepalive the server must
+        answer (and a heartbeat to the lock holder); ``alive_count`` unanswered in a row and the
+        connection is closed, so every command waiting on it ends at once instead of hanging."""
+        missed = 0
+        while not self._closing.wait(self.alive_every):
+            transport = self._cxn.transport
+            if transport is None or not transport.is_active():
+                return
+            lock = self._lock_chan
+            if lock is not None:
+                with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                    lock.sendall(HEARTBEAT)
+            answered = threading.Event()
+
+            def ask(t: paramiko.Transport = transport, done: threading.Event = answered) -> None:
+                with contextlib.suppress(Exception):
+                    t.global_request("keepalive@openssh.com", wait=True)
+                    done.set()
+
+            threading.Thread(target=ask, daemon=True, name=f"hakeep-keepalive-{self.host}").start()
+            if answered.wait(self.alive_every):
+                missed = 0
+                continue
+            missed += 1
+            if missed >= self.alive_count:
+                self.dead = True
+                with contextlib.suppress(Exception):
+                    transport.close()
+                return
+
     def cancel(self) -> bool:
         """Stop every command still running on the host for this connection (see :meth:`_stop`)."""
         with self._guard:
@@ -206,8 +246,11 @@ class SSHTransport:
     def _check_alive(self, shown: str) -> None:
         transport = self._cxn.transport
         if transport is None or not transport.is_active():
-            raise ConnectError(f"{self.host}: connection lost while running `{shown}`",
-                               hint="check the host and the network, then re-run")
+            why = (f"the host answered no keepalive for {self.alive_every * self.alive_count:g}s"
+                   if self.dead else "connection lost")
+            raise ConnectError(f"{self.host}: {why} while running `{shown}`",
+                               hint="check the host and the network, then re-run; the host drops hakeep's lock "
+                                    f"and stops its commands {LOCK_HEARTBEAT_TIMEOUT}s after the last heartbeat")
 
     def _scrub(self, data: bytes) -> bytes:
         """Output can never carry the sudo password back (e.g. if sudo unexpectedly didn't read it)."""
@@ -222,7 +265,8 @@ class SSHTransport:
         if self._lock_chan is not None:
             raise RuntimeError(f"{self.host}: already holding {self._lock_path}")
         shown = f"lock {path}"
-        chan = self._open(wrap_privileged(lock_script(path, owner), self.privilege), shown)
+        script = lock_script(path, owner, session=self._session, steps_dir=self.steps_dir)
+        chan = self._open(wrap_privileged(script, self.privilege), shown)
         try:
             # stdin stays open: the lock lives until it reaches EOF (unlock, close, or our death)
             feed(chan, privileged_stdin(self.privilege, self._secret(), b""), eof=False)
@@ -256,11 +300,21 @@ class SSHTransport:
             chan.close()
 
     def close(self) -> None:
+        self._closing.set()
         try:
             self.cancel()  # nothing hakeep started may outlive its lock
             self.unlock()
         finally:
             _close_connection(self._cxn)
+
+
+def _alive_settings(cxn: Any) -> tuple[float, int]:
+    """ServerAliveInterval and ServerAliveCountMax from ssh_config, else 5 s and 3: a host that
+    stops answering is given up after 15 s."""
+    config = getattr(cxn, "ssh_config", None) or {}
+    every, count = str(config.get("serveraliveinterval", "")), str(config.get("serveralivecountmax", ""))
+    return (float(every) if every.isdigit() and int(every) > 0 else _ALIVE_EVERY,
+            int(count) if count.isdigit() and int(count) > 0 else _ALIVE_COUNT)
 
 
 def _close_connection(cxn: Any) -> None:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hakeep import signals
 from hakeep.errors import HakeepError, UnreachableError, UsageError
 from hakeep.hosts.facts import HostFacts, facts_script, new_mark, parse_facts
 from hakeep.hosts.group import parallel
@@ -101,9 +102,12 @@ class Session:
         return [k for t in self.transports.values() for k in getattr(t, "host_keys_recorded", ())]
 
     def close(self) -> None:
-        for t in self.transports.values():
-            with contextlib.suppress(Exception):  # closing is best effort; the run's outcome stands
-                t.close()
+        """Stop whatever still runs on the hosts, release the locks, close the connections; a
+        second Ctrl-C (or SIGTERM) waits until that is done."""
+        with signals.shielded():
+            for t in self.transports.values():
+                with contextlib.suppress(Exception):  # closing is best effort; the run's outcome stands
+                    t.close()
 
     def __enter__(self) -> Session:
         return self

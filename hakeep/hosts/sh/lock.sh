@@ -1,8 +1,12 @@
 # shellcheck shell=sh
-# The deploy lock: take flock -n on LOCK and hold it until standard input reaches EOF. This shell
-# holds it (fd 9): when the SSH channel closes -- hakeep unlocks, exits or is killed -- cat sees EOF,
-# the shell exits and the kernel drops the lock. OWNER goes to LOCK.owner, so a second run can say
-# who holds it. Variables: LOCK, OWNER, BUSY, BUSY_EXIT, ACQUIRED.
+# The deploy lock: take flock -n on LOCK and hold it while hakeep's session lives. This shell holds
+# it (fd 9). hakeep sends a heartbeat byte on standard input every few seconds; the holder lets go
+# when standard input reaches EOF (hakeep unlocks, exits or is killed and the connection closes) or
+# when no heartbeat came for HEARTBEAT seconds (the network died without closing the connection).
+# Letting go, it first stops every command of this session still running (their process groups,
+# noted under STEPS as SESSION*), so nothing hakeep started outlives its lock; then the kernel drops
+# the lock. OWNER goes to LOCK.owner, so a second run can say who holds it.
+# Variables: LOCK, OWNER, BUSY, BUSY_EXIT, ACQUIRED, HEARTBEAT, STEPS, SESSION.
 exec 9>>"$LOCK" || exit 1
 if ! flock -n 9; then
     echo "$BUSY"
@@ -11,4 +15,14 @@ if ! flock -n 9; then
 fi
 printf '%s\n' "$OWNER" > "$LOCK.owner.tmp" && mv -f -- "$LOCK.owner.tmp" "$LOCK.owner"
 echo "$ACQUIRED"
-cat > /dev/null
+if command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1; then
+    while beat=$(timeout "$HEARTBEAT" dd bs=1 count=1 2>/dev/null) && [ -n "$beat" ]; do :; done
+else
+    cat > /dev/null
+fi
+for f in "$STEPS/$SESSION"*; do
+    [ -f "$f" ] || continue
+    g=$(cat "$f" 2>/dev/null)
+    case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
+    kill -TERM "-$g" 2>/dev/null; sleep 1; kill -KILL "-$g" 2>/dev/null; rm -f "$f"
+done

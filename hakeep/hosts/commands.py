@@ -42,6 +42,8 @@ def install(pkgmgr: str, packages: Sequence[str]) -> str:
     if pkgmgr == "apt-get":
         return script(
             "export DEBIAN_FRONTEND=noninteractive",
+            # an earlier install cut at its deadline may have left dpkg half-done: finish that first
+            "dpkg --configure -a",
             "apt-get update -q -o Acquire::Retries=2",
             "apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
             f"{pkgs}",

@@ -26,6 +26,8 @@ from hakeep.plan.steps import Action, HostPlan, Plan, Step
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
 
 POLL_INTERVAL = 0.5
+STEP_TIMEOUT = 300.0  # a step's deadline, kept by the host (hakeep.hosts.remote.bounded)
+INSTALL_TIMEOUT = 600.0  # installing packages (downloads included); a cut install leaves no lock held
 
 
 class Progress(Protocol):
@@ -44,7 +46,8 @@ class GateError(HakeepError):
 def run_step(t: Transport, step: Step, *, now: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> CommandResult:
     if step.wait <= 0:
-        return t.run(step.script, display=step.describe, stdin=step.stdin)
+        return t.run(step.script, display=step.describe, stdin=step.stdin,
+                     timeout=INSTALL_TIMEOUT if step.action is Action.INSTALL else STEP_TIMEOUT)
     deadline = now() + step.wait
     while True:
         result = t.run(step.script, display=step.describe, stdin=step.stdin, check=False, timeout=30)
@@ -118,29 +121,32 @@ BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure 
 
 def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     start = time.monotonic()
-    backed_up = False
+    backed_up = settled = False  # settled: the gate passed, the host is healthy on its new config
     notes: list[str] = []
-    for step in hp.steps:
-        progress.step(hp.host, step, StepStatus.RUNNING)
-        try:
-            run_step(t, step)
-        except HakeepError as exc:
-            if step.action in BEST_EFFORT:
+    step = hp.steps[0] if hp.steps else None
+    try:
+        for step in hp.steps:
+            progress.step(hp.host, step, StepStatus.RUNNING)
+            try:
+                run_step(t, step)
+            except HakeepError as exc:
+                if step.action in BEST_EFFORT:
+                    progress.step(hp.host, step, StepStatus.FAILED, exc.message)
+                    notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
+                    continue
                 progress.step(hp.host, step, StepStatus.FAILED, exc.message)
-                notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
-                continue
-            progress.step(hp.host, step, StepStatus.FAILED, exc.message)
-            restored = restore_host(hp, t, progress) if backed_up else True
-            return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
-        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP, a bug: never leave the host half-applied
-            if backed_up:
+                restored = restore_host(hp, t, progress) if backed_up and not settled else True
+                return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
+            backed_up = backed_up or step.action is Action.BACKUP
+            settled = settled or step.action is Action.GATE
+            progress.step(hp.host, step, StepStatus.OK)
+            test_pause(hp.host, step.action.value)
+    except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
+        if backed_up and not settled and step is not None:
+            with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
                 progress.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
-                with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
-                    restore_host(hp, t, progress, interrupted=True)
-            raise
-        backed_up = backed_up or step.action is Action.BACKUP
-        progress.step(hp.host, step, StepStatus.OK)
-        test_pause(hp.host, step.action.value)
+                restore_host(hp, t, progress, interrupted=True)
+        raise
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
 
 

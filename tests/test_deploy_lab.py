@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,10 @@ def holders(lab: Lab) -> list[str]:
     return [h for h in lab.lbs if f" {VIP}/" in lab.ssh(h, "ip -o -4 addr show", check=False).stdout]
 
 
-def snapshot(lab: Lab) -> dict[str, str]:
-    """Hashes of the managed files and main PIDs of both units on every LB."""
+def snapshot(lab: Lab, hosts: Sequence[str] | None = None) -> dict[str, str]:
+    """Hashes of the managed files and main PIDs of both units on every LB (or on ``hosts``)."""
     out = {}
-    for h in lab.lbs:
+    for h in lab.lbs if hosts is None else hosts:
         r = lab.ssh(h, "sha256sum " + " ".join(MANAGED) + " 2>&1; "
                     "systemctl show -p MainPID haproxy keepalived; ls /var/lib/hakeep/releases 2>&1", check=False)
         out[h] = r.stdout

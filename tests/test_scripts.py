@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pytest
 
 from hakeep.hosts import commands
 from hakeep.hosts.facts import facts_script, parse_facts
-from hakeep.hosts.remote import lock_script
+from hakeep.hosts.remote import lock_script, stop_script
 from hakeep.hosts.scripts import compose, names, source
 from hakeep.inventory.load import load_inventory
 from hakeep.render.engine import render_all
@@ -54,7 +55,8 @@ def composed() -> dict[str, str]:
         "vip_check": commands.vip_check("10.0.0.10", [6443]),
         "listening": commands.listening([6443]),
         "vip_moved": commands.vip_moved("10.0.0.10", [6443]),
-        "lock": lock_script("/run/hakeep.lock", "ops@ci pid 1 since now"),
+        "lock": lock_script("/run/hakeep.lock", "ops@ci pid 1 since now", session="0123abcd"),
+        "stop": stop_script(["0123abcd0123abcd0123abcd"]),
     }
 
 
@@ -202,7 +204,7 @@ def test_every_script_gets_every_variable_it_reads() -> None:
 
     lib = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source("lib.sh")))
     files = {"facts": "facts.sh", "gate": "gate.sh", "units_gate": "units_gate.sh", "vip_check": "vip_check.sh",
-             "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh"}
+             "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh", "stop": "stop.sh"}
     assert set(files.values()) | {"lib.sh"} == set(names())
     for name, script in composed().items():
         assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))
@@ -267,3 +269,38 @@ def test_the_facts_script_refuses_a_missing_or_odd_marker() -> None:
     for stdin in ("", "\n", "not hex\n"):
         done = run_script(script, stdin=stdin)
         assert (done.returncode, done.stdout) == (90, ""), stdin
+
+
+def test_the_lock_holder_lets_go_without_heartbeats_and_stops_the_sessions_commands(tmp_path: Path) -> None:
+    """The network dies without closing the connection: no heartbeat comes, no EOF either. The
+    holder stops this session's command still running (not another session's), then the lock is free."""
+    from hakeep.hosts.remote import LOCK_ACQUIRED, bounded
+
+    steps, lock = tmp_path / "steps", tmp_path / "hakeep.lock"
+    flags = {name: tmp_path / name for name in ("ours", "theirs")}
+    runs = {name: subprocess.Popen(["sh", "-c", bounded(f"sleep 6; touch {flags[name]}", 60, token, str(steps))])
+            for name, token in (("ours", "0123abcd" + "9" * 16), ("theirs", "fedcba98" + "9" * 16))}
+    holder = subprocess.Popen(["sh", "-c", lock_script(str(lock), "test", session="0123abcd", steps_dir=str(steps),
+                                                       heartbeat=1)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline().strip() == LOCK_ACQUIRED
+        for _ in range(3):  # heartbeats keep it
+            holder.stdin.write(".")
+            holder.stdin.flush()
+            time.sleep(0.5)
+        assert holder.poll() is None
+        start = time.monotonic()
+        assert holder.wait(10) == 0  # then silence: it lets go after 1 s (and the stop)
+        assert time.monotonic() - start < 6
+        assert subprocess.run(["flock", "-n", str(lock), "true"], check=False).returncode == 0
+        assert runs["ours"].wait(5) != 0  # stopped
+        assert runs["theirs"].poll() is None  # another session's command runs on
+    finally:
+        holder.kill()
+        for p in runs.values():
+            p.kill()
+    time.sleep(6)
+    assert not flags["ours"].exists()

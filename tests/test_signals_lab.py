@@ -63,7 +63,7 @@ def test_a_signal_just_after_haproxy_cfg_was_replaced_restores_lb2(healthy: Lab,
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == CODES[sig], out + err
-    assert f"interrupted ({sig.name})" in err or sig == signal.SIGHUP, err
+    assert f"interrupted ({sig.name})" in err, err  # stderr is a pipe here: kept after SIGHUP too
     assert "Traceback" not in err
     after = snapshot(lab)
     assert after["lb2"].split("MainPID")[0] == before["lb2"].split("MainPID")[0]  # the old files, byte for byte

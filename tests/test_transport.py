@@ -11,6 +11,7 @@ leaking the password. Without sshd the SSH tests skip -- under CI=true they fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shlex
@@ -192,6 +193,59 @@ def test_cancel_stops_what_another_thread_runs(trusted: sshd.Server, tmp_path: P
         assert res.exit_code == 143
     time.sleep(3.5)
     assert not flag.exists()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def test_a_host_that_stops_answering_is_given_up_after_the_keepalives(
+        trusted: sshd.Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host freezes (its sshd stopped, the TCP connection still open): before, a command
+    waited out its whole timeout; now 3 unanswered keepalives close the connection."""
+    import signal
+
+    from hakeep.hosts import transport
+
+    monkeypatch.setattr(transport, "_ALIVE_EVERY", 0.5)
+    with _ssh(connect(trusted.lb())) as t:
+        assert (t.alive_every, t.alive_count) == (0.5, 3)
+        assert t.run("echo up").text() == "up\n"
+        frozen = _descendants(trusted.pid)  # the connection's own sshd processes (the listener runs on)
+        assert frozen
+
+        def freeze() -> None:
+            for pid in _descendants(trusted.pid):
+                frozen.append(pid)
+                os.kill(pid, signal.SIGSTOP)
+
+        try:
+            threading.Timer(0.5, freeze).start()  # while the command runs
+            start = time.monotonic()
+            with pytest.raises(ConnectError) as info:
+                t.run("sleep 30", timeout=60)
+            assert time.monotonic() - start < 5
+            assert str(info.value) == "lb1: the host answered no keepalive for 1.5s while running `sleep 30`"
+            assert t.dead
+            with pytest.raises(ConnectError) as info:  # and what comes after fails at once, saying why
+                t.run("echo again")
+            assert "connection lost before `echo again`: the host answered no keepalive for 1.5s" in str(info.value)
+        finally:
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
 
 def test_a_private_command_never_shows_its_output_in_errors(trusted: sshd.Server) -> None:

@@ -1,5 +1,7 @@
 """The exit codes of the ``hakeep`` command, in one place (documented in README.md)."""
 
+import signal
+
 OK = 0  # done; for a dry-run: nothing would change; for status: healthy
 FAILED = 1  # a remote step, a health gate or a drill failed (hosts are left on a working config)
 INVALID = 2  # bad input: inventory, options, environment, templates; nothing was touched
@@ -12,7 +14,8 @@ VIP_LOST = 8  # status: the VIP is on no LB, or it does not answer
 INTERRUPTED = 130  # Ctrl-C (SIGINT); the host being changed was restored, the lock released
 HANGUP = 129  # SIGHUP (the terminal closed): handled as Ctrl-C
 TERMINATED = 143  # SIGTERM (e.g. a cancelled CI job): handled as Ctrl-C
-SIGNALS = {2: INTERRUPTED, 1: HANGUP, 15: TERMINATED}  # signal number -> exit code (128 + number)
+# a signal's exit code is 128 + its number
+SIGNALS: dict[int, int] = {signal.SIGINT: INTERRUPTED, signal.SIGHUP: HANGUP, signal.SIGTERM: TERMINATED}
 
 # status's verdicts (hakeep.ops.status.Verdict values) -> exit code; drill refuses with the same
 VERDICTS = {"healthy": OK, "degraded": DEGRADED, "split brain": SPLIT_BRAIN, "VIP lost": VIP_LOST,

@@ -126,9 +126,6 @@ def _open(lb: LoadBalancer, cxn: Any) -> None:
             f"{lb.name}: cannot connect to {where}{via}: {why}",
             hint=f"check the address, the port and any firewall on the way, or {config}",
             kind=connect_kind(why)) from None
-    keepalive = cxn.ssh_config.get("serveraliveinterval")
-    if keepalive and keepalive.isdigit() and cxn.transport is not None:
-        cxn.transport.set_keepalive(int(keepalive))
 
 
 def _settle_privilege(lb: LoadBalancer, session: SSHTransport,

@@ -212,26 +212,13 @@ def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR)
             f"rm -f {f}\nexit $rc")
 
 
-def stop_script(tokens: Sequence[str], grace: float = 3.0, steps_dir: str = STEPS_DIR) -> str:
+def stop_script(tokens: Sequence[str], steps_dir: str = STEPS_DIR) -> str:
     """Stop the commands started by :func:`bounded` with these tokens, each with every process of
-    its group: SIGTERM, then SIGKILL after ``grace`` s; exits 0 once none of them is left (or none
-    ran), 1 if a group outlived SIGKILL."""
+    its group (sh/stop.sh): exits 0 once none of them is left (or none ran)."""
     for token in tokens:
         if not re.fullmatch(r"[0-9a-f]{8,64}", token):
             raise ValueError(f"bad step token {token!r}")
-    files = " ".join(shlex.quote(f"{steps_dir}/{t}") for t in tokens)
-    ticks = max(1, int(grace * 10))
-    return (f"groups=''\nfor f in {files}; do\n"
-            '    [ -f "$f" ] || continue\n'
-            '    g=$(cat "$f" 2>/dev/null); case "$g" in ""|*[!0-9]*|0|1) continue ;; esac\n'
-            '    groups="$groups $g"; kill -TERM "-$g" 2>/dev/null\n'
-            "done\n"
-            "alive() { for g in $groups; do kill -0 \"-$g\" 2>/dev/null && return 0; done; return 1; }\n"
-            f"i=0; while alive && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i + 1)); done\n"
-            'for g in $groups; do kill -KILL "-$g" 2>/dev/null; done\n'
-            "i=0; while alive && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done\n"
-            f"rm -f {files}\n"
-            "! alive")
+    return compose("stop.sh", FILES=[f"{steps_dir}/{t}" for t in tokens])
 
 
 def wrap_privileged(script: str, mode: Privilege) -> str:
@@ -264,11 +251,12 @@ LOCK_HEARTBEAT_TIMEOUT = 20  # a holder that heard none for this long lets go (s
 HEARTBEAT = b"."
 
 
-def lock_script(path: str, owner: str, *, session: str = "", steps_dir: str = STEPS_DIR) -> str:
+def lock_script(path: str, owner: str, *, session: str = "", steps_dir: str = STEPS_DIR,
+                heartbeat: int = LOCK_HEARTBEAT_TIMEOUT) -> str:
     """Take ``flock -n`` on ``path`` and hold it until standard input reaches EOF or no heartbeat
-    came for LOCK_HEARTBEAT_TIMEOUT s; then stop the session's commands still running (sh/lock.sh)."""
+    came for ``heartbeat`` s; then stop the session's commands still running (sh/lock.sh)."""
     if session and not re.fullmatch(r"[0-9a-f]{8,64}", session):
         raise ValueError(f"bad session {session!r}")
     return compose("lock.sh", LOCK=path, OWNER=owner, BUSY=LOCK_BUSY, BUSY_EXIT=LOCK_BUSY_EXIT,
-                   ACQUIRED=LOCK_ACQUIRED, HEARTBEAT=LOCK_HEARTBEAT_TIMEOUT, STEPS=steps_dir,
+                   ACQUIRED=LOCK_ACQUIRED, HEARTBEAT=heartbeat, STEPS=steps_dir,
                    SESSION=session or "-none-")

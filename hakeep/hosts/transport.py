@@ -27,6 +27,7 @@ from hakeep.hosts.channel import collect, feed, read_lock_answer
 from hakeep.hosts.remote import (
     DEADLINE_MARK,
     HEARTBEAT,
+    HEARTBEAT_EVERY,
     KILL_AFTER,
     LOCK_ACQUIRED,
     LOCK_BUSY,
@@ -60,6 +61,8 @@ _PROBE_TIMEOUT = 30.0
 _LOCK_TIMEOUT = 30.0
 _ANSWER_MARGIN = 10.0  # beyond a command's own deadline on the host (and its SIGKILL) before hakeep gives up
 _STOP_TIMEOUT = 10.0
+_LOST_HINT = ("check the host and the network, then re-run; the host drops hakeep's lock and stops its commands "
+              f"{LOCK_HEARTBEAT_TIMEOUT}s after the last heartbeat")
 _ALIVE_EVERY = 5.0
 _ALIVE_COUNT = 3
 
@@ -194,11 +197,14 @@ class SSHTransport:
                 chan.close()
 
     def _watch(self) -> None:
-        """ServerAlive, as OpenSSH does it: every ``alive_every`` s a keepalive the server must
-        answer (and a heartbeat to the lock holder); ``alive_count`` unanswered in a row and the
-        connection is closed, so every command waiting on it ends at once instead of hanging."""
+        """Every HEARTBEAT_EVERY s a heartbeat to the lock holder (it lets go after
+        LOCK_HEARTBEAT_TIMEOUT s without one); and ServerAlive, as OpenSSH does it: every
+        ``alive_every`` s a keepalive the server must answer, ``alive_count`` unanswered in a row and
+        the connection is closed, so every command waiting on it ends at once instead of hanging."""
+        asked: threading.Event | None = None  # the last keepalive's answer
+        asked_at = time.monotonic()
         missed = 0
-        while not self._closing.wait(self.alive_every):
+        while not self._closing.wait(min(self.alive_every, HEARTBEAT_EVERY)):
             transport = self._cxn.transport
             if transport is None or not transport.is_active():
                 return
@@ -206,23 +212,23 @@ class SSHTransport:
             if lock is not None:
                 with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
                     lock.sendall(HEARTBEAT)
-            answered = threading.Event()
+            if time.monotonic() - asked_at < self.alive_every - 0.01:
+                continue
+            if asked is not None:
+                missed = 0 if asked.is_set() else missed + 1
+                if missed >= self.alive_count:
+                    self.dead = True
+                    with contextlib.suppress(Exception):
+                        transport.close()
+                    return
+            asked, asked_at = threading.Event(), time.monotonic()
 
-            def ask(t: paramiko.Transport = transport, done: threading.Event = answered) -> None:
+            def ask(t: paramiko.Transport = transport, done: threading.Event = asked) -> None:
                 with contextlib.suppress(Exception):
                     t.global_request("keepalive@openssh.com", wait=True)
                     done.set()
 
             threading.Thread(target=ask, daemon=True, name=f"hakeep-keepalive-{self.host}").start()
-            if answered.wait(self.alive_every):
-                missed = 0
-                continue
-            missed += 1
-            if missed >= self.alive_count:
-                self.dead = True
-                with contextlib.suppress(Exception):
-                    transport.close()
-                return
 
     def cancel(self) -> bool:
         """Stop every command still running on the host for this connection (see :meth:`_stop`)."""
@@ -239,18 +245,18 @@ class SSHTransport:
             chan: paramiko.Channel = transport.open_session(timeout=_PROBE_TIMEOUT)
             chan.exec_command(command)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectError(f"{self.host}: connection lost before `{shown}`: {failure_reason(exc)}",
-                               hint="check the host and the network, then re-run") from None
+            why = self._silence() if self.dead else failure_reason(exc)
+            raise ConnectError(f"{self.host}: connection lost before `{shown}`: {why}", hint=_LOST_HINT) from None
         return chan
+
+    def _silence(self) -> str:
+        return f"the host answered no keepalive for {self.alive_every * self.alive_count:g}s"
 
     def _check_alive(self, shown: str) -> None:
         transport = self._cxn.transport
         if transport is None or not transport.is_active():
-            why = (f"the host answered no keepalive for {self.alive_every * self.alive_count:g}s"
-                   if self.dead else "connection lost")
-            raise ConnectError(f"{self.host}: {why} while running `{shown}`",
-                               hint="check the host and the network, then re-run; the host drops hakeep's lock "
-                                    f"and stops its commands {LOCK_HEARTBEAT_TIMEOUT}s after the last heartbeat")
+            why = self._silence() if self.dead else "connection lost"
+            raise ConnectError(f"{self.host}: {why} while running `{shown}`", hint=_LOST_HINT)
 
     def _scrub(self, data: bytes) -> bytes:
         """Output can never carry the sudo password back (e.g. if sudo unexpectedly didn't read it)."""

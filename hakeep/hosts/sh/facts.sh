@@ -33,12 +33,11 @@ hk_vip_interfaces "$VIP_IP"
 hk_section "vip_probe"
 if [ "$PROBE_VIP" = 1 ]; then
     [ -d "/sys/class/net/$IFACE" ] && hk_vip_arp "$IFACE" "$VIP_IP" &
-    if [ -n "$(hk_vip_interfaces "$VIP_IP")" ]; then
-        :
-    elif command -v ping >/dev/null 2>&1; then
-        if ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers; else echo silent; fi
-    else
-        echo unknown
+    if [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then  # not here: does someone else answer?
+        if ! command -v ping >/dev/null 2>&1; then echo unknown
+        elif ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers
+        else echo silent
+        fi
     fi
     wait
 fi

@@ -240,6 +240,29 @@ hk_vip_arp() {
     done
 }
 
+# hk_stop_groups FILE...: stop the commands hakeep started under a deadline (hakeep.hosts.remote.bounded
+# notes each one's process group in a file): SIGTERM to every process of each group, SIGKILL 3 s
+# later to what is left; the files are removed. False if a group outlived SIGKILL.
+hk_stop_groups() {
+    hk_groups=''
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        g=$(cat "$f" 2>/dev/null)
+        case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
+        hk_groups="$hk_groups $g"; kill -TERM "-$g" 2>/dev/null
+    done
+    i=0; while hk_groups_alive && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+    for g in $hk_groups; do kill -KILL "-$g" 2>/dev/null; done
+    i=0; while hk_groups_alive && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+    rm -f "$@"
+    ! hk_groups_alive
+}
+
+hk_groups_alive() {
+    for g in $hk_groups; do kill -0 "-$g" 2>/dev/null && return 0; done
+    return 1
+}
+
 # hk_port_open ADDRESS PORT TIMEOUT: true when a TCP connection to ADDRESS:PORT opens within TIMEOUT s.
 hk_port_open() {
     if command -v bash >/dev/null 2>&1; then

@@ -20,9 +20,4 @@ if command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1; then
 else
     cat > /dev/null
 fi
-for f in "$STEPS/$SESSION"*; do
-    [ -f "$f" ] || continue
-    g=$(cat "$f" 2>/dev/null)
-    case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
-    kill -TERM "-$g" 2>/dev/null; sleep 1; kill -KILL "-$g" 2>/dev/null; rm -f "$f"
-done
+hk_stop_groups "$STEPS/$SESSION"*

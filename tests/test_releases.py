@@ -167,3 +167,13 @@ def test_an_unfinished_release_is_not_drift_either_way() -> None:
         assert drift(f) == []
     f = dataclasses.replace(with_files(facts(*L), {HAPROXY_CFG: (b"# hand edit\n", 0o644)}), releases=rels)
     assert [d.path for d in drift(f)] == [HAPROXY_CFG]
+
+
+def test_a_release_in_progress_is_interrupted_once_no_run_holds_the_lock() -> None:
+    """A run cut off (network cut, SIGKILL) leaves its manifest "in-progress": while another run
+    holds the lock it may be that run's; with the lock free, it was interrupted."""
+    rid = "20261104T000000Z-dddddd"
+    f = dataclasses.replace(host_with_history(*L, V2), releases={
+        rid: manifest(rid, {HAPROXY_CFG: V2}, {HAPROXY_CFG: V1}, status="in-progress")})
+    assert [r.status for r in history(dataclasses.replace(f, lock_free=False))] == ["in-progress"]
+    assert [r.status for r in history(f)] == ["interrupted"]

@@ -133,6 +133,13 @@ def stats_socket(tmp_path: Path) -> Iterator[Path]:
     server.close()
 
 
+def wait_for_file(path: Path, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return path.exists()
+
+
 def run_script(script: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False, input=stdin)
 
@@ -171,6 +178,16 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     assert f.units["hakeep-test-no-such-unit"].loaded is False
     assert f.vrrp_state == "MASTER"
     assert f.lock_owner == "ops@ci pid 7 since then"
+    assert f.lock_free
+    holder = subprocess.Popen(["flock", str(tmp_path / "lock"), "sleep", "30"])
+    try:
+        assert wait_for_file(tmp_path / "lock")
+        time.sleep(0.3)
+        held = run_script(script, stdin="0123abcd\n")
+        assert parse_facts("local", held.stdout, "0123abcd").lock_free is False
+    finally:
+        holder.kill()
+        holder.wait()
     assert f.backends == {"kube-apiserver-backend": {"m1": "UP", "m2": "DOWN"}, "ingress-backend": {"w1": "DOWN"}}
     assert json.loads(f.releases["20261127T000000Z-abcdef"]) == manifest
     saved = f.release_files[("20261127T000000Z-abcdef", "/etc/haproxy.cfg")]

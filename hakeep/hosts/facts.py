@@ -111,6 +111,7 @@ class HostFacts:
     vrrp_fault: str = ""  # an instance in FAULT: keepalived's journal line that says why ("" if none)
     # who answers ARP for the VIP on the inventory's interface, this LB's own MAC first (when asked)
     vip_arp: tuple[ArpSeen, ...] = ()
+    lock_free: bool = True  # no run holds the deploy lock now
 
     @property
     def holds_vip(self) -> bool:
@@ -254,6 +255,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         listeners=parse_listeners(simple.get("listen", [])),
         backends=parse_stat(simple.get("haproxy_stat", [])),
         lock_owner="\n".join(simple.get("lock", [])).strip(),
+        lock_free=simple.get("lock_state", ["free"])[:1] != ["held"],
         stale=stale,
         keepalived_running=ka_running,
         keepalived_answered="@unanswered" not in ka_lines and "@blocked" not in ka_lines,

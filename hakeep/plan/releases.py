@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
@@ -30,10 +30,10 @@ class ReleaseKind(StrEnum):
 
 
 class ReleaseStatus(StrEnum):
-    IN_PROGRESS = "in-progress"  # running now, or interrupted if not the newest run
+    IN_PROGRESS = "in-progress"  # running now (another run holds the lock)
     COMPLETE = "complete"
     FAILED_RESTORED = "failed-restored"
-    INTERRUPTED = "interrupted"  # a signal stopped the run; this host was restored
+    INTERRUPTED = "interrupted"  # a signal stopped the run (this host was restored), or it was cut off
     FAILED = "failed"  # failed, and the restore failed too
     CORRUPT = "corrupt"  # the manifest cannot be read: listed, never used
     UNKNOWN = "unknown"
@@ -144,8 +144,13 @@ def parse_manifest(rid: str, data: bytes) -> Release:
 
 
 def history(facts: HostFacts) -> list[Release]:
-    """The host's releases, oldest first: by the host's own counter, then by id (a UTC timestamp)."""
+    """The host's releases, oldest first: by the host's own counter, then by id (a UTC timestamp).
+    A release still in progress while no run holds the host's lock was cut off (a network cut,
+    SIGKILL): it is called interrupted."""
     rels = [parse_manifest(rid, facts.releases[rid]) for rid in facts.releases]
+    if facts.lock_free:
+        rels = [replace(r, status=ReleaseStatus.INTERRUPTED) if r.status is ReleaseStatus.IN_PROGRESS else r
+                for r in rels]
     return sorted(rels, key=lambda r: (r.seq, r.id))
 
 

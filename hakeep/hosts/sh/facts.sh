@@ -2,7 +2,8 @@
 # Facts: everything the planner needs to know about one LB, in one round trip, read-only. Prints
 # "@@MARK section" blocks that hakeep.hosts.facts.parse_facts reads; "end" last proves it completed.
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
-# STATS_SOCKET, LOCK_OWNER (the lock's owner file), RELEASES (the release history folder),
+# STATS_SOCKET, LOCK_OWNER (the lock's owner file; the lock, its name without .owner: held or free),
+# RELEASES (the release history folder),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers,
 # and ask on IFACE which MACs answer ARP for it: hk_vip_arp's lines),
 # HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why),
@@ -118,6 +119,13 @@ if hk_unit_active "$VRRP_UNIT"; then
 fi
 hk_section "lock"
 cat "$LOCK_OWNER" 2>/dev/null
+hk_section "lock_state"
+hk_lock=${LOCK_OWNER%.owner}
+if [ -e "$hk_lock" ] && command -v flock >/dev/null 2>&1 && ! flock -n "$hk_lock" true 2>/dev/null; then
+    echo held
+else
+    echo free
+fi
 hk_section "releases"
 if [ -d "$RELEASES" ]; then
     for d in "$RELEASES"/*/; do

@@ -3,8 +3,10 @@ terminal) all become :class:`Interrupted` in the main thread, so the same restor
 the host being changed is restored and re-checked, the lock released, and the command exits with
 130, 143 or 129 (:mod:`hakeep.cli.exitcodes`).
 
-While :func:`shielded` is active (a restore, stopping a remote command), a further signal is only
-noted: the work that makes the hosts safe again is never cut short by the next Ctrl-C.
+While :func:`shielded` is active (a restore, stopping a remote command, closing the session), a
+signal is held until the block ends: the work that makes the hosts safe again is never cut short by
+the next Ctrl-C, and a signal that came meanwhile is acted on after it. :func:`test_pause` is the
+test hook that lets lab tests send a signal at a chosen step.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _state = threading.local()
-_noted: list[int] = []
-
+_held: list[int] = []  # signals that arrived while shielded, not yet acted on
+_stopping = False  # an Interrupted was raised: hakeep is already on its way out
 
 class Interrupted(KeyboardInterrupt):
     """A signal asked hakeep to stop. A KeyboardInterrupt, so every ``except KeyboardInterrupt``
@@ -40,8 +43,14 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if signum == signal.SIGHUP:
         _detach_terminal()
     if getattr(_state, "depth", 0) > 0:
-        _noted.append(signum)
+        _held.append(signum)
         return
+    _raise(signum)
+
+
+def _raise(signum: int) -> None:
+    global _stopping
+    _stopping = True
     raise Interrupted(signum)
 
 
@@ -61,23 +70,42 @@ def _detach_terminal() -> None:
 
 def install() -> None:
     """Route SIGINT, SIGTERM and SIGHUP to :class:`Interrupted` (main thread only)."""
+    global _stopping
     if threading.current_thread() is not threading.main_thread():
         return
+    _stopping = False
+    _held.clear()
     for sig in HANDLED:
         signal.signal(sig, _handler)
 
 
 @contextlib.contextmanager
 def shielded() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP off (noted, not raised) for the block. In another thread than
-    the main one, signals never arrive anyway."""
+    """Hold SIGINT/SIGTERM/SIGHUP off for the block (in another thread than the main one, signals
+    never arrive anyway). A signal held this way is acted on when the outermost shield ends: raised
+    then, unless hakeep is already stopping for an earlier one (a restore after Ctrl-C)."""
     _state.depth = getattr(_state, "depth", 0) + 1
     try:
         yield
     finally:
         _state.depth -= 1
+    if _state.depth == 0 and _held:
+        signum = _held[0]
+        _held.clear()
+        if not _stopping:
+            _raise(signum)
 
 
-def noted() -> tuple[int, ...]:
-    """The signals that arrived while shielded (the newest last)."""
-    return tuple(_noted)
+TEST_PAUSE = "HAKEEP_TEST_PAUSE"  # "HOST:WHAT": the test hook below
+TEST_PAUSE_SECONDS = 60.0
+
+
+def test_pause(host: str, what: str) -> None:
+    """A test hook (README, "Test hooks"): with HAKEEP_TEST_PAUSE=HOST:WHAT in the environment, the
+    run pauses for up to a minute right after step WHAT (an action: commit, service, gate, ...; or
+    drill's "fault") on HOST, having said so on stderr, so a test can send a signal at that moment."""
+    if os.environ.get(TEST_PAUSE) != f"{host}:{what}":
+        return
+    with contextlib.suppress(OSError):
+        os.write(2, f"hakeep: test hook: paused after {what} on {host}\n".encode())
+    time.sleep(TEST_PAUSE_SECONDS)

@@ -303,12 +303,12 @@ def test_deploy_preflight_refuses_a_vip_claimed_outside_the_inventory(inv: Inven
 
 def test_the_facts_vip_probe_section_carries_ping_and_arp_in_any_order() -> None:
     from hakeep.hosts.facts import parse_facts
-    from tests.fakes import DATA
+    from tests.fakes import DATA, MARK, marked
 
     captured = (DATA / "debian12-bare.txt").read_text()
     assert "@@vip_probe\nsilent\n" in captured
-    f = parse_facts("lb2", captured.replace("@@vip_probe\nsilent\n", "@@vip_probe\narp=02:00:00:00:00:99 ip=10.0.0.11\n"
-                                            "silent\nmac=02:00:00:00:00:02\n"))
+    f = parse_facts("lb2", marked(captured.replace("@@vip_probe\nsilent\n", "@@vip_probe\narp=02:00:00:00:00:99 "
+                                                   "ip=10.0.0.11\nsilent\nmac=02:00:00:00:00:02\n")), MARK)
     assert f.vip_probe == "silent"
     assert f.vip_arp == (ArpSeen("lb2", "02:00:00:00:00:02", own=True),
                          ArpSeen("lb2", "02:00:00:00:00:99", "10.0.0.11"))

@@ -23,6 +23,7 @@ from hakeep.inventory.load import load_inventory
 from hakeep.layout import KEEPALIVED_CONF
 from hakeep.render.engine import render_all
 from hakeep.render.files import Secrets
+from tests.fakes import MARK, marked
 from tests.fixtures import EXAMPLE
 
 DATA = Path(__file__).parent / "data" / "keepalived"
@@ -193,27 +194,28 @@ def test_no_instance_running_is_no_dump_missing() -> None:
 
 def facts_text(conf: str, running: list[str]) -> str:
     content = base64.b64encode(conf.encode()).decode()
-    return "\n".join(["@@facts 1", f"@@file {KEEPALIVED_CONF}", "mode=600 owner=root group=root", "sha256=x",
-                      content, "@@vrrp_state", "BACKUP 100 1700000000", "@@keepalived_running", *running, "@@end"])
+    return marked("\n".join(["@@facts 1", f"@@file {KEEPALIVED_CONF}", "mode=600 owner=root group=root",
+                             "sha256=x", content, "@@vrrp_state", "BACKUP 100 1700000000", "@@keepalived_running",
+                             *running, "@@end"]))
 
 
 def test_facts_carry_keepalived_s_own_account() -> None:
     conf = (DATA / "2.2.7-master.conf").read_text()
-    f = parse_facts("lb1", facts_text(conf, ["@answered", MASTER]))
+    f = parse_facts("lb1", facts_text(conf, ["@answered", MASTER]), MARK)
     assert (f.vrrp_state, f.stale, f.keepalived_answered) == ("MASTER", {}, True)  # the dump, not the record
-    f = parse_facts("lb1", facts_text(conf.replace("priority 101", "priority 99"), ["@answered", MASTER]))
+    f = parse_facts("lb1", facts_text(conf.replace("priority 101", "priority 99"), ["@answered", MASTER]), MARK)
     assert f.stale == {"keepalived": "hklab-vip: priority 101 running, 99 in the file"}
     fault = MASTER.replace("MASTER", "FAULT")
     why = "(hklab-vip): entering FAULT state (src address not configured)"
-    f = parse_facts("lb1", facts_text(conf, ["@answered", fault, f"@why={why}"]))
+    f = parse_facts("lb1", facts_text(conf, ["@answered", fault, f"@why={why}"]), MARK)
     assert (f.vrrp_state, f.vrrp_fault) == ("FAULT", "(hklab-vip): entering FAULT state (src address not configured)")
-    f = parse_facts("lb1", facts_text(conf, ["@unanswered"]))
+    f = parse_facts("lb1", facts_text(conf, ["@unanswered"]), MARK)
     assert (f.vrrp_state, f.keepalived_answered, f.stale) == ("BACKUP", False, {})  # the record, as a fallback
-    f = parse_facts("lb1", facts_text(conf, ["@answered"]))  # it answered: no instance runs at all
+    f = parse_facts("lb1", facts_text(conf, ["@answered"]), MARK)  # it answered: no instance runs at all
     assert f.stale == {"keepalived": "hklab-vip: in the file, not running"}
-    f = parse_facts("lb1", facts_text(conf, ["@blocked"]))
+    f = parse_facts("lb1", facts_text(conf, ["@blocked"]), MARK)
     assert (f.keepalived_answered, f.keepalived_dump_blocked) == (False, True)
-    f = parse_facts("lb1", facts_text(conf, []))  # keepalived not running: nothing asked, nothing compared
+    f = parse_facts("lb1", facts_text(conf, []), MARK)  # keepalived not running: nothing asked, nothing compared
     assert (f.stale, f.keepalived_answered) == ({}, True)
 
 

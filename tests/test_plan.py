@@ -22,7 +22,7 @@ from hakeep.plan.steps import Plan
 from hakeep.render.engine import render_all
 from hakeep.render.files import HostFiles, Secrets
 from tests.fakes import DATA as DATA_FACTS
-from tests.fakes import captured, facts, listening, with_files
+from tests.fakes import MARK, captured, facts, listening, marked, with_files
 from tests.fixtures import base_doc, load
 
 RID = "20261127T000000Z-abcdef"
@@ -293,7 +293,7 @@ def test_incomplete_facts_never_echo_file_contents() -> None:
     text = (DATA_FACTS / "debian12-stock-haproxy.txt").read_text()
     cut = text[: text.index("@@unit haproxy")] + "@@file /etc/keepalived/keepalived.conf\nYXV0aF9wYXNzIHMzY3JldA==\n"
     with pytest.raises(FactsError) as info:
-        parse_facts("lb1", cut)
+        parse_facts("lb1", marked(cut), MARK)
     shown = info.value.message + (info.value.hint or "")
     assert "YXV0aF9wYXNz" not in shown
     assert "file /etc/keepalived/keepalived.conf" in shown
@@ -361,13 +361,15 @@ def test_decommissioning_stops_keepalived_first_and_goes_first(tmp_path: Path) -
         "stop keepalived", "disable keepalived", "the VIP has left this LB and answers from another",
         "stop haproxy", "disable haproxy"]
     assert "systemctl reload-or-restart keepalived.service" in "\n".join(s.script for s in first.restore)
+    # it has two gates: a failure after the first one (stopping haproxy) still restores it
+    from hakeep.run.execute import NoProgress, apply_host
+    from tests.fakes import FakeTransport
 
-
-MARK = "5eed"
-
-
-def marked(text: str) -> str:
-    return "\n".join(f"@@{MARK} {line[2:]}" if line.startswith("@@") else line for line in text.splitlines()) + "\n"
+    t = FakeTransport(first.host, lambda d, s: (1, "") if d == "stop haproxy" else (0, ""))
+    outcome = apply_host(first, t, NoProgress())
+    assert (outcome.status, outcome.restored) == ("failed", True)
+    assert t.described()[-len(first.restore) - 1:] == [*[s.describe for s in first.restore],
+                                                        "mark the release failed and restored"]
 
 
 def inject(text: str, section: str, lines: str) -> str:

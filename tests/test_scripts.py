@@ -272,9 +272,8 @@ def test_process_names_cannot_forge_facts(tmp_path: Path) -> None:
     held = {li.port: li.process for li in f.listeners}
     program = python.rsplit("/", 1)[-1] if python.startswith("/usr/") else python
     for name, port in zip(HOSTILE_NAMES, ports, strict=True):
-        # a name with a newline splits ss's line: its program is unknown (preflight names the port
-        # "held by another program"); otherwise the program /proc shows, never the name
-        assert held[port] == ("" if "\n" in name else program), (name, held)
+        # the program /proc shows, never the name (a name's newlines split ss's line: joined back)
+        assert held[port] == program, (name, held)
     assert "haproxy" not in held.values()
 
 
@@ -321,3 +320,19 @@ def test_the_lock_holder_lets_go_without_heartbeats_and_stops_the_sessions_comma
             p.kill()
     time.sleep(6)
     assert not flags["ours"].exists()
+
+
+def test_a_stop_that_comes_before_the_command_starts_keeps_it_from_starting(tmp_path: Path) -> None:
+    from hakeep.hosts.remote import bounded
+
+    steps, flag, token = tmp_path / "steps", tmp_path / "ran", "0123abcd" + "7" * 16
+    steps.mkdir()
+    stop = run_script(stop_script([token], steps_dir=str(steps)))  # hakeep gave up before the host started it
+    assert stop.returncode == 0, stop.stderr
+    late = run_script(bounded(f"touch {flag}", 30, token, str(steps)))
+    assert late.returncode == 143
+    assert not flag.exists()
+    assert list(steps.iterdir()) == []  # its files gone with it
+    # a script that ends with 124 itself is not a deadline
+    own = run_script(bounded("exit 124", 30, "0123abcd" + "6" * 16, str(steps)))
+    assert (own.returncode, own.stderr) == (124, "")

@@ -248,6 +248,19 @@ def test_a_host_that_stops_answering_is_given_up_after_the_keepalives(
                     os.kill(pid, signal.SIGCONT)
 
 
+def test_keepalive_settings_never_outlast_the_lock_holder() -> None:
+    from hakeep.hosts.remote import LOCK_HEARTBEAT_TIMEOUT
+    from hakeep.hosts.transport import _alive_settings
+
+    def cfg(every: str, count: str) -> SimpleNamespace:
+        return SimpleNamespace(ssh_config={"serveraliveinterval": every, "serveralivecountmax": count})
+
+    assert _alive_settings(SimpleNamespace(ssh_config={})) == (5.0, 3)
+    assert _alive_settings(cfg("2", "2")) == (2.0, 2)  # tighter: honoured
+    every, count = _alive_settings(cfg("60", "10"))  # looser: capped
+    assert every * count < LOCK_HEARTBEAT_TIMEOUT
+
+
 def test_a_private_command_never_shows_its_output_in_errors(trusted: sshd.Server) -> None:
     with _ssh(connect(trusted.lb())) as t:
         for script, timeout in (("echo auth_pass s3cret; sleep 3", 0.5), ("echo auth_pass s3cret; exit 3", 5.0)):
@@ -516,6 +529,23 @@ def test_lock_released_when_the_holder_is_killed(trusted: sshd.Server) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def test_a_run_whose_lock_holder_is_gone_starts_nothing(trusted: sshd.Server, tmp_path: Path) -> None:
+    """The host let go of the lock (no heartbeat came in time): another run may hold it now, so this
+    connection starts nothing more, not even a restore."""
+    with _ssh(connect(trusted.lb())) as t:
+        path = str(tmp_path / "gone.lock")
+        t.lock(path, "me")
+        holder = t.run(f"fuser {path} 2>/dev/null || true", privileged=False).text().split()
+        for pid in holder:  # the holder shell, as if its heartbeat timed out
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        lock = t._lock_chan
+        assert lock is not None
+        assert lock.status_event.wait(10)
+        with pytest.raises(ConnectError, match=f"lost the deploy lock {path}"):
+            t.run("echo hi")
 
 
 # --- sudo -------------------------------------------------------------------------------------

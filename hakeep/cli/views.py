@@ -8,6 +8,7 @@ the JSON documents are :mod:`.jsondoc`'s.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -236,8 +237,9 @@ def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairSta
                                   style="dim"))
                 live.update(grid, refresh=True)
                 time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:  # Ctrl-C ends watching; SIGTERM and SIGHUP end hakeep
+        if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:
+            raise
     if last is not None and not con.is_terminal:  # a pipe or a log saw no live table: leave the last one
         con.print(status_table(last))
         print_verdict(last, con)

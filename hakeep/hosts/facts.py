@@ -146,8 +146,10 @@ class FactsError(HakeepError):
 
 
 def _sections(text: str, mark: str) -> list[tuple[str, list[str]]]:
-    """``@@MARK name`` lines open sections (``@@name`` without a mark: captured output of old)."""
-    opener = f"@@{mark} " if mark else "@@"
+    """Only ``@@MARK name`` lines open sections."""
+    if not re.fullmatch(r"[0-9a-f]+", mark):
+        raise ValueError(f"bad facts marker {mark!r}")
+    opener = f"@@{mark} "
     out: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
         if line.startswith(opener):
@@ -171,7 +173,7 @@ def _kv(lines: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def parse_facts(host: str, text: str, mark: str = "") -> HostFacts:
+def parse_facts(host: str, text: str, mark: str) -> HostFacts:
     """The facts script's output -> :class:`HostFacts`. ``mark``: the marker sent to the script;
     only lines with it open sections. Output that is incomplete or malformed is a
     :class:`FactsError` naming the host and the section, never a traceback, never the output."""

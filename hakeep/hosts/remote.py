@@ -197,19 +197,23 @@ def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR)
     process group of its own, sends SIGTERM to the whole group after ``seconds`` and SIGKILL
     ``KILL_AFTER`` s later; the group's id goes to ``steps_dir/token`` meanwhile, so
     :func:`stop_script` can stop it sooner (a run that gives up or is interrupted). Exits with the
-    script's code; at the deadline, 124 or 137 with ``DEADLINE_MARK`` on stderr. A host without
-    ``timeout`` runs the script unbounded."""
+    script's code; at the deadline (124 or 137 once the time is up), with ``DEADLINE_MARK`` on
+    stderr. A host without ``timeout`` runs the script unbounded."""
     if not re.fullmatch(r"[0-9a-f]{8,64}", token):
         raise ValueError(f"bad step token {token!r}")
     secs = max(1, math.ceil(seconds))
     d, f = shlex.quote(steps_dir), shlex.quote(f"{steps_dir}/{token}")
-    inner = shlex.quote(f'echo "$PPID" > {f} 2>/dev/null\n{script}')
-    return (f"mkdir -p -m 700 {d} 2>/dev/null\nhk_step={inner}\n"
+    # the group is noted first, then a stop asked for meanwhile is honoured: a stop either finds the
+    # group or leaves the mark (hk_stop_groups) before the script starts
+    inner = shlex.quote(f'echo "$PPID" > {f} 2>/dev/null\n[ ! -e {f}.stop ] || exit 143\n{script}')
+    return (f"mkdir -p -m 700 {d} 2>/dev/null\nhk_step={inner}\nhk_t0=$(date +%s)\n"
             "if command -v timeout >/dev/null 2>&1; then\n"
             f'    timeout -k {KILL_AFTER} {secs} /bin/sh -c "$hk_step"; rc=$?\n'
-            f"    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo '{DEADLINE_MARK} ({secs}s)' >&2; fi\n"
+            f'    if {{ [ $rc -eq 124 ] || [ $rc -eq 137 ]; }} && [ $(($(date +%s) - hk_t0)) -ge {secs} ]; then\n'
+            f"        echo '{DEADLINE_MARK} ({secs}s)' >&2\n"
+            "    fi\n"
             'else\n    /bin/sh -c "$hk_step"; rc=$?\nfi\n'
-            f"rm -f {f}\nexit $rc")
+            f"rm -f {f} {f}.stop\nexit $rc")
 
 
 def stop_script(tokens: Sequence[str], steps_dir: str = STEPS_DIR) -> str:

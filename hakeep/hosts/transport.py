@@ -102,11 +102,12 @@ class SSHTransport:
         self.alive_every, self.alive_count = _alive_settings(cxn)
         self._closing = threading.Event()
         self.dead = False  # the host stopped answering keepalives: the connection was closed
-        threading.Thread(target=self._watch, daemon=True, name=f"hakeep-alive-{name}").start()
+        self._shut = False  # close() began: no new command starts
         self._lock_chan: paramiko.Channel | None = None
         self._lock_path: str | None = None
         #: "name type key SHA256:... in FILE" for each host key this connect recorded (to report)
         self.host_keys_recorded: tuple[str, ...] = ()
+        threading.Thread(target=self._watch, daemon=True, name=f"hakeep-alive-{name}").start()
 
     def __repr__(self) -> str:
         return (f"<SSHTransport {self.host} {self.user}@{self.address} "
@@ -123,6 +124,12 @@ class SSHTransport:
     def run(self, script: str, *, display: str | None = None, privileged: bool = True,
             stdin: bytes = b"", timeout: float = 300.0, check: bool = True, private: bool = False) -> CommandResult:
         shown = display_of(script, display)
+        if self._shut:
+            raise ConnectError(f"{self.host}: the connection is closing; `{shown}` was not started", hint=_LOST_HINT)
+        lock = self._lock_chan
+        if lock is not None and (lock.closed or lock.exit_status_ready()):
+            raise ConnectError(f"{self.host}: lost the deploy lock {self._lock_path} (the host let go of it: no "
+                               f"heartbeat for {LOCK_HEARTBEAT_TIMEOUT}s); `{shown}` was not started", hint=_LOST_HINT)
         token = self._session + secrets.token_hex(8)
         script = bounded(script, timeout, token, self.steps_dir)
         if privileged:
@@ -143,19 +150,21 @@ class SSHTransport:
 
     def _exec(self, command: str, shown: str, data: bytes, *, timeout: float, check: bool, token: str,
               private: bool) -> CommandResult:
-        chan = self._open(command, shown)
+        chan: paramiko.Channel | None = None
         try:
+            chan = self._open(command, shown)
             writer = threading.Thread(target=feed, args=(chan, data, True), daemon=True)
             writer.start()
             # the host stops the command at ``timeout`` (SIGKILL KILL_AFTER s later): wait that long
             # and a margin for its answer
             out, err, finished = collect(chan, time.monotonic() + timeout + KILL_AFTER + _ANSWER_MARGIN)
             code = chan.recv_exit_status() if finished else -1
-        except BaseException:  # interrupted: the command must be dead before anything else runs
+        except BaseException:  # interrupted (even while it started): it must be dead before anything else runs
             self._stop([token])
             raise
         finally:
-            chan.close()
+            if chan is not None:
+                chan.close()
         result = CommandResult(shown, code, self._scrub(out), self._scrub(err))
         if not finished:
             stopped = self._stop([token])
@@ -306,21 +315,24 @@ class SSHTransport:
             chan.close()
 
     def close(self) -> None:
-        self._closing.set()
+        self._shut = True
         try:
-            self.cancel()  # nothing hakeep started may outlive its lock
+            if not self.dead:  # (the keepalives still run meanwhile: a host that hangs is given up)
+                self.cancel()  # nothing hakeep started may outlive its lock
             self.unlock()
         finally:
+            self._closing.set()
             _close_connection(self._cxn)
 
 
 def _alive_settings(cxn: Any) -> tuple[float, int]:
-    """ServerAliveInterval and ServerAliveCountMax from ssh_config, else 5 s and 3: a host that
-    stops answering is given up after 15 s."""
+    """ServerAliveInterval and ServerAliveCountMax: 5 s and 3 (a host that stops answering is given
+    up after 15 s, before its lock holder lets go at LOCK_HEARTBEAT_TIMEOUT), or tighter ones from
+    ssh_config; looser ones are capped there, so hakeep never goes on without its lock."""
     config = getattr(cxn, "ssh_config", None) or {}
     every, count = str(config.get("serveraliveinterval", "")), str(config.get("serveralivecountmax", ""))
-    return (float(every) if every.isdigit() and int(every) > 0 else _ALIVE_EVERY,
-            int(count) if count.isdigit() and int(count) > 0 else _ALIVE_COUNT)
+    return (min(float(every), _ALIVE_EVERY) if every.isdigit() and int(every) > 0 else _ALIVE_EVERY,
+            min(int(count), _ALIVE_COUNT) if count.isdigit() and int(count) > 0 else _ALIVE_COUNT)
 
 
 def _close_connection(cxn: Any) -> None:

@@ -24,7 +24,6 @@ from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.layout import KEEPALIVED, UNIT_NAMES
 from hakeep.ops.probe import Prober, ProbeResult
-from hakeep.run.execute import test_pause
 
 LINK_TIMER_UNIT = "hakeep-drill-link-up"
 RESTART_TIMER_UNIT = "hakeep-drill-restart"
@@ -110,7 +109,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
         t0 = clock()
         try:
             _fault(transports[old], mode, interface, link_s)
-            test_pause(old, "fault")
+            signals.test_pause(old, "fault")
             while clock() - t0 < timeout_s and (moved is None or frontends is None):
                 out = where(others, vip, ports if moved is not None else ())
                 hs = holders_of(out)

@@ -12,7 +12,6 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -121,11 +120,12 @@ BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure 
 
 def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     start = time.monotonic()
-    backed_up = settled = False  # settled: the gate passed, the host is healthy on its new config
+    backed_up = settled = False  # settled: its last gate passed, the host is healthy on its new config
+    last_gate = max((i for i, st in enumerate(hp.steps) if st.action is Action.GATE), default=len(hp.steps))
     notes: list[str] = []
     step = hp.steps[0] if hp.steps else None
     try:
-        for step in hp.steps:
+        for i, step in enumerate(hp.steps):
             progress.step(hp.host, step, StepStatus.RUNNING)
             try:
                 run_step(t, step)
@@ -138,31 +138,28 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
                 restored = restore_host(hp, t, progress) if backed_up and not settled else True
                 return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
             backed_up = backed_up or step.action is Action.BACKUP
-            settled = settled or step.action is Action.GATE
+            settled = i >= last_gate
             progress.step(hp.host, step, StepStatus.OK)
-            test_pause(hp.host, step.action.value)
+            signals.test_pause(hp.host, step.action.value)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
         if backed_up and not settled and step is not None:
             with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
-                progress.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
-                restore_host(hp, t, progress, interrupted=True)
+                quiet = _Quiet(progress)  # output that cannot be written (a reader gone) must not stop it
+                quiet.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
+                restore_host(hp, t, quiet, interrupted=True)
         raise
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
 
 
-TEST_PAUSE = "HAKEEP_TEST_PAUSE"  # "HOST:WHAT": the test hook below
-TEST_PAUSE_SECONDS = 60.0
+class _Quiet:
+    """A Progress whose output errors are dropped (a closed pipe, a lost terminal)."""
 
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
 
-def test_pause(host: str, what: str) -> None:
-    """A test hook (README, "Test hooks"): with HAKEEP_TEST_PAUSE=HOST:WHAT in the environment, the
-    run pauses for up to a minute right after step WHAT (an action: commit, service, gate, ...; or
-    drill's "fault") on HOST, having said so on stderr, so a test can send a signal at that moment."""
-    if os.environ.get(TEST_PAUSE) != f"{host}:{what}":
-        return
-    with contextlib.suppress(OSError):
-        os.write(2, f"hakeep: test hook: paused after {what} on {host}\n".encode())
-    time.sleep(TEST_PAUSE_SECONDS)
+    def step(self, host: str, step: Step, status: StepStatus | ValidationStatus, detail: str = "") -> None:
+        with contextlib.suppress(OSError):
+            self.progress.step(host, step, status, detail)
 
 
 def restore_host(hp: HostPlan, t: Transport, progress: Progress, *, interrupted: bool = False) -> bool:

@@ -86,10 +86,17 @@ if command -v getsebool >/dev/null 2>&1; then getsebool haproxy_connect_any 2>/d
 hk_section "listen"
 # "ADDRESS:PORT EXE" per listening TCP socket. Process names are never printed (any local user
 # names their process as they like, newlines included): the program is the one /proc says the
-# socket's holder runs, its pid taken from the very end of ss's line, which only ss writes.
-{ ss -Hltnp 2>/dev/null || ss -ltnp 2>/dev/null; } | awk '$1 == "LISTEN" {
-    pid = "-"; if (match($0, /pid=[0-9]+,fd=[0-9]+\)\)[ \t]*$/)) { pid = substr($0, RSTART + 4); sub(/,.*/, "", pid) }
-    print $4, pid }' | while read -r local pid; do
+# socket's holder runs, its pid taken from the very end of ss's record for the socket, which only ss
+# writes (lines a name split off are joined back to their record first).
+{ ss -Hltnp 2>/dev/null || ss -ltnp 2>/dev/null; } | awk '
+    function flush() {
+        if (rec == "") return
+        pid = "-"; if (match(rec, /pid=[0-9]+,fd=[0-9]+\)\)[ \t]*$/)) { pid = substr(rec, RSTART + 4); sub(/,.*/, "", pid) }
+        print addr, pid; rec = ""
+    }
+    $1 == "LISTEN" { flush(); rec = $0; addr = $4; next }
+    rec != "" { rec = rec " " $0 }
+    END { flush() }' | while read -r local pid; do
     exe=-
     if [ "$pid" != - ]; then
         exe=$(readlink "/proc/$pid/exe" 2>/dev/null); exe=$(printf '%s' "${exe% (deleted)}" | tr -cd 'A-Za-z0-9._/+-')
@@ -120,8 +127,9 @@ fi
 hk_section "lock"
 cat "$LOCK_OWNER" 2>/dev/null
 hk_section "lock_state"
-hk_lock=${LOCK_OWNER%.owner}
-if [ -e "$hk_lock" ] && command -v flock >/dev/null 2>&1 && ! flock -n "$hk_lock" true 2>/dev/null; then
+hk_lock=${LOCK_OWNER%.owner}  # held: the kernel lists a lock on its inode (taking it to see would race a deploy)
+hk_ino=$(stat -c %i "$hk_lock" 2>/dev/null)
+if [ -n "$hk_ino" ] && awk -v ino="$hk_ino" '{ n = split($6, p, ":"); if (p[n] == ino) found = 1 } END { exit !found }' /proc/locks; then
     echo held
 else
     echo free

@@ -242,10 +242,13 @@ hk_vip_arp() {
 
 # hk_stop_groups FILE...: stop the commands hakeep started under a deadline (hakeep.hosts.remote.bounded
 # notes each one's process group in a file): SIGTERM to every process of each group, SIGKILL 3 s
-# later to what is left; the files are removed. False if a group outlived SIGKILL.
+# later to what is left; the files are removed, a FILE.stop mark left for a command not started yet
+# (it sees the mark and does not start; it removes it). False if a group outlived SIGKILL.
 hk_stop_groups() {
     hk_groups=''
     for f in "$@"; do
+        case "$f" in *.stop) continue ;; esac
+        : > "$f.stop" 2>/dev/null  # a command not started yet sees it and does not start
         [ -f "$f" ] || continue
         g=$(cat "$f" 2>/dev/null)
         case "$g" in ""|*[!0-9]*|0|1) continue ;; esac

@@ -314,6 +314,7 @@ def test_the_lock_holder_lets_go_without_heartbeats_and_stops_the_sessions_comma
         assert subprocess.run(["flock", "-n", str(lock), "true"], check=False).returncode == 0
         assert runs["ours"].wait(5) != 0  # stopped
         assert runs["theirs"].poll() is None  # another session's command runs on
+        assert [p.name for p in steps.iterdir()] == ["fedcba98" + "9" * 16]  # nothing of ours is left
     finally:
         holder.kill()
         for p in runs.values():
@@ -336,3 +337,12 @@ def test_a_stop_that_comes_before_the_command_starts_keeps_it_from_starting(tmp_
     # a script that ends with 124 itself is not a deadline
     own = run_script(bounded("exit 124", 30, "0123abcd" + "6" * 16, str(steps)))
     assert (own.returncode, own.stderr) == (124, "")
+
+
+def test_an_unlock_with_nothing_running_leaves_nothing_behind(tmp_path: Path) -> None:
+    steps, lock = tmp_path / "steps", tmp_path / "hakeep.lock"
+    steps.mkdir()
+    done = subprocess.run(["sh", "-c", lock_script(str(lock), "test", session="0123abcd", steps_dir=str(steps))],
+                          input="", capture_output=True, text=True, timeout=30, check=False)  # EOF: unlock
+    assert done.returncode == 0, done.stderr
+    assert list(steps.iterdir()) == []

@@ -20,4 +20,9 @@ if command -v timeout >/dev/null 2>&1 && command -v dd >/dev/null 2>&1; then
 else
     cat > /dev/null
 fi
-hk_stop_groups "$STEPS/$SESSION"*
+set --
+for f in "$STEPS/$SESSION"*; do
+    case "$f" in *.stop) ;; *) [ -e "$f" ] && set -- "$@" "$f" ;; esac
+done
+[ $# -eq 0 ] || hk_stop_groups "$@"
+rm -f "$STEPS/$SESSION"*.stop  # this run starts nothing more: its stop marks are done with

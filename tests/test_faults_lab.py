@@ -308,7 +308,12 @@ def test_status_watch_prints_each_vip_move(healthy: Lab, inv: Path, tmp_path: Pa
     finally:
         lab.ssh("lb1", "systemctl start keepalived", check=False)
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
+        try:
+            code = proc.wait(30)
+        finally:
+            if proc.poll() is None:  # never leave it polling the lab
+                proc.kill()
+                proc.wait(10)
     text = log.read_text()
     # lb1 -> lb2, or through "no LB" when a refresh fell into the handover's gap; degraded (lb1's
     # keepalived is stopped) at once, or after a refresh that caught lb2 before it answered

@@ -214,7 +214,7 @@ class SSHTransport:
         asked_at = time.monotonic()
         missed = 0
         while not self._closing.wait(min(self.alive_every, HEARTBEAT_EVERY)):
-            transport = self._cxn.transport
+            transport = getattr(self._cxn, "transport", None)
             if transport is None or not transport.is_active():
                 return
             lock = self._lock_chan

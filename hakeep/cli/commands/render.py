@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import secrets
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,20 +54,94 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_tree(root: Path, hosts: dict[str, HostFiles]) -> list[Path]:
-    """Write every host's files under ``root/<lb>/`` with their remote modes."""
+    """Write every host's files under ``root/<lb>/`` with their remote modes, safely in a folder
+    others may have prepared: ``root`` and every folder below it must be writable by its owner only
+    (this user or root); no symbolic link is followed below ``root``; each file is written to a new
+    temp file of its own (``O_CREAT|O_EXCL|O_NOFOLLOW``) and renamed over the final name (a link
+    planted there is replaced, never written through)."""
     written = []
-    for name, host in hosts.items():
-        for f in host.files:
-            target = root / name / f.path.lstrip("/")
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".hakeep-tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, f.mode)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(f.content)
-                os.chmod(tmp, f.mode)
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise UsageError(f"cannot write {target}: {exc.strerror}") from None
-            written.append(target)
+    try:
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        try:
+            root.mkdir(mode=0o755, parents=True)
+            top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise UsageError(f"cannot create {root}: {exc.strerror}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot open {root}: {exc.strerror}") from None
+    try:
+        _check_private(top, root)
+        for name, host in hosts.items():
+            for f in host.files:
+                target = root / name / f.path.lstrip("/")
+                folder = _open_folder(top, root, target.relative_to(root).parts[:-1])
+                try:
+                    _write_file(folder, target, f.content, f.mode)
+                finally:
+                    os.close(folder)
+                written.append(target)
+    finally:
+        os.close(top)
     return written
+
+
+def _check_private(fd: int, shown: Path) -> None:
+    st = os.fstat(fd)
+    if st.st_uid not in (os.getuid(), 0):
+        raise UsageError(f"{shown} belongs to another user (uid {st.st_uid}); not writing there",
+                         hint="render into a folder of your own")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UsageError(f"{shown} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}); not writing "
+                         "secrets there", hint=f"chmod go-w {shown}, or render into a folder only you can write to")
+
+
+def _open_folder(top: int, root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of ``root/parts...``, made where missing; a link or a folder others may write
+    to on the way is refused."""
+    fd = os.dup(top)
+    shown = root
+    try:
+        for part in parts:
+            shown = shown / part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UsageError(f"{shown} is a symbolic link or not a folder; not following it",
+                                     hint="remove it, or render into an empty folder") from None
+                raise UsageError(f"cannot open {shown}: {exc.strerror}") from None
+            os.close(fd)
+            fd = child
+            _check_private(fd, shown)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _write_file(folder: int, target: Path, content: bytes, mode: int) -> None:
+    tmp = ""
+    try:
+        for _ in range(100):
+            tmp = f".{target.name}.{secrets.token_hex(6)}.hakeep-tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise UsageError(f"cannot write {target}: no free temp file name")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+        tmp = ""
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=folder)

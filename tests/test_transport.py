@@ -557,10 +557,15 @@ def test_privileged_command_shapes() -> None:
     assert shlex.split(wrap_privileged(script, Privilege.ROOT)) == sh
     assert shlex.split(wrap_privileged(script, Privilege.USER)) == sh
     assert shlex.split(wrap_privileged(script, Privilege.SUDO)) == ["sudo", "-n", "--", *sh]
-    assert shlex.split(wrap_privileged(script, Privilege.SUDO_STDIN)) == [
-        "sudo", "-k", "-S", "-p", "", "--", *sh]
-    assert privileged_stdin(Privilege.SUDO_STDIN, "pw", b"data") == b"pw\ndata"
-    assert privileged_stdin(Privilege.SUDO_STDIN, "pw", b"") == b"pw\n"
+    argv = shlex.split(wrap_privileged(script, Privilege.SUDO_STDIN))
+    assert argv[:8] == ["sudo", "-k", "-S", "-p", "", "--", "/bin/sh", "-c"]
+    assert argv[8].startswith("while IFS= read -r hk_line && [ \"$hk_line\" != hakeep-sudo-fence-")
+    assert argv[8].endswith("\n" + script)  # the script runs once the fence is read
+    fence = argv[8].split("!= ", 1)[1].split(" ", 1)[0].encode()
+    assert privileged_stdin(Privilege.SUDO_STDIN, "pw", b"data") == b"pw\n" + fence + b"\ndata"
+    assert privileged_stdin(Privilege.SUDO_STDIN, "pw", b"") == b"pw\n" + fence + b"\n"
+    with pytest.raises(ValueError, match="one line"):
+        privileged_stdin(Privilege.SUDO_STDIN, "pw\nrm -rf /", b"")
     for mode in (Privilege.ROOT, Privilege.USER, Privilege.SUDO):
         assert privileged_stdin(mode, "pw", b"data") == b"data"
     with pytest.raises(ValueError, match="needs a password"):
@@ -596,11 +601,17 @@ def test_sudo_with_password_end_to_end(trusted: sshd.Server) -> None:
             t.run("echo failing >&2; exit 2")
         assert t.run("id -u", privileged=False).ok
         argv = (trusted.dir / "sudo.argv").read_text()
-        assert "-k -S -p  -- /bin/sh -c mkdir -p -m 700" in argv  # the command under its deadline
+        assert "-k -S -p  -- /bin/sh -c while IFS= read -r hk_line" in argv
+        assert "\nmkdir -p -m 700" in argv  # the command under its deadline
         assert "\ncat; echo end'\n" in argv
         for text in (argv, repr(t), repr(vars(t)), str(info.value), repr(info.value.result), str(t._password)):
             assert SECRET not in text
-        assert t._scrub(b"leak " + SECRET.encode()) == b"leak <hidden>"
+        # a NOPASSWD rule for the command: sudo reads no password; the script still never sees it
+        (trusted.dir / "sudo.nopasswd").touch()
+        r = t.run("cat; echo end", stdin=b"payload\n")
+        assert r.stdout == b"payload\nend\n"
+        assert t.run("cat", stdin=SECRET.encode() + b" in a file\n").stdout == SECRET.encode() + b" in a file\n"
+        (trusted.dir / "sudo.nopasswd").unlink()
     assert calls == [1]
 
 

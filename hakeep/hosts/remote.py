@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import secrets
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,16 +231,27 @@ def wrap_privileged(script: str, mode: Privilege) -> str:
     if mode is Privilege.SUDO:
         return "sudo -n -- " + shell_command(script)
     if mode is Privilege.SUDO_STDIN:
-        return "sudo -k -S -p '' -- " + shell_command(script)
+        return "sudo -k -S -p '' -- " + shell_command(_PAST_FENCE + script)
     return shell_command(script)
 
 
+# With ``sudo -S`` the password line goes first on stdin, then this fence (random, so it is never
+# the password). sudo reads the password line when it asks for one (byte by byte, never further);
+# the script, as root, first reads up to the fence: so when sudo did not ask (a NOPASSWD rule for
+# this command), the password is read and dropped there, and never reaches the script's input, a
+# file it writes or any output: nothing has to be scrubbed from output afterwards.
+_FENCE = "hakeep-sudo-fence-" + secrets.token_hex(16)
+_PAST_FENCE = f'while IFS= read -r hk_line && [ "$hk_line" != {_FENCE} ]; do :; done; unset hk_line\n'
+
+
 def privileged_stdin(mode: Privilege, password: str | None, stdin: bytes) -> bytes:
-    """What to send to a privileged command: with ``sudo -S`` the password line comes first."""
+    """What to send to a privileged command: with ``sudo -S`` the password line and the fence first."""
     if mode is Privilege.SUDO_STDIN:
         if password is None:
             raise ValueError("sudo -S needs a password")
-        return password.encode() + b"\n" + stdin
+        if "\n" in password or "\r" in password:
+            raise ValueError("a sudo password is one line")
+        return password.encode() + b"\n" + _FENCE.encode() + b"\n" + stdin
     return stdin
 
 

@@ -165,7 +165,7 @@ class SSHTransport:
         finally:
             if chan is not None:
                 chan.close()
-        result = CommandResult(shown, code, self._scrub(out), self._scrub(err))
+        result = CommandResult(shown, code, out, err)
         if not finished:
             stopped = self._stop([token])
             raise RemoteCommandError(
@@ -267,13 +267,6 @@ class SSHTransport:
             why = self._silence() if self.dead else "connection lost"
             raise ConnectError(f"{self.host}: {why} while running `{shown}`", hint=_LOST_HINT)
 
-    def _scrub(self, data: bytes) -> bytes:
-        """Output can never carry the sudo password back (e.g. if sudo unexpectedly didn't read it)."""
-        secret = self._secret()
-        if secret:
-            data = data.replace(secret.encode(), b"<hidden>")
-        return data
-
     # --- the deploy lock ----------------------------------------------------------------------
 
     def lock(self, path: str, owner: str) -> None:
@@ -294,10 +287,10 @@ class SSHTransport:
             return
         chan.close()
         if state == LOCK_BUSY:
-            holder = self._scrub(out).decode(errors="replace").split("\n", 1)[1].strip()
+            holder = out.decode(errors="replace").split("\n", 1)[1].strip()
             raise LockedError(self.host, path, holder)
         code = chan.exit_status if chan.exit_status_ready() else -1
-        result = CommandResult(shown, code, self._scrub(out), self._scrub(err))
+        result = CommandResult(shown, code, out, err)
         raise RemoteCommandError(self.host, result, reason="could not take the lock" if code != -1
                                  else f"gave no answer within {_LOCK_TIMEOUT:g}s",
                                  hint="flock (util-linux) must be installed on the host")

@@ -10,7 +10,6 @@ that record a failure, and the drift found. Pure: scripts are built, not run.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from hakeep.plan.steps import (
     Step,
     Validation,
 )
-from hakeep.render.files import HostFiles, ManagedFile, mask
+from hakeep.render.files import HostFiles, ManagedFile
+from hakeep.render.masking import unified_diff
 
 
 class UnitAction(StrEnum):
@@ -82,8 +82,7 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
     if packages and f.pkgmgr:
         install = Step(Action.INSTALL, f"install {' '.join(packages)} with {f.pkgmgr}",
                        commands.install(f.pkgmgr, packages))
-    secrets = tuple(s for mf in target.files for s in mf.secrets)
-    changes, content_changed = _changes(f, target, secrets)
+    changes, content_changed = _changes(f, target)
     removed = [p for p in target.remove if f.file(p).exists]
     release_dir = f"{RELEASES_DIR}/{meta.release_id}"
     manifest = _manifest(meta, host, f, hist, target, packages=packages)
@@ -173,33 +172,25 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def unified_diff(path: str, old: bytes | None, new: bytes | None, secrets: Sequence[str]) -> str:
-    a = mask(old.decode("utf-8", "replace"), secrets).splitlines(keepends=True) if old is not None else []
-    b = mask(new.decode("utf-8", "replace"), secrets).splitlines(keepends=True) if new is not None else []
-    lines = difflib.unified_diff(a, b, fromfile=f"{path} (live)" if old is not None else "/dev/null",
-                                 tofile=f"{path} (new)" if new is not None else "/dev/null")
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def _changes(f: HostFacts, target: Target, secrets: Sequence[str]) -> tuple[list[FileChange], list[str]]:
+def _changes(f: HostFacts, target: Target) -> tuple[list[FileChange], list[str]]:
     changes: list[FileChange] = []
     content_changed: list[str] = []
     for mf in target.files:
         live = f.file(mf.path)
         if not live.exists:
-            diff = unified_diff(mf.path, None, mf.content, secrets)
+            diff = unified_diff(mf.path, None, mf.content, mf.shown)
             changes.append(FileChange(mf.path, ChangeKind.CREATE, diff, None, mf.mode))
             content_changed.append(mf.path)
         elif live.sha256 != sha256(mf.content):
             changes.append(FileChange(mf.path, ChangeKind.UPDATE,
-                                      unified_diff(mf.path, live.content, mf.content, secrets), live.mode, mf.mode))
+                                      unified_diff(mf.path, live.content, mf.content, mf.shown), live.mode, mf.mode))
             content_changed.append(mf.path)
         elif (live.mode, live.owner, live.group) != (mf.mode, mf.owner, mf.group):
             changes.append(FileChange(mf.path, ChangeKind.MODE, "", live.mode, mf.mode))
     for path in target.remove:
         live = f.file(path)
         if live.exists:
-            changes.append(FileChange(path, ChangeKind.DELETE, unified_diff(path, live.content, None, secrets),
+            changes.append(FileChange(path, ChangeKind.DELETE, unified_diff(path, live.content, None),
                                       live.mode, None))
     return changes, content_changed
 

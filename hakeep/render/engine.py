@@ -4,7 +4,9 @@ This module owns the mapping inventory -> files: which files hakeep manages on a
 modes and owners (paths, units and validators come from :mod:`hakeep.layout`). It is pure apart
 from reading templates and CA files: the same inventory and secrets always give the same bytes (no
 timestamps), which makes re-deploys idempotent. Secrets come in resolved (:mod:`.secrets`); each
-file lists the secret strings it contains so displays can mask them. The only jinja2 import.
+file is also rendered with every secret masked: the form every view shows (:mod:`.masking`).
+Templates, shipped or ``--templates``, run in Jinja2's immutable sandbox with StrictUndefined.
+The only jinja2 import.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 
 from hakeep.errors import UsageError
 from hakeep.inventory.model import Inventory
@@ -43,10 +46,11 @@ def _environment(templates: Path | None) -> jinja2.Environment:
             raise UsageError(f"{templates}: templates folder not found")
         loaders.append(jinja2.FileSystemLoader(str(templates)))
     loaders.append(jinja2.FileSystemLoader(str(default_templates_dir())))
-    return jinja2.Environment(
+    # the sandbox: a template reads the values it is given, and can call or change nothing of hakeep's
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 - config files and shell, not HTML; inputs are charset-checked
+        autoescape=False,  # config files and shell, not HTML; inputs are charset-checked
     )
 
 
@@ -69,17 +73,21 @@ def render_all(
     ca_files = _read_ca_files(inv)
     prios = [lb.priority for lb in inv.lbs]
     common = {
-        "source": inv.source, "cluster": inv.cluster, "haproxy": inv.haproxy,
-        "frontends": inv.frontends, "stats_socket": STATS_SOCKET,
-        "stats_password": secrets.stats_password, "check_script": root + CHECK_SCRIPT,
+        "cluster": inv.cluster, "haproxy": inv.haproxy,
+        "frontends": inv.frontends, "stats_socket": STATS_SOCKET, "check_script": root + CHECK_SCRIPT,
         "notify_script": root + NOTIFY_SCRIPT, "state_file": VRRP_STATE_FILE,
         "script_user": SCRIPT_USER, "weight": inv.check_weight, "prio_min": min(prios),
-        "prio_max": max(prios), "auth_pass": secrets.auth_pass,
-        "advert_int": _advert(inv.cluster.advert_int),
+        "prio_max": max(prios), "advert_int": _advert(inv.cluster.advert_int),
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
     }
-    haproxy_cfg = _render(env, "haproxy.cfg.j2", common)
-    cfg_secrets = _present(haproxy_cfg, secrets)
+
+    def render(name: str, ctx: Mapping[str, object]) -> tuple[bytes, bytes]:
+        """The file, and the same file rendered with every secret masked (what a person sees)."""
+        real, masked = (_render(env, name, dict(ctx, auth_pass=s.auth_pass, stats_password=s.stats_password))
+                        for s in (secrets, secrets.masked()))
+        return real, masked
+
+    haproxy_cfg, haproxy_shown = render("haproxy.cfg.j2", common)
     has_password = inv.haproxy.stats is not None
     out: dict[str, HostFiles] = {}
     for lb in inv.lbs:
@@ -87,13 +95,14 @@ def render_all(
         files = [
             # with a stats password inside, not world-readable (haproxy reads it as root, then as its group)
             ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o640 if has_password else 0o644,
-                        group="haproxy" if has_password else "root", secrets=cfg_secrets),
-            *(ManagedFile(ca_path(name), data, 0o644) for name, data in ca_files.items()),
-            ManagedFile(CHECK_SCRIPT, _render(env, "check_haproxy.sh.j2", ctx), 0o755),
-            ManagedFile(NOTIFY_SCRIPT, _render(env, "notify.sh.j2", ctx), 0o755),
+                        group="haproxy" if has_password else "root", shown=haproxy_shown),
+            *(ManagedFile(ca_path(name), data, 0o644, shown=data) for name, data in ca_files.items()),
         ]
-        ka = _with_digest(_render(env, "keepalived.conf.j2", dict(ctx, config_digest=DIGEST_MARK)))
-        files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, secrets=_present(ka, secrets)))
+        for path, template in ((CHECK_SCRIPT, "check_haproxy.sh.j2"), (NOTIFY_SCRIPT, "notify.sh.j2")):
+            script, script_shown = render(template, ctx)
+            files.append(ManagedFile(path, script, 0o755, shown=script_shown))
+        ka, ka_shown = _with_digest(*render("keepalived.conf.j2", dict(ctx, config_digest=DIGEST_MARK)))
+        files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, shown=ka_shown))
         out[lb.name] = HostFiles(lb=lb, files=tuple(files))
     return out
 
@@ -101,20 +110,17 @@ def render_all(
 DIGEST_MARK = "@hakeep-file-digest@"
 
 
-def _with_digest(content: bytes) -> bytes:
-    """``content`` with DIGEST_MARK replaced by a digest of the rest: keepalived.conf's router_id
-    carries it, so keepalived's own report proves which file it loaded."""
+def _with_digest(content: bytes, shown: bytes) -> tuple[bytes, bytes]:
+    """``content`` with DIGEST_MARK replaced by a digest of the rest (keepalived.conf's router_id
+    carries it, so keepalived's own report proves which file it loaded), and its masked form with
+    the same digest."""
     mark = DIGEST_MARK.encode()
-    return content.replace(mark, hashlib.sha256(content).hexdigest()[:12].encode()) if mark in content else content
+    digest = hashlib.sha256(content).hexdigest()[:12].encode()
+    return content.replace(mark, digest), shown.replace(mark, digest)
 
 
 def _advert(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _present(content: bytes, secrets: Secrets) -> tuple[str, ...]:
-    text = content.decode("utf-8")
-    return tuple(s for s in secrets.values() if s in text)
 
 
 def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, object]) -> bytes:
@@ -122,7 +128,8 @@ def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, object]) -> by
         return env.get_template(name).render(**ctx).encode("utf-8")
     except jinja2.TemplateNotFound as exc:
         raise UsageError(f"template {exc.name} not found") from None
-    except jinja2.TemplateError as exc:
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+        # a template's own mistakes (a user's, with --templates): 1/0, a bad index, range(10**9)...
         where = f"{getattr(exc, 'filename', None) or name}"
         lineno = getattr(exc, "lineno", None)
         if lineno:

@@ -1,37 +1,27 @@
-"""The rendered files of a host, and the masking that keeps secrets out of every view.
+"""The rendered files of a host, and the resolved secrets they are rendered with.
 
 A :class:`ManagedFile` is one file hakeep owns on an LB (path, bytes, mode, owner, the unit that
-reads it, its validator) with the secret strings it contains; :class:`HostFiles` is one LB's set.
-:func:`mask` hides secrets in any text shown to a person (diffs, listings).
+reads it, its validator) with the form a person may see (:mod:`.masking`); :class:`HostFiles` is
+one LB's set.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hakeep.inventory.model import LoadBalancer
 from hakeep.layout import owner_of, validator_of
-
-MASK = "********"
-_SECRET_LINE = re.compile(r"(auth_pass\s+|stats auth [^:\s]+:)\S+")
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret, and whatever follows ``auth_pass``/``stats auth user:``, masked."""
-    for s in secrets:
-        text = text.replace(s, MASK)
-    return _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
+from hakeep.render.masking import MASK, mask_directives
 
 
 @dataclass(frozen=True)
 class Secrets:
-    auth_pass: str
-    stats_password: str | None = None
+    auth_pass: str = field(repr=False)
+    stats_password: str | None = field(default=None, repr=False)
 
-    def values(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.auth_pass, self.stats_password) if v)
+    def masked(self) -> Secrets:
+        """The same secrets, each one ``********``: what a file a person may see is rendered with."""
+        return Secrets(MASK, MASK if self.stats_password is not None else None)
 
 
 @dataclass(frozen=True)
@@ -43,7 +33,9 @@ class ManagedFile:
     mode: int
     owner: str = "root"
     group: str = "root"
-    secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: the file as a person may see it: rendered with every secret masked, line for line; None for
+    #: a file hakeep did not render (a saved one): then its secret directives are masked
+    shown: bytes | None = field(default=None, repr=False)
 
     @property
     def service(self) -> str:
@@ -56,10 +48,9 @@ class ManagedFile:
         return validator_of(self.path)
 
     def masked_text(self) -> str:
-        text = self.content.decode("utf-8")
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        if self.shown is not None:
+            return self.shown.decode("utf-8")
+        return mask_directives(self.content.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Managed by hakeep from inventory.example.toml (cluster devops, host loadbalance-left).
+# Managed by hakeep (cluster devops, host loadbalance-left).
 # keepalived's notify script: called as `notify TYPE NAME STATE PRIORITY` on every VRRP state change;
 # records the state so `hakeep status` and the deploy health gates can read it.
 mkdir -p "$(dirname "/run/hakeep/vrrp-state")"

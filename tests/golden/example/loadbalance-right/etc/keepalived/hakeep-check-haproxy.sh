@@ -1,5 +1,5 @@
 #!/bin/sh
-# Managed by hakeep from inventory.example.toml (cluster devops, host loadbalance-right).
+# Managed by hakeep (cluster devops, host loadbalance-right).
 # keepalived's health check: exit 0 only while haproxy runs and listens on every frontend port.
 # Read-only: needs neither killall (psmisc) nor a pid file.
 systemctl is-active --quiet haproxy.service || exit 1

@@ -117,16 +117,17 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
     haproxy_t = top.get_table("haproxy")
     haproxy = _haproxy(haproxy_t or Table({}, "haproxy", problems))
 
-    if "lb" not in data:
-        problems.append(Problem("lb", "at least two [[lb]] tables are required"))
-    if "frontend" not in data:
-        problems.append(Problem("frontend", "at least one [[frontend]] table is required"))
+    for key, need in (("lb", "at least two [[lb]] tables are required"),
+                      ("frontend", "at least one [[frontend]] table is required")):
+        if key not in data:
+            problems.append(Problem(key, need))
+        elif data[key] == []:
+            problems.append(Problem(key, f"is an empty array; {need}"))
     if cluster is not None:
         rules.check(cluster, lb_items, fe_items, haproxy, problems)
-    if problems or cluster is None or haproxy is None or len(lbs) != len(lb_tables) or len(
-        frontends
-    ) != len(fe_tables):
-        if not problems:  # pragma: no cover - every None above comes with a problem
+    if (problems or cluster is None or haproxy is None or len(lbs) != len(lb_tables) or len(lbs) < 2
+            or len(frontends) != len(fe_tables) or not frontends):
+        if not problems:  # pragma: no cover - every None or short list above comes with a problem
             problems.append(Problem("", "invalid inventory"))
         raise InventoryError(path.name, problems)
     return Inventory(

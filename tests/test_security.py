@@ -1,0 +1,66 @@
+"""Security regression tests: hostile or broken input must be refused cleanly, never half-handled.
+
+Each part of the security issue keeps its own section and tables below.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures import base_doc
+from tests.tomlgen import dumps
+
+# --- item 5: inputs ---------------------------------------------------------------------------
+# Inputs that escaped as tracebacks or validated wrongly. Each attack is a whole inventory file:
+# the recipe's valid inventory with one value replaced by a raw TOML literal. `hakeep validate`
+# must exit 2 with exactly one problem line, naming the key, and no traceback.
+
+RAW = "@@raw-toml@@"  # placeholder string replaced by the attack's TOML literal after dumping
+
+
+def inventory_text(dotted: str, literal: str, **extra: Any) -> str:
+    """The base inventory with the value at ``dotted`` (``frontend.1.servers``) written as ``literal``."""
+    doc = base_doc()
+    doc.update(extra)
+    *parents, last = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    node: Any = doc
+    for p in parents:
+        node = node[p]
+    node[last] = RAW
+    text = dumps(doc)
+    assert text.count(json.dumps(RAW)) == 1
+    return text.replace(json.dumps(RAW), literal)
+
+
+# (id, key to replace, TOML literal written there, extra top-level tables, key path the error names)
+INPUT_ATTACKS: list[tuple[str, str, str, dict[str, Any], str]] = [
+    # lint indexed the LB list: IndexError
+    ("lb-empty-array", "lb", "[]", {}, "lb"),
+    # validated as "0 frontends" though the README requires one
+    ("frontend-empty-array", "frontend", "[]", {}, "frontend"),
+]
+
+
+def run_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hakeep", "validate", str(path)], capture_output=True,
+                          text=True, check=False, timeout=60)
+
+
+@pytest.mark.parametrize(("dotted", "literal", "extra", "key"), [c[1:] for c in INPUT_ATTACKS],
+                         ids=[c[0] for c in INPUT_ATTACKS])
+def test_bad_input_exit_2(tmp_path: Path, dotted: str, literal: str, extra: dict[str, Any], key: str) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text(inventory_text(dotted, literal, **extra))
+    proc = run_validate(path)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("hint: ")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith(f"inventory.toml: {key}: "), errors[0]
+    assert errors[0].isprintable(), repr(errors[0])

@@ -44,6 +44,11 @@ INPUT_ATTACKS: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("lb-empty-array", "lb", "[]", {}, "lb"),
     # validated as "0 frontends" though the README requires one
     ("frontend-empty-array", "frontend", "[]", {}, "frontend"),
+    # tomllib ran out of stack: RecursionError
+    ("deep-arrays", "frontend.1.servers", "[" * 100_000 + "]" * 100_000, {}, "frontend[1].servers"),
+    ("deep-inline-tables", "lb.1.ssh", "{a = " * 5_000 + "1" + "}" * 5_000, {}, "lb[1].ssh"),
+    # tomllib's int() refused a literal longer than Python's 4300-digit limit: ValueError
+    ("integer-5000-digits", "haproxy.maxconn", "9" * 5_000, {"haproxy": {"maxconn": 1}}, "haproxy.maxconn"),
 ]
 
 

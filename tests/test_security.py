@@ -49,6 +49,12 @@ INPUT_ATTACKS: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("deep-inline-tables", "lb.1.ssh", "{a = " * 5_000 + "1" + "}" * 5_000, {}, "lb[1].ssh"),
     # tomllib's int() refused a literal longer than Python's 4300-digit limit: ValueError
     ("integer-5000-digits", "haproxy.maxconn", "9" * 5_000, {"haproxy": {"maxconn": 1}}, "haproxy.maxconn"),
+    # validated, then haproxy -c refused two frontends named hakeep-stats
+    ("frontend-named-hakeep-stats", "frontend.1.name", '"hakeep-stats"',
+     {"haproxy": {"stats": {"password_env": "HAKEEP_STATS_PASS"}}}, "frontend[1].name"),
+    ("frontend-named-hakeep-stats-stats-off", "frontend.1.name", '"hakeep-stats"', {}, "frontend[1].name"),
+    # validated, though it is the backend hakeep writes for frontend[0]
+    ("frontend-named-like-a-backend", "frontend.1.name", '"be_kube-apiserver"', {}, "frontend[1].name"),
 ]
 
 

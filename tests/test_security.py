@@ -55,6 +55,17 @@ INPUT_ATTACKS: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("frontend-named-hakeep-stats-stats-off", "frontend.1.name", '"hakeep-stats"', {}, "frontend[1].name"),
     # validated, though it is the backend hakeep writes for frontend[0]
     ("frontend-named-like-a-backend", "frontend.1.name", '"be_kube-apiserver"', {}, "frontend[1].name"),
+    # an unknown key was printed raw: a newline split the problem in two, an escape reached the terminal
+    ("key-with-newline", "frontend.0.port", '6443\n"bad\\nkey" = 1', {}, 'frontend[0]."bad\\nkey"'),
+    ("key-with-terminal-escape", "frontend.0.port", '6443\n"\\u001b[2J" = 1', {}, 'frontend[0]."\\u001b[2J"'),
+    # printing the value in "must be between 1 and 65535, got ..." raised ValueError (over 4300 digits)
+    ("huge-hex-port", "frontend.0.port", "0x" + "f" * 4_000, {}, "frontend[0].port"),
+    # file paths: a terminal escape was printed raw in "no such file" (an error, or a lint warning at exit 0)
+    ("ca-file-terminal-escape", "frontend.0.ca_file", '"\\u001b[31mca.crt"', {}, "frontend[0].ca_file"),
+    ("identity-file-terminal-escape", "ssh.identity_file", '"id\\u001b]0;owned\\u0007"', {},
+     "ssh.identity_file"),
+    # the VIP without a prefix was echoed raw in its "e.g." suggestion
+    ("vip-terminal-escape", "cluster.vip", '"\\u001b[2J"', {}, "cluster.vip"),
 ]
 
 

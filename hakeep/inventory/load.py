@@ -149,7 +149,7 @@ def _vip(t: Table) -> ipaddress.IPv4Interface | None:
     if value is None:
         return None
     if "/" not in value:
-        t.error("vip", f"{value!r} needs a prefix length, e.g. {value}/24")
+        t.error("vip", f"{value!r} needs a prefix length, e.g. {value + '/24'!r}")
         return None
     try:
         iface = ipaddress.ip_interface(value)
@@ -189,8 +189,12 @@ def _local_path(t: Table, key: str, base_dir: Path) -> Path | None:
     value = t.get_str(key)
     if value is None:
         return None
-    if not value or "\n" in value or "\0" in value:
-        t.error(key, "must be a file path")
+    if not value:
+        t.error(key, "must be a file path, not empty")
+        return None
+    if not value.isprintable():  # a newline, NUL or terminal escape: in ssh's argv and in messages
+        bad = ", ".join(sorted({repr(c) for c in value if not c.isprintable()}))
+        t.error(key, f"{value!r} contains non-printing character(s) {bad}; must be a file path")
         return None
     path = Path(value).expanduser()
     return path if path.is_absolute() else base_dir / path

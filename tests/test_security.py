@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hakeep.errors import InventoryError
+from hakeep.inventory.lint import lint
+from hakeep.inventory.load import build_inventory
+from hakeep.inventory.parse import parse_toml
 from tests.fixtures import base_doc
 from tests.tomlgen import dumps
 
@@ -86,3 +92,82 @@ def test_bad_input_exit_2(tmp_path: Path, dotted: str, literal: str, extra: dict
     assert len(errors) == 1, proc.stderr
     assert errors[0].startswith(f"inventory.toml: {key}: "), errors[0]
     assert errors[0].isprintable(), repr(errors[0])
+
+
+# Beyond the table: any parsed TOML the loader is given gives an Inventory or an InventoryError whose
+# every line is one printable `inventory.toml: ...` problem; nothing else escapes (hypothesis).
+
+_SCALARS = st.one_of(
+    st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
+    st.sampled_from(["", "*", "vip", "https", "hakeep-stats", "be_kube-apiserver", "10.220.62.34", "127.0.0.1",
+                     "10.220.62.31/24", "a" * 70]),
+    st.dates(), st.times(), st.integers(0, 1).map(lambda i: 16**4_000 + i),
+)
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+_KEYS = ["name", "port", "bind", "check", "ca_file", "servers", "address", "interface", "priority", "ssh",
+         "identity_file", "vip", "auth_pass", "check_weight", "stats", "password_env", "lb", "frontend"]
+
+
+def _nodes(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for k, v in items:
+        out += _nodes(v, (*path, k))
+    return out
+
+
+@st.composite
+def _mutated_inventories(draw: st.DrawFn) -> dict[str, Any]:
+    """The base inventory (stats page on or off) with a few values replaced, keys added or removed."""
+    doc = base_doc()
+    if draw(st.booleans()):
+        doc["haproxy"] = {"stats": {"password_env": "HAKEEP_STATS_PASS"}}
+    for _ in range(draw(st.integers(1, 4))):
+        *parents, last = draw(st.sampled_from(_nodes(doc)))
+        node: Any = doc
+        for p in parents:
+            node = node[p]
+        action = draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete" and isinstance(node, dict):
+            del node[last]
+        elif action == "add" and isinstance(node, dict):
+            node[draw(st.sampled_from(_KEYS))] = draw(_VALUES)
+        else:
+            node[last] = draw(_VALUES)
+    return doc
+
+
+def _assert_clean(exc: InventoryError) -> None:
+    for line in str(exc).splitlines():
+        assert line.startswith("inventory.toml: "), repr(line)
+        assert line.isprintable(), repr(line)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_inventories())
+def test_fuzzed_inventories_load_or_fail_cleanly(doc: dict[str, Any]) -> None:
+    try:
+        inv = build_inventory(doc, path=Path("/nonexistent/inventory.toml"), digest="0" * 64)
+    except InventoryError as exc:
+        _assert_clean(exc)
+        return
+    lint(inv)
+    assert len(inv.lbs) >= 2
+    assert inv.frontends
+
+
+_TOML_BITS = st.sampled_from([*'[]{}="\'#\n ,.ab1_', '"""', "'''", "[[", "]]", "a = ", "\n[t]\n", "\n[[t]]\n",
+                              "\\", "9" * 50])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_TOML_BITS, max_size=60).map("".join), st.integers(0, 2_000), st.booleans())
+def test_fuzzed_toml_text_parses_or_fails_cleanly(text: str, depth: int, long_int: bool) -> None:
+    text += f"\nz = {'[' * depth}{']' * depth}" if depth else ""
+    text += f"\nq = {'9' * 4_400}" if long_int else ""
+    try:
+        data = parse_toml(text.encode(), "inventory.toml")
+        build_inventory(data, path=Path("/nonexistent/inventory.toml"), digest="0" * 64)
+    except InventoryError as exc:
+        _assert_clean(exc)

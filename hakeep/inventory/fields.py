@@ -3,13 +3,16 @@
 A :class:`Table` wraps one TOML table and its key path (``frontend[0].servers[2]``). Each ``get_*``
 reads one key, checks its type, range and character set, records a :class:`Problem` on the shared
 list when it is wrong, and returns a usable default so that checking goes on and every problem is
-reported at once. Unknown keys are reported with a "did you mean" suggestion.
+reported at once. Unknown keys are reported with a "did you mean" suggestion. Keys and values are
+shown so that each problem stays one printable line (a key with a newline or a terminal escape is
+quoted, an integer too long to print is described).
 """
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +31,7 @@ USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_RE = re.compile(r"[A-Za-z0-9_.,:+=@%^*?/-]+")
 URI_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*")
+BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")  # TOML's bare keys; others are shown quoted
 
 
 def type_name(value: object) -> str:
@@ -37,6 +41,20 @@ def type_name(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return names.get(type(value), type(value).__name__)
+
+
+def shown_key(key: str) -> str:
+    """``key`` as TOML would write it: bare, else quoted with escapes (never a control character)."""
+    if BARE_KEY_RE.fullmatch(key):
+        return key
+    return json.dumps(key, ensure_ascii=not key.isprintable())
+
+
+def shown_number(value: float) -> str:
+    """``value`` for a message; Python refuses to print an int of over 4300 digits (ValueError)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    return str(value)
 
 
 def describe_bad_chars(value: str, pattern: re.Pattern[str]) -> str:
@@ -57,7 +75,7 @@ class Table:
         self.problems = problems
 
     def key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        return f"{self.path}.{shown_key(key)}" if self.path else shown_key(key)
 
     def error(self, key: str | None, message: str) -> None:
         self.problems.append(Problem(self.key(key) if key else self.path, message))
@@ -122,16 +140,16 @@ class Table:
             self.error(key, f"must be a number, not {type_name(value)}")
             return None
         if not value > above:
-            self.error(key, f"must be greater than {above:g}, got {value}")
+            self.error(key, f"must be greater than {above:g}, got {shown_number(value)}")
             return None
         if hi is not None and value > hi:
-            self.error(key, f"must be at most {hi:g}, got {value}")
+            self.error(key, f"must be at most {hi:g}, got {shown_number(value)}")
             return None
         return float(value)
 
     def _in_range(self, key: str, value: int, lo: int | None, hi: int | None) -> int | None:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            self.error(key, f"must be between {lo} and {hi}, got {value}")
+            self.error(key, f"must be between {lo} and {hi}, got {shown_number(value)}")
             return None
         return value
 

@@ -1,18 +1,16 @@
 """Read an inventory file and turn it into a validated :class:`Inventory`, or say all that is wrong.
 
 This module owns the inventory *format*: which tables and keys exist, their types, defaults and
-ranges. It reads the file (the only I/O of the inventory package), parses TOML, walks every table
-with :mod:`hakeep.inventory.fields`, then hands the typed pieces to :mod:`hakeep.inventory.rules`
-for the checks that span several keys. Any problem raises one :class:`InventoryError` listing them
-all, each with its key path.
+ranges. It reads the file (the only I/O of the inventory package), parses it with
+:mod:`hakeep.inventory.parse`, walks every table with :mod:`hakeep.inventory.fields`, then hands
+the typed pieces to :mod:`hakeep.inventory.rules` for the checks that span several keys. Any
+problem raises one :class:`InventoryError` listing them all, each with its key path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
-import tomllib
 from pathlib import Path
 
 from hakeep.errors import InventoryError, Problem, UsageError
@@ -39,6 +37,7 @@ from hakeep.inventory.model import (
     SSHSettings,
     Stats,
 )
+from hakeep.inventory.parse import parse_toml
 
 TOP_KEYS = ("cluster", "ssh", "haproxy", "lb", "frontend")
 CLUSTER_KEYS = (
@@ -71,27 +70,8 @@ def load_inventory(path: Path) -> Inventory:
         raise UsageError(f"{path}: is a directory, not an inventory file") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        problem = Problem("", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-        raise InventoryError(source, [problem]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InventoryError(source, [_syntax_problem(exc)]) from None
+    data = parse_toml(raw, source)
     return build_inventory(data, path=path, digest=hashlib.sha256(raw).hexdigest())
-
-
-def _syntax_problem(exc: tomllib.TOMLDecodeError) -> Problem:
-    """``line 3, column 5: TOML syntax error: Expected '=' ...`` from tomllib's message."""
-    text = str(exc)
-    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
-    if m:
-        return Problem(f"line {m[1]}, column {m[2]}", f"TOML syntax error: {text[: m.start()]}")
-    m = re.search(r"\s*\(at end of document\)$", text)
-    if m:
-        return Problem("end of file", f"TOML syntax error: {text[: m.start()]}")
-    return Problem("", f"TOML syntax error: {text}")
 
 
 def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inventory:
@@ -117,16 +97,17 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
     haproxy_t = top.get_table("haproxy")
     haproxy = _haproxy(haproxy_t or Table({}, "haproxy", problems))
 
-    if "lb" not in data:
-        problems.append(Problem("lb", "at least two [[lb]] tables are required"))
-    if "frontend" not in data:
-        problems.append(Problem("frontend", "at least one [[frontend]] table is required"))
+    for key, need in (("lb", "at least two [[lb]] tables are required"),
+                      ("frontend", "at least one [[frontend]] table is required")):
+        if key not in data:
+            problems.append(Problem(key, need))
+        elif data[key] == []:
+            problems.append(Problem(key, f"is an empty array; {need}"))
     if cluster is not None:
         rules.check(cluster, lb_items, fe_items, haproxy, problems)
-    if problems or cluster is None or haproxy is None or len(lbs) != len(lb_tables) or len(
-        frontends
-    ) != len(fe_tables):
-        if not problems:  # pragma: no cover - every None above comes with a problem
+    if (problems or cluster is None or haproxy is None or len(lbs) != len(lb_tables) or len(lbs) < 2
+            or len(frontends) != len(fe_tables) or not frontends):
+        if not problems:  # pragma: no cover - every None or short list above comes with a problem
             problems.append(Problem("", "invalid inventory"))
         raise InventoryError(path.name, problems)
     return Inventory(
@@ -168,7 +149,7 @@ def _vip(t: Table) -> ipaddress.IPv4Interface | None:
     if value is None:
         return None
     if "/" not in value:
-        t.error("vip", f"{value!r} needs a prefix length, e.g. {value}/24")
+        t.error("vip", f"{value!r} needs a prefix length, e.g. {value + '/24'!r}")
         return None
     try:
         iface = ipaddress.ip_interface(value)
@@ -208,8 +189,12 @@ def _local_path(t: Table, key: str, base_dir: Path) -> Path | None:
     value = t.get_str(key)
     if value is None:
         return None
-    if not value or "\n" in value or "\0" in value:
-        t.error(key, "must be a file path")
+    if not value:
+        t.error(key, "must be a file path, not empty")
+        return None
+    if not value.isprintable():  # a newline, NUL or terminal escape: in ssh's argv and in messages
+        bad = ", ".join(sorted({repr(c) for c in value if not c.isprintable()}))
+        t.error(key, f"{value!r} contains non-printing character(s) {bad}; must be a file path")
         return None
     path = Path(value).expanduser()
     return path if path.is_absolute() else base_dir / path

@@ -3,7 +3,8 @@
 These types are what every other module sees of the user's TOML: parsed, checked and immutable.
 Nothing here reads files or the environment; :mod:`hakeep.inventory.load` builds them and
 guarantees their invariants (names and addresses restricted to safe character sets, ports and
-priorities in range, at least two LBs, the VIP inside every LB's subnet).
+priorities in range, at least two LBs and one frontend, the VIP inside every LB's subnet, no frontend
+named like a proxy hakeep adds).
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CHECK_PATH = "/readyz"
+# Proxy names hakeep gives haproxy.cfg's own sections (templates/haproxy.cfg.j2); a frontend of the
+# inventory may not take one of them.
+STATS_FRONTEND = "hakeep-stats"
+RESERVED_PREFIX = "hakeep-"  # every name hakeep adds itself starts with it
+BACKEND_PREFIX = "be_"  # each frontend's backend: be_<frontend name>
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class Frontend:
     @property
     def backend_name(self) -> str:
         """Backends are named apart from frontends (haproxy shares one name space for proxies)."""
-        return f"be_{self.name}"
+        return BACKEND_PREFIX + self.name
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Inventory checks that span several keys: duplicates, subnets, VIP clashes, counts.
+"""Inventory checks that span several keys: duplicates, reserved names, subnets, VIP clashes, counts.
 
 Each check reads already-typed pieces (entries that failed their own key checks come in as
 ``None`` and are skipped) and appends a :class:`Problem` with the key path of the entry at fault.
@@ -11,7 +11,14 @@ from collections.abc import Hashable, Iterable
 from typing import TypeVar
 
 from hakeep.errors import Problem
-from hakeep.inventory.model import Cluster, Frontend, HAProxySettings, LoadBalancer
+from hakeep.inventory.model import (
+    RESERVED_PREFIX,
+    STATS_FRONTEND,
+    Cluster,
+    Frontend,
+    HAProxySettings,
+    LoadBalancer,
+)
 
 T = TypeVar("T")
 
@@ -32,6 +39,7 @@ def check(
     _duplicates(problems, ((f"{p}.name", fe.name) for p, fe in good_fes), "frontend name")
     _duplicates(problems, ((f"{p}.port", (fe.bind, fe.port)) for p, fe in good_fes), "frontend port",
                 show=lambda key: str(key[1]))
+    _generated_names(good_fes, problems)
     for p, fe in good_fes:
         _duplicates(problems, ((f"{p}.servers[{i}].name", s.name) for i, s in enumerate(fe.servers)),
                     "server name in this frontend")
@@ -61,6 +69,20 @@ def check(
             if fe.port == haproxy.stats.port:
                 problems.append(Problem("haproxy.stats.port", f"{fe.port} is already the port of {p} "
                                         f"({fe.name})"))
+
+
+def _generated_names(frontends: list[tuple[str, Frontend]], problems: list[Problem]) -> None:
+    """A frontend may not take a name of hakeep's own proxies (haproxy -c refuses two frontends of one
+    name; the prefix is kept even with the stats page off, so turning it on cannot break a valid
+    inventory) nor the name of the backend hakeep writes for another frontend."""
+    backends = {fe.backend_name: f"{p} ({fe.name})" for p, fe in frontends}
+    for p, fe in frontends:
+        if fe.name.startswith(RESERVED_PREFIX):
+            problems.append(Problem(f"{p}.name", f"{fe.name!r}: names starting with {RESERVED_PREFIX!r} are "
+                                    f"kept for hakeep's own proxies (such as the stats page's {STATS_FRONTEND!r})"))
+        elif fe.name in backends:
+            problems.append(Problem(f"{p}.name", f"{fe.name!r} is the name hakeep gives the backend of "
+                                    f"{backends[fe.name]}; choose another name"))
 
 
 def _duplicates(

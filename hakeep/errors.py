@@ -8,6 +8,7 @@ exit code, so no traceback ever reaches a user for a known problem.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -58,3 +59,9 @@ class InventoryError(UsageError):
             "\n".join(lines),
             hint="fix the keys named above; `hakeep validate INVENTORY` re-checks them all",
         )
+
+
+def printable(text: str) -> str:
+    """``text`` as one printable line for a message: as it is, or JSON-quoted when it holds a newline,
+    a terminal escape or another non-printing character (a file name can hold any of them)."""
+    return text if text.isprintable() else json.dumps(text)

@@ -94,6 +94,20 @@ def test_bad_input_exit_2(tmp_path: Path, dotted: str, literal: str, extra: dict
     assert errors[0].isprintable(), repr(errors[0])
 
 
+@pytest.mark.parametrize("name", ["x\nid>PWNED\n#.toml", "\x1b[2Jclear.toml", "tab\there.toml"])
+def test_a_file_name_that_would_break_the_line_is_shown_quoted(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(inventory_text("lb", "[]"))
+    proc = run_validate(path)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("hint: ")]
+    assert errors == [f"{json.dumps(name)}: lb: is an empty array; at least two [[lb]] tables are required"]
+    missing = run_validate(tmp_path / ("gone" + name))
+    assert missing.returncode == 2
+    assert [line for line in missing.stderr.splitlines() if not line.startswith("hint: ")] == [
+        f"error: {json.dumps(str(tmp_path / ('gone' + name)))}: no such file"]
+
+
 # Beyond the table: any parsed TOML the loader is given gives an Inventory or an InventoryError whose
 # every line is one printable `inventory.toml: ...` problem; nothing else escapes (hypothesis).
 

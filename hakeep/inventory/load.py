@@ -13,7 +13,7 @@ import hashlib
 import ipaddress
 from pathlib import Path
 
-from hakeep.errors import InventoryError, Problem, UsageError
+from hakeep.errors import InventoryError, Problem, UsageError, printable
 from hakeep.inventory import rules
 from hakeep.inventory.fields import (
     ENV_RE,
@@ -60,16 +60,16 @@ DEFAULT_SSH = SSHSettings(None, None, None, None, sudo=False, connect_timeout=10
 
 def load_inventory(path: Path) -> Inventory:
     """Read, parse and validate ``path``; raise :class:`InventoryError` listing every problem."""
-    source = path.name
+    source, shown = printable(path.name), printable(str(path))
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file",
+        raise UsageError(f"{shown}: no such file",
                          hint="give the path of an inventory TOML file") from None
     except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not an inventory file") from None
+        raise UsageError(f"{shown}: is a directory, not an inventory file") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+        raise UsageError(f"{shown}: cannot read: {exc.strerror}") from None
     data = parse_toml(raw, source)
     return build_inventory(data, path=path, digest=hashlib.sha256(raw).hexdigest())
 
@@ -109,7 +109,7 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
             or len(frontends) != len(fe_tables) or not frontends):
         if not problems:  # pragma: no cover - every None or short list above comes with a problem
             problems.append(Problem("", "invalid inventory"))
-        raise InventoryError(path.name, problems)
+        raise InventoryError(printable(path.name), problems)
     return Inventory(
         path=path, digest=digest, cluster=cluster, lbs=tuple(lbs), frontends=tuple(frontends),
         haproxy=haproxy,

@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakeep.errors import printable
+
 DEFAULT_CHECK_PATH = "/readyz"
 # Proxy names hakeep gives haproxy.cfg's own sections (templates/haproxy.cfg.j2); a frontend of the
 # inventory may not take one of them.
@@ -108,7 +110,8 @@ class Inventory:
 
     @property
     def source(self) -> str:
-        return self.path.name
+        """The file's name as messages show it (one printable line)."""
+        return printable(self.path.name)
 
     def lb(self, name: str) -> LoadBalancer:
         for lb in self.lbs:

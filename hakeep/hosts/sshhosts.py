@@ -6,8 +6,9 @@ not-yet-open fabric Connection from it (HostName, User, Port, IdentityFile, agen
 timeouts), known_hosts (OpenSSH's patterns, hashed entries, ``@revoked``, HostKeyAlias, several
 User/GlobalKnownHostsFile), the host-key policy every hop is checked with (known keys accepted,
 unknown ones refused with their SHA256 fingerprint or recorded only on request, changed or revoked
-ones never accepted), paramiko's ProxyCommand made to see EOF as soon as the proxy exits, and the
-short human reason for a network failure. Opening, commands, sudo and the lock are
+ones never accepted), paramiko's ProxyCommand made to see EOF as soon as the proxy exits, the
+ProxyCommand and ssh_config's ``Match exec`` started without the secret variables
+(:mod:`.childenv`), and the short human reason for a network failure. Opening, commands, sudo and the lock are
 :mod:`hakeep.hosts.transport`'s.
 """
 from __future__ import annotations
@@ -24,12 +25,15 @@ import re
 import select
 import shlex
 import socket
+import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
+from hakeep.hosts.childenv import child_env, match_exec
 from hakeep.hosts.remote import ConnectError, HostKeyError
 from hakeep.inventory.fields import USER_RE
 from hakeep.inventory.model import LoadBalancer
@@ -47,7 +51,15 @@ __all__ = [
 
 
 class _ProxyCommand(paramiko.ProxyCommand):
-    """paramiko's, except that a proxy that exits is EOF at once (paramiko's spins until its timeout)."""
+    """paramiko's, except that the proxy gets no secret variable (:func:`.childenv.child_env`) and
+    that a proxy that exits is EOF at once (paramiko's spins until its timeout)."""
+
+    def __init__(self, command_line: str, secret_env: Sequence[str] = ()) -> None:
+        # paramiko's own __init__, plus env=: its Popen would hand the proxy all of hakeep's environment
+        self.cmd = shlex.split(command_line)
+        self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, bufsize=0, env=child_env(secret_env))
+        self.timeout = None
 
     def recv(self, size: int) -> bytes:
         stdout: Any = self.process.stdout
@@ -60,6 +72,31 @@ class _ProxyCommand(paramiko.ProxyCommand):
             raise paramiko.ProxyCommandFailure(" ".join(self.cmd), exc.strerror or str(exc)) from None
 
 
+class _SSHConfig(paramiko.SSHConfig):
+    """paramiko's, except that ``Match exec`` runs as OpenSSH runs it (:func:`.childenv.match_exec`):
+    paramiko's runs it through invoke, with all of hakeep's environment and its stdin."""
+
+    def __init__(self, secret_env: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.secret_env = tuple(secret_env)
+
+    def _does_match(self, match_list: list[dict[str, Any]], target_hostname: str, canonical: bool,
+                    final: bool, options: Any) -> Any:
+        base: Any = paramiko.SSHConfig  # its criteria one at a time, in order; exec ours
+        matched: list[dict[str, Any]] = []
+        for candidate in match_list:
+            if candidate["type"] == "exec":
+                command = base._tokenize(self, options, target_hostname, "match-exec", candidate["param"])
+                if base._should_fail(self, match_exec(command, self.secret_env), candidate):
+                    return False
+            else:
+                result = base._does_match(self, [candidate], target_hostname, canonical, final, options)
+                if result is True or not result:  # "all" matches outright; a failed criterion ends it
+                    return result
+            matched.append(candidate)
+        return matched
+
+
 # --- ssh_config ----------------------------------------------------------------------------------
 
 
@@ -67,17 +104,18 @@ def config_label(path: Path | None) -> str:
     return f"the ssh config {path}" if path is not None else "your ssh config (~/.ssh/config)"
 
 
-def load_ssh_config(lb: LoadBalancer) -> paramiko.SSHConfig:
+def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> paramiko.SSHConfig:
     """The inventory's ssh config alone (like ``ssh -F``), else ~/.ssh/config then /etc/ssh/ssh_config.
 
     The inventory's port and user come first, as ``ssh -p/-l`` would: ssh_config's first value wins,
-    so they also expand ``%p``/``%r`` in a ProxyCommand.
+    so they also expand ``%p``/``%r`` in a ProxyCommand. A ``Match exec`` command runs without the
+    variables ``secret_env`` names (nor HAKEEP_SUDO_PASSWORD).
     """
     name, path = lb.name, lb.ssh.config
     if lb.ssh.user is not None and not USER_RE.fullmatch(lb.ssh.user):  # it goes into ssh_config text
         raise ConnectError(f"{name}: ssh user {lb.ssh.user!r} is not a login name",
                            hint="fix [ssh] user in the inventory")
-    config = paramiko.SSHConfig()
+    config = _SSHConfig(secret_env)
     first = "".join(f"    {key} {value}\n" for key, value in (("Port", lb.ssh.port), ("User", lb.ssh.user))
                     if value is not None)
     if first:
@@ -100,11 +138,13 @@ def load_ssh_config(lb: LoadBalancer) -> paramiko.SSHConfig:
     return config
 
 
-def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyCheck]]:
-    """A not-yet-open fabric Connection for ``lb``, every hop checking host keys our way."""
+def connection(lb: LoadBalancer, accept_new: bool,
+               secret_env: Sequence[str] = ()) -> tuple[Any, list[HostKeyCheck]]:
+    """A not-yet-open fabric Connection for ``lb``, every hop checking host keys our way; no local
+    process it starts (ProxyCommand, ``Match exec``) gets HAKEEP_SUDO_PASSWORD or ``secret_env``."""
     from fabric import Config, Connection
 
-    ssh_config = load_ssh_config(lb)
+    ssh_config = load_ssh_config(lb, secret_env)
     connect_kwargs: dict[str, Any] = {}
     if lb.ssh.identity_file is not None:
         key = lb.ssh.identity_file.expanduser()
@@ -138,7 +178,7 @@ def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyChe
         if hop.ssh_config.get("identityagent") == "none":
             hop.connect_kwargs["allow_agent"] = False
         if isinstance(hop.gateway, str):  # already %-expanded by the ssh_config lookup
-            hop.open_gateway = functools.partial(_ProxyCommand, hop.gateway)
+            hop.open_gateway = functools.partial(_ProxyCommand, hop.gateway, secret_env)
         hop = hop.gateway
     return cxn, checkers
 

@@ -3,13 +3,13 @@
 It owns reading ssh_config (the inventory's file alone, like ``ssh -F``, else ~/.ssh/config then
 /etc/ssh/ssh_config, with the inventory's port and user first, like ``ssh -p/-l``), building the
 not-yet-open fabric Connection from it (HostName, User, Port, IdentityFile, agent, ProxyJump hops,
-timeouts), known_hosts (OpenSSH's patterns, hashed entries, ``@revoked``, HostKeyAlias, several
-User/GlobalKnownHostsFile), the host-key policy every hop is checked with (known keys accepted,
-unknown ones refused with their SHA256 fingerprint or recorded only on request, changed or revoked
-ones never accepted), paramiko's ProxyCommand made to see EOF as soon as the proxy exits, the
-ProxyCommand and ssh_config's ``Match exec`` started without the secret variables
-(:mod:`.childenv`), and the short human reason for a network failure. Opening, commands, sudo and the lock are
-:mod:`hakeep.hosts.transport`'s.
+timeouts), the host-key policy every hop is checked with against its known_hosts files (read by
+:mod:`.knownhosts`: OpenSSH's patterns, hashed entries, ``@revoked``, HostKeyAlias, several
+User/GlobalKnownHostsFile; known keys accepted, unknown ones refused with their SHA256 fingerprint
+or recorded only on request, changed or revoked ones never accepted), paramiko's ProxyCommand made
+to see EOF as soon as the proxy exits, the ProxyCommand and ssh_config's ``Match exec`` started
+without the secret variables (:mod:`.childenv`), and the short human reason for a network failure.
+Opening, commands, sudo and the lock are :mod:`hakeep.hosts.transport`'s.
 """
 from __future__ import annotations
 
@@ -17,11 +17,8 @@ import base64
 import binascii
 import errno
 import functools
-import hashlib
-import hmac
 import io
 import os
-import re
 import select
 import shlex
 import socket
@@ -34,6 +31,7 @@ from typing import Any
 import paramiko
 
 from hakeep.hosts.childenv import child_env, match_exec
+from hakeep.hosts.knownhosts import fingerprint, host_matches, known_hosts_paths, known_keys
 from hakeep.hosts.remote import ConnectError, HostKeyError
 from hakeep.inventory.fields import USER_RE
 from hakeep.inventory.model import LoadBalancer
@@ -188,61 +186,6 @@ def connection(lb: LoadBalancer, accept_new: bool,
 _KNOWN_HOSTS_WRITE = threading.Lock()  # connect_all may record several hosts' keys at once
 
 
-def _paths(value: str | None, default: tuple[str, ...]) -> list[Path]:
-    """UserKnownHostsFile/GlobalKnownHostsFile values: several, with ~ and %d/%u expanded."""
-    if value is None:
-        return [Path(p).expanduser() for p in default]
-    if value.strip().lower() == "none":
-        return []
-    home, user = str(Path.home()), os.environ.get("USER", "")
-    return [Path(p.replace("%d", home).replace("%u", user)).expanduser() for p in value.split()]
-
-
-def _glob(pattern: str, name: str) -> bool:
-    """known_hosts patterns: only ``*`` and ``?`` are special (``[host]:port`` is literal)."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, name, flags=re.IGNORECASE) is not None
-
-
-def host_matches(field: str, name: str) -> bool:
-    """Does a known_hosts host field (hashed ``|1|salt|hash``, or a comma list of patterns
-    where ``!pattern`` negates) name the host ``name``?"""
-    if field.startswith("|1|"):
-        try:
-            salt, digest = field[3:].split("|", 1)
-            mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
-        except (ValueError, binascii.Error):
-            return False
-        return hmac.compare_digest(base64.b64encode(mac).decode(), digest)
-    matched = False
-    for pattern in field.split(","):
-        if pattern.startswith("!"):
-            if _glob(pattern[1:], name):
-                return False
-        elif _glob(pattern, name):
-            matched = True
-    return matched
-
-
-def known_keys(text: str, name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The (key type, base64 blob) pairs a known_hosts text holds for ``name``: (trusted, revoked)."""
-    trusted: list[tuple[str, str]] = []
-    revoked: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        fields = line.split()
-        marker = fields.pop(0) if fields and fields[0].startswith("@") else None
-        if len(fields) < 3 or fields[0].startswith("#") or marker == "@cert-authority":
-            continue
-        if host_matches(fields[0], name):
-            (revoked if marker == "@revoked" else trusted).append((fields[1], fields[2]))
-    return trusted, revoked
-
-
-def fingerprint(blob: bytes) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key blob (``SHA256:`` + unpadded base64)."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
 class HostKeyCheck(paramiko.MissingHostKeyPolicy):
     """Checks one hop's host key against known_hosts, OpenSSH style, and records new ones on request.
 
@@ -254,9 +197,9 @@ class HostKeyCheck(paramiko.MissingHostKeyPolicy):
                  accept_new: bool) -> None:
         self.label = label
         self.name = ssh_config.get("hostkeyalias") or (host if port == 22 else f"[{host}]:{port}")
-        self.user_files = _paths(ssh_config.get("userknownhostsfile"),
+        self.user_files = known_hosts_paths(ssh_config.get("userknownhostsfile"),
                                  ("~/.ssh/known_hosts", "~/.ssh/known_hosts2"))
-        files = self.user_files + _paths(ssh_config.get("globalknownhostsfile"),
+        files = self.user_files + known_hosts_paths(ssh_config.get("globalknownhostsfile"),
                                          ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"))
         self.hash = str(ssh_config.get("hashknownhosts", "no")).lower() == "yes"
         self.accept_new = accept_new

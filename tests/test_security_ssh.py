@@ -1,8 +1,10 @@
-"""Security of the SSH side: what the local processes hakeep starts may see.
+"""Security of the SSH side: what the local processes hakeep starts may see, and what known_hosts
+may make hakeep trust.
 
 Item 6: no local child process (a ProxyCommand, that of a ProxyJump hop, an ssh_config ``Match exec``
 command) gets HAKEEP_SUDO_PASSWORD or the variables the inventory names for its passwords; checked
 with children that dump their environment, against a private sshd on 127.0.0.1 (tests/sshd.py).
+Item 8: a known_hosts line with an unknown or misspelt marker is ignored, never trusted.
 Nothing here reads ~/.ssh or /etc/ssh: every config is ``-F`` style and names its known_hosts files
 in a temp folder.
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from hakeep.hosts.connecting import connect
+from hakeep.hosts.remote import HostKeyError
+from hakeep.hosts.sshhosts import known_keys
 from hakeep.hosts.transport import SSHTransport
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.run.session import open_session
@@ -139,3 +143,41 @@ def test_the_sudo_password_variable_is_scrubbed_whatever_the_caller_passes(
     seen = _environment(dump)
     assert seen[PLAIN[0]] == PLAIN[1]
     assert "HAKEEP_SUDO_PASSWORD" not in seen
+
+
+# --- item 8 ----------------------------------------------------------------------------------------
+# known_hosts markers: OpenSSH knows @cert-authority and @revoked only (case-sensitive, one per
+# line); any other marker makes it skip the line (hostfile.c check_markers). Never trusted.
+
+ED = ("ssh-ed25519", "AAAA")
+MARKERS: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = [
+    # line, trusted, revoked
+    ("@foo 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    ("@revokd 10.0.0.1 ssh-ed25519 AAAA", [], []),  # a misspelt revocation must not become trust
+    ("@revoke 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    ("@Revoked 10.0.0.1 ssh-ed25519 AAAA", [], []),  # markers are case-sensitive
+    ("@REVOKED 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    ("@ 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    ("@cert-authorities 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    ("@revoked,@foo 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    # as before (guards): the two real markers, one marker only, plain lines
+    ("@cert-authority 10.0.0.1 ssh-ed25519 AAAA", [], []),  # CA keys: hakeep trusts no certificates
+    ("@revoked @foo 10.0.0.1 ssh-ed25519 AAAA", [], []),
+    ("@revoked\t10.0.0.1 ssh-ed25519 AAAA", [], [ED]),
+    ("  @revoked 10.0.0.1 ssh-ed25519 AAAA", [], [ED]),
+    ("10.0.0.1 ssh-ed25519 AAAA", [ED], []),
+]
+
+
+@pytest.mark.parametrize(("line", "trusted_keys", "revoked_keys"), MARKERS, ids=[m[0] for m in MARKERS])
+def test_known_hosts_markers(line: str, trusted_keys: list[tuple[str, str]],
+                             revoked_keys: list[tuple[str, str]]) -> None:
+    assert known_keys(line + "\n", "10.0.0.1") == (trusted_keys, revoked_keys)
+
+
+@pytest.mark.parametrize("marker", ["@foo", "@revokd", "@Revoked"])
+def test_a_key_behind_an_unknown_marker_is_unknown_to_a_real_connect(server: sshd.Server, marker: str) -> None:
+    server.known_hosts.write_text("")
+    server.trust(f"{marker} {server.key_name}")
+    with pytest.raises(HostKeyError, match="unknown host key"):
+        connect(server.lb())

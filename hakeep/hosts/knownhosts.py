@@ -1,8 +1,9 @@
 """known_hosts as OpenSSH reads it, without paramiko: which files (User/GlobalKnownHostsFile, with
 ``~`` and ``%d``/``%u`` expanded), which lines name a host (patterns, ``!`` negation, hashed
 ``|1|`` entries), which keys they trust or revoke (``@revoked``; ``@cert-authority`` lines are
-skipped: hakeep trusts no certificates), and OpenSSH's SHA256 fingerprint of a key. The host-key
-policy that uses them is :class:`hakeep.hosts.sshhosts.HostKeyCheck`.
+skipped: hakeep trusts no certificates; a line with any other marker -- misspelt, in another case,
+or a second one -- is skipped as OpenSSH skips it, never trusted), and OpenSSH's SHA256
+fingerprint of a key. The host-key policy that uses them is :class:`hakeep.hosts.sshhosts.HostKeyCheck`.
 """
 from __future__ import annotations
 
@@ -53,13 +54,20 @@ def host_matches(field: str, name: str) -> bool:
     return matched
 
 
+_MARKERS = ("@cert-authority", "@revoked")  # all OpenSSH knows (hostfile.c check_markers), case and all
+
+
 def known_keys(text: str, name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The (key type, base64 blob) pairs a known_hosts text holds for ``name``: (trusted, revoked)."""
     trusted: list[tuple[str, str]] = []
     revoked: list[tuple[str, str]] = []
     for line in text.splitlines():
         fields = line.split()
-        marker = fields.pop(0) if fields and fields[0].startswith("@") else None
+        marker = None
+        if fields and fields[0].startswith("@"):
+            marker = fields.pop(0)
+            if marker not in _MARKERS or (fields and fields[0].startswith("@")):
+                continue  # an unknown, misspelt or second marker: OpenSSH skips the line, never trusts it
         if len(fields) < 3 or fields[0].startswith("#") or marker == "@cert-authority":
             continue
         if host_matches(fields[0], name):

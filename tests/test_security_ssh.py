@@ -1,27 +1,36 @@
 """Security of the SSH side: what the local processes hakeep starts may see, and what known_hosts
-may make hakeep trust.
+and ssh_config may make hakeep trust.
 
 Item 6: no local child process (a ProxyCommand, that of a ProxyJump hop, an ssh_config ``Match exec``
 command) gets HAKEEP_SUDO_PASSWORD or the variables the inventory names for its passwords; checked
 with children that dump their environment, against a private sshd on 127.0.0.1 (tests/sshd.py).
-Item 8: a known_hosts line with an unknown or misspelt marker is ignored, never trusted.
-Nothing here reads ~/.ssh or /etc/ssh: every config is ``-F`` style and names its known_hosts files
-in a temp folder.
+Item 8: a known_hosts line with an unknown or misspelt marker is ignored, never trusted; the tokens
+of UserKnownHostsFile are expanded as OpenSSH does (cross-checked with ``ssh -G``, which only parses
+the config) or refused with an error naming the token and the host; GlobalKnownHostsFile, which
+OpenSSH never expands, refuses them. Nothing here reads ~/.ssh or /etc/ssh: every config is ``-F``
+style and names its known_hosts files in a temp folder.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import pwd
+import shutil
+import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from hakeep.hosts.connecting import connect
-from hakeep.hosts.remote import HostKeyError
-from hakeep.hosts.sshhosts import known_keys
+from hakeep.hosts.remote import ConnectError, HostKeyError
+from hakeep.hosts.sshhosts import connection, known_keys
 from hakeep.hosts.transport import SSHTransport
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.run.session import open_session
@@ -181,3 +190,127 @@ def test_a_key_behind_an_unknown_marker_is_unknown_to_a_real_connect(server: ssh
     server.trust(f"{marker} {server.key_name}")
     with pytest.raises(HostKeyError, match="unknown host key"):
         connect(server.lb())
+
+
+# UserKnownHostsFile tokens, as ssh_config(5) TOKENS lists them for it: %%, %C, %d, %h, %i, %k,
+# %L, %l, %n, %p, %r, %u, and ${VAR}; "~" first. Each expected value is computed here from its
+# definition; `ssh -G` (parses the config, never connects) must agree where it sees the same home.
+
+LOCAL = socket.gethostname()
+ME = pwd.getpwuid(os.getuid())
+
+
+@functools.cache
+def _ssh_expands_known_hosts_tokens() -> bool:
+    """Does the local ``ssh -G`` print UserKnownHostsFile expanded (OpenSSH's that take tokens do)?"""
+    if not shutil.which("ssh"):
+        return False
+    out = subprocess.run(["ssh", "-G", "-F", "/dev/null", "-o", "UserKnownHostsFile=/probe/%h", "probe.invalid"],
+                         capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL).stdout
+    return "userknownhostsfile /probe/probe.invalid" in out
+
+
+def _c_hash(port: int, user: str) -> str:
+    return hashlib.sha1(f"{LOCAL}{sshd.LOOPBACK}{port}{user}".encode()).hexdigest()  # noqa: S324 (OpenSSH's %C)
+
+
+class Token(NamedTuple):
+    word: str  # UserKnownHostsFile is {tmp}/kh-<word> ~/second
+    expected: Callable[[sshd.Server, Path], str]  # what <word> becomes (given the server and $HOME)
+    extra: str = ""  # more config lines for the host
+    cross_check: bool = True  # ssh -G must say the same (not for %d: its home is the passwd entry's)
+
+
+TOKENS = [
+    Token("%h", lambda s, h: sshd.LOOPBACK),
+    Token("%p", lambda s, h: str(s.port)),
+    Token("%r", lambda s, h: s.user),
+    Token("%n", lambda s, h: sshd.LOOPBACK),
+    Token("%k", lambda s, h: sshd.LOOPBACK),
+    Token("%k", lambda s, h: "lb-alias", extra="    HostKeyAlias LB-Alias\n"),
+    Token("%C", lambda s, h: _c_hash(s.port, s.user)),
+    Token("%L", lambda s, h: LOCAL.split(".")[0]),
+    Token("%l", lambda s, h: LOCAL),
+    Token("%i", lambda s, h: str(os.getuid())),
+    Token("%u", lambda s, h: ME.pw_name),
+    Token("%%", lambda s, h: "%"),
+    Token("%%h", lambda s, h: "%h"),
+    Token("%h-%p_%r", lambda s, h: f"{sshd.LOOPBACK}-{s.port}_{s.user}"),
+    Token("${HK_T8_PART}", lambda s, h: "from-env%h"),  # a variable's value is not expanded again
+    Token("%d", lambda s, h: str(h), cross_check=False),  # hakeep's home is $HOME
+]
+
+
+@pytest.mark.parametrize("case", TOKENS, ids=[f"{t.word}{'-alias' if t.extra else ''}" for t in TOKENS])
+def test_user_known_hosts_file_tokens_expand_as_openssh_does(
+        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Token) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HK_T8_PART", "from-env%h")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host {sshd.LOOPBACK}\n{_block(server, f'{tmp_path}/kh-{case.word} ~/second')}{case.extra}")
+    _, checkers = connection(server.lb(config=config), False)
+    want = [tmp_path / f"kh-{case.expected(server, home)}", home / "second"]
+    assert checkers[0].user_files == want
+    if case.cross_check and _ssh_expands_known_hosts_tokens():  # ssh -G only parses the config: no connection
+        out = subprocess.run(["ssh", "-G", "-F", str(config), sshd.LOOPBACK], capture_output=True, text=True,
+                             check=True, timeout=30, stdin=subprocess.DEVNULL).stdout
+        files = next(line.split()[1:] for line in out.splitlines() if line.startswith("userknownhostsfile "))
+        assert Path(files[0]) == want[0]
+
+
+def test_a_tokened_user_known_hosts_file_is_where_the_key_is_found(server: sshd.Server, tmp_path: Path) -> None:
+    kind, blob = server.host_pub.read_text().split()[:2]
+    (tmp_path / f"kh-{sshd.LOOPBACK}-{server.port}").write_text(f"{server.key_name} {kind} {blob}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host {sshd.LOOPBACK}\n{_block(server, f'{tmp_path}/kh-%h-%p')}")
+    with _ssh(connect(server.lb(config=config))) as t:
+        assert t.run("true", privileged=False).ok
+
+
+class Refused(NamedTuple):
+    keyword: str
+    value: str  # {d}: a temp folder
+    named: str  # what the error must name
+    extra: str = ""  # more config lines for the host
+
+
+REFUSED = [
+    Refused("UserKnownHostsFile", "{d}/kh-%j", "%j"),  # OpenSSH 9.2 rejects it; later releases expand it
+    Refused("UserKnownHostsFile", "{d}/kh-%T", "%T"),
+    Refused("UserKnownHostsFile", "{d}/kh-%x", "%x"),
+    Refused("UserKnownHostsFile", "{d}/kh-%", "a lone %"),
+    Refused("UserKnownHostsFile", "{d}/kh-${HK_T8_UNSET}", "${HK_T8_UNSET}"),
+    Refused("UserKnownHostsFile", "{d}/kh-${HK_T8_UNSET", "${"),
+    Refused("UserKnownHostsFile", "{d}/kh-${}", "${}"),
+    Refused("UserKnownHostsFile", "{d}/kh-${HAKEEP_SUDO_PASSWORD}", "${HAKEEP_SUDO_PASSWORD}"),
+    Refused("UserKnownHostsFile", "{d}/kh-%C", "%C", extra="    ProxyJump jumpbox\n"),  # newer ssh hashes %j too
+    Refused("GlobalKnownHostsFile", "{d}/g-%h", "%h"),  # OpenSSH expands nothing there
+    Refused("GlobalKnownHostsFile", "{d}/g-%d", "%d"),
+    Refused("GlobalKnownHostsFile", "{d}/g-${HOME}", "${HOME}"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[f"{r.keyword}-{r.value}" for r in REFUSED])
+def test_unsupported_known_hosts_tokens_are_refused(
+        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Refused) -> None:
+    monkeypatch.delenv("HK_T8_UNSET", raising=False)
+    monkeypatch.setenv("HAKEEP_SUDO_PASSWORD", "sudo-secret-8")
+    value = case.value.replace("{d}", str(tmp_path))
+    block = _block(server, f"{tmp_path}/kh")
+    if case.keyword == "GlobalKnownHostsFile":
+        block = block.replace("GlobalKnownHostsFile /dev/null", f"GlobalKnownHostsFile {value}")
+    else:
+        block = block.replace(f"UserKnownHostsFile {tmp_path}/kh", f"UserKnownHostsFile {value}")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host jumpbox\n    HostName {sshd.LOOPBACK}\n{_block(server)}"
+                      f"Host {sshd.LOOPBACK}\n{block}{case.extra}")
+    with pytest.raises(ConnectError) as info:
+        connection(server.lb(config=config), False)
+    message = info.value.message
+    assert case.named in message
+    assert case.keyword in message
+    assert sshd.LOOPBACK in message  # the host
+    assert message.startswith("lb1: ")
+    assert "sudo-secret-8" not in message + (info.value.hint or "")
+    assert info.value.kind == "config"

@@ -31,7 +31,14 @@ from typing import Any
 import paramiko
 
 from hakeep.hosts.childenv import child_env, match_exec
-from hakeep.hosts.knownhosts import fingerprint, host_matches, known_hosts_paths, known_keys
+from hakeep.hosts.knownhosts import (
+    Hop,
+    fingerprint,
+    global_known_hosts_files,
+    host_matches,
+    known_keys,
+    user_known_hosts_files,
+)
 from hakeep.hosts.remote import ConnectError, HostKeyError
 from hakeep.inventory.fields import USER_RE
 from hakeep.inventory.model import LoadBalancer
@@ -161,7 +168,8 @@ def connection(lb: LoadBalancer, accept_new: bool,
     hop = cxn
     while isinstance(hop, Connection):  # the target, then each ProxyJump hop
         label = lb.name if hop is cxn else f"{lb.name}: jump host {hop.original_host}"
-        checker = HostKeyCheck(label, hop.host, int(hop.port), hop.ssh_config, accept_new)
+        checker = HostKeyCheck(label, hop.host, int(hop.port), hop.ssh_config, accept_new, user=hop.user,
+                               original=hop.original_host, secret_env=secret_env)
         checkers.append(checker)
         hop.client.set_missing_host_key_policy(checker)
         if hop is cxn or not hop.connect_timeout:
@@ -193,14 +201,14 @@ class HostKeyCheck(paramiko.MissingHostKeyPolicy):
     key; the lookup name is ``HostKeyAlias``, else ``host`` (port 22) or ``[host]:port``.
     """
 
-    def __init__(self, label: str, host: str, port: int, ssh_config: dict[str, Any],
-                 accept_new: bool) -> None:
+    def __init__(self, label: str, host: str, port: int, ssh_config: dict[str, Any], accept_new: bool, *,
+                 user: str = "", original: str | None = None, secret_env: Sequence[str] = ()) -> None:
         self.label = label
         self.name = ssh_config.get("hostkeyalias") or (host if port == 22 else f"[{host}]:{port}")
-        self.user_files = known_hosts_paths(ssh_config.get("userknownhostsfile"),
-                                 ("~/.ssh/known_hosts", "~/.ssh/known_hosts2"))
-        files = self.user_files + known_hosts_paths(ssh_config.get("globalknownhostsfile"),
-                                         ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"))
+        hop = Hop(label, host, original or host, port, user, ssh_config.get("hostkeyalias"),
+                  ssh_config.get("proxyjump"))
+        self.user_files = user_known_hosts_files(ssh_config.get("userknownhostsfile"), hop, secret_env)
+        files = self.user_files + global_known_hosts_files(ssh_config.get("globalknownhostsfile"), hop)
         self.hash = str(ssh_config.get("hashknownhosts", "no")).lower() == "yes"
         self.accept_new = accept_new
         self.recorded: str | None = None

@@ -34,9 +34,11 @@ __all__ = ["connect", "connect_all"]
 
 
 def connect(lb: LoadBalancer, *, accept_new_host_keys: bool = False,
-            sudo_password: Callable[[], str] | None = None) -> Transport:
-    """Open the one SSH connection to ``lb`` and settle how to become root on it."""
-    cxn, checkers = connection(lb, accept_new_host_keys)
+            sudo_password: Callable[[], str] | None = None, secret_env: Sequence[str] = ()) -> Transport:
+    """Open the one SSH connection to ``lb`` and settle how to become root on it. No local process
+    this starts (ProxyCommand, ``Match exec``) gets HAKEEP_SUDO_PASSWORD or a variable ``secret_env``
+    names (the inventory's password variables)."""
+    cxn, checkers = connection(lb, accept_new_host_keys, secret_env)
     try:
         _open(lb, cxn)
         session = SSHTransport(lb.name, cxn)
@@ -49,8 +51,8 @@ def connect(lb: LoadBalancer, *, accept_new_host_keys: bool = False,
 
 
 def connect_all(lbs: Sequence[LoadBalancer], *, accept_new_host_keys: bool = False,
-                sudo_password: Callable[[], str] | None = None,
-                deadline: float | None = None) -> dict[str, Transport | HakeepError]:
+                sudo_password: Callable[[], str] | None = None, deadline: float | None = None,
+                secret_env: Sequence[str] = ()) -> dict[str, Transport | HakeepError]:
     """Connect to every LB at once; each one's transport or error, in inventory order.
 
     With ``deadline`` (a ``time.monotonic()`` value), a host that has not answered by then is
@@ -64,7 +66,8 @@ def connect_all(lbs: Sequence[LoadBalancer], *, accept_new_host_keys: bool = Fal
     def one(lb: LoadBalancer) -> None:
         outcome: Transport | BaseException
         try:
-            outcome = connect(lb, accept_new_host_keys=accept_new_host_keys, sudo_password=sudo_password)
+            outcome = connect(lb, accept_new_host_keys=accept_new_host_keys, sudo_password=sudo_password,
+                              secret_env=secret_env)
         except BaseException as exc:  # this host's outcome; a bug is re-raised below
             outcome = exc
         with guard:

@@ -3,12 +3,13 @@
 It owns reading ssh_config (the inventory's file alone, like ``ssh -F``, else ~/.ssh/config then
 /etc/ssh/ssh_config, with the inventory's port and user first, like ``ssh -p/-l``), building the
 not-yet-open fabric Connection from it (HostName, User, Port, IdentityFile, agent, ProxyJump hops,
-timeouts), known_hosts (OpenSSH's patterns, hashed entries, ``@revoked``, HostKeyAlias, several
-User/GlobalKnownHostsFile), the host-key policy every hop is checked with (known keys accepted,
-unknown ones refused with their SHA256 fingerprint or recorded only on request, changed or revoked
-ones never accepted), paramiko's ProxyCommand made to see EOF as soon as the proxy exits, and the
-short human reason for a network failure. Opening, commands, sudo and the lock are
-:mod:`hakeep.hosts.transport`'s.
+timeouts), the host-key policy every hop is checked with against its known_hosts files (read by
+:mod:`.knownhosts`: OpenSSH's patterns, hashed entries, ``@revoked``, HostKeyAlias, several
+User/GlobalKnownHostsFile; known keys accepted, unknown ones refused with their SHA256 fingerprint
+or recorded only on request, changed or revoked ones never accepted), paramiko's ProxyCommand made
+to see EOF as soon as the proxy exits, the ProxyCommand and ssh_config's ``Match exec`` started
+without the secret variables (:mod:`.childenv`), and the short human reason for a network failure.
+Opening, commands, sudo and the lock are :mod:`hakeep.hosts.transport`'s.
 """
 from __future__ import annotations
 
@@ -16,20 +17,28 @@ import base64
 import binascii
 import errno
 import functools
-import hashlib
-import hmac
 import io
 import os
-import re
 import select
 import shlex
 import socket
+import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
+from hakeep.hosts.childenv import child_env, match_exec
+from hakeep.hosts.knownhosts import (
+    Hop,
+    fingerprint,
+    global_known_hosts_files,
+    host_matches,
+    known_keys,
+    user_known_hosts_files,
+)
 from hakeep.hosts.remote import ConnectError, HostKeyError
 from hakeep.inventory.fields import USER_RE
 from hakeep.inventory.model import LoadBalancer
@@ -47,7 +56,15 @@ __all__ = [
 
 
 class _ProxyCommand(paramiko.ProxyCommand):
-    """paramiko's, except that a proxy that exits is EOF at once (paramiko's spins until its timeout)."""
+    """paramiko's, except that the proxy gets no secret variable (:func:`.childenv.child_env`) and
+    that a proxy that exits is EOF at once (paramiko's spins until its timeout)."""
+
+    def __init__(self, command_line: str, secret_env: Sequence[str] = ()) -> None:
+        # paramiko's own __init__, plus env=: its Popen would hand the proxy all of hakeep's environment
+        self.cmd = shlex.split(command_line)
+        self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, bufsize=0, env=child_env(secret_env))
+        self.timeout = None
 
     def recv(self, size: int) -> bytes:
         stdout: Any = self.process.stdout
@@ -60,6 +77,31 @@ class _ProxyCommand(paramiko.ProxyCommand):
             raise paramiko.ProxyCommandFailure(" ".join(self.cmd), exc.strerror or str(exc)) from None
 
 
+class _SSHConfig(paramiko.SSHConfig):
+    """paramiko's, except that ``Match exec`` runs as OpenSSH runs it (:func:`.childenv.match_exec`):
+    paramiko's runs it through invoke, with all of hakeep's environment and its stdin."""
+
+    def __init__(self, secret_env: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.secret_env = tuple(secret_env)
+
+    def _does_match(self, match_list: list[dict[str, Any]], target_hostname: str, canonical: bool,
+                    final: bool, options: Any) -> Any:
+        base: Any = paramiko.SSHConfig  # its criteria one at a time, in order; exec ours
+        matched: list[dict[str, Any]] = []
+        for candidate in match_list:
+            if candidate["type"] == "exec":
+                command = base._tokenize(self, options, target_hostname, "match-exec", candidate["param"])
+                if base._should_fail(self, match_exec(command, self.secret_env), candidate):
+                    return False
+            else:
+                result = base._does_match(self, [candidate], target_hostname, canonical, final, options)
+                if result is True or not result:  # "all" matches outright; a failed criterion ends it
+                    return result
+            matched.append(candidate)
+        return matched
+
+
 # --- ssh_config ----------------------------------------------------------------------------------
 
 
@@ -67,17 +109,18 @@ def config_label(path: Path | None) -> str:
     return f"the ssh config {path}" if path is not None else "your ssh config (~/.ssh/config)"
 
 
-def load_ssh_config(lb: LoadBalancer) -> paramiko.SSHConfig:
+def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> paramiko.SSHConfig:
     """The inventory's ssh config alone (like ``ssh -F``), else ~/.ssh/config then /etc/ssh/ssh_config.
 
     The inventory's port and user come first, as ``ssh -p/-l`` would: ssh_config's first value wins,
-    so they also expand ``%p``/``%r`` in a ProxyCommand.
+    so they also expand ``%p``/``%r`` in a ProxyCommand. A ``Match exec`` command runs without the
+    variables ``secret_env`` names (nor HAKEEP_SUDO_PASSWORD).
     """
     name, path = lb.name, lb.ssh.config
     if lb.ssh.user is not None and not USER_RE.fullmatch(lb.ssh.user):  # it goes into ssh_config text
         raise ConnectError(f"{name}: ssh user {lb.ssh.user!r} is not a login name",
                            hint="fix [ssh] user in the inventory")
-    config = paramiko.SSHConfig()
+    config = _SSHConfig(secret_env)
     first = "".join(f"    {key} {value}\n" for key, value in (("Port", lb.ssh.port), ("User", lb.ssh.user))
                     if value is not None)
     if first:
@@ -100,11 +143,13 @@ def load_ssh_config(lb: LoadBalancer) -> paramiko.SSHConfig:
     return config
 
 
-def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyCheck]]:
-    """A not-yet-open fabric Connection for ``lb``, every hop checking host keys our way."""
+def connection(lb: LoadBalancer, accept_new: bool,
+               secret_env: Sequence[str] = ()) -> tuple[Any, list[HostKeyCheck]]:
+    """A not-yet-open fabric Connection for ``lb``, every hop checking host keys our way; no local
+    process it starts (ProxyCommand, ``Match exec``) gets HAKEEP_SUDO_PASSWORD or ``secret_env``."""
     from fabric import Config, Connection
 
-    ssh_config = load_ssh_config(lb)
+    ssh_config = load_ssh_config(lb, secret_env)
     connect_kwargs: dict[str, Any] = {}
     if lb.ssh.identity_file is not None:
         key = lb.ssh.identity_file.expanduser()
@@ -123,7 +168,8 @@ def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyChe
     hop = cxn
     while isinstance(hop, Connection):  # the target, then each ProxyJump hop
         label = lb.name if hop is cxn else f"{lb.name}: jump host {hop.original_host}"
-        checker = HostKeyCheck(label, hop.host, int(hop.port), hop.ssh_config, accept_new)
+        checker = HostKeyCheck(label, hop.host, int(hop.port), hop.ssh_config, accept_new, user=hop.user,
+                               original=hop.original_host, secret_env=secret_env)
         checkers.append(checker)
         hop.client.set_missing_host_key_policy(checker)
         if hop is cxn or not hop.connect_timeout:
@@ -138,7 +184,7 @@ def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyChe
         if hop.ssh_config.get("identityagent") == "none":
             hop.connect_kwargs["allow_agent"] = False
         if isinstance(hop.gateway, str):  # already %-expanded by the ssh_config lookup
-            hop.open_gateway = functools.partial(_ProxyCommand, hop.gateway)
+            hop.open_gateway = functools.partial(_ProxyCommand, hop.gateway, secret_env)
         hop = hop.gateway
     return cxn, checkers
 
@@ -148,61 +194,6 @@ def connection(lb: LoadBalancer, accept_new: bool) -> tuple[Any, list[HostKeyChe
 _KNOWN_HOSTS_WRITE = threading.Lock()  # connect_all may record several hosts' keys at once
 
 
-def _paths(value: str | None, default: tuple[str, ...]) -> list[Path]:
-    """UserKnownHostsFile/GlobalKnownHostsFile values: several, with ~ and %d/%u expanded."""
-    if value is None:
-        return [Path(p).expanduser() for p in default]
-    if value.strip().lower() == "none":
-        return []
-    home, user = str(Path.home()), os.environ.get("USER", "")
-    return [Path(p.replace("%d", home).replace("%u", user)).expanduser() for p in value.split()]
-
-
-def _glob(pattern: str, name: str) -> bool:
-    """known_hosts patterns: only ``*`` and ``?`` are special (``[host]:port`` is literal)."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, name, flags=re.IGNORECASE) is not None
-
-
-def host_matches(field: str, name: str) -> bool:
-    """Does a known_hosts host field (hashed ``|1|salt|hash``, or a comma list of patterns
-    where ``!pattern`` negates) name the host ``name``?"""
-    if field.startswith("|1|"):
-        try:
-            salt, digest = field[3:].split("|", 1)
-            mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
-        except (ValueError, binascii.Error):
-            return False
-        return hmac.compare_digest(base64.b64encode(mac).decode(), digest)
-    matched = False
-    for pattern in field.split(","):
-        if pattern.startswith("!"):
-            if _glob(pattern[1:], name):
-                return False
-        elif _glob(pattern, name):
-            matched = True
-    return matched
-
-
-def known_keys(text: str, name: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The (key type, base64 blob) pairs a known_hosts text holds for ``name``: (trusted, revoked)."""
-    trusted: list[tuple[str, str]] = []
-    revoked: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        fields = line.split()
-        marker = fields.pop(0) if fields and fields[0].startswith("@") else None
-        if len(fields) < 3 or fields[0].startswith("#") or marker == "@cert-authority":
-            continue
-        if host_matches(fields[0], name):
-            (revoked if marker == "@revoked" else trusted).append((fields[1], fields[2]))
-    return trusted, revoked
-
-
-def fingerprint(blob: bytes) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key blob (``SHA256:`` + unpadded base64)."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
 class HostKeyCheck(paramiko.MissingHostKeyPolicy):
     """Checks one hop's host key against known_hosts, OpenSSH style, and records new ones on request.
 
@@ -210,14 +201,14 @@ class HostKeyCheck(paramiko.MissingHostKeyPolicy):
     key; the lookup name is ``HostKeyAlias``, else ``host`` (port 22) or ``[host]:port``.
     """
 
-    def __init__(self, label: str, host: str, port: int, ssh_config: dict[str, Any],
-                 accept_new: bool) -> None:
+    def __init__(self, label: str, host: str, port: int, ssh_config: dict[str, Any], accept_new: bool, *,
+                 user: str = "", original: str | None = None, secret_env: Sequence[str] = ()) -> None:
         self.label = label
         self.name = ssh_config.get("hostkeyalias") or (host if port == 22 else f"[{host}]:{port}")
-        self.user_files = _paths(ssh_config.get("userknownhostsfile"),
-                                 ("~/.ssh/known_hosts", "~/.ssh/known_hosts2"))
-        files = self.user_files + _paths(ssh_config.get("globalknownhostsfile"),
-                                         ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"))
+        hop = Hop(label, host, original or host, port, user, ssh_config.get("hostkeyalias"),
+                  ssh_config.get("proxyjump"))
+        self.user_files = user_known_hosts_files(ssh_config.get("userknownhostsfile"), hop, secret_env)
+        files = self.user_files + global_known_hosts_files(ssh_config.get("globalknownhostsfile"), hop)
         self.hash = str(ssh_config.get("hashknownhosts", "no")).lower() == "yes"
         self.accept_new = accept_new
         self.recorded: str | None = None

@@ -26,6 +26,14 @@ def resolve_secrets(inv: Inventory, env: Mapping[str, str] | None = None) -> Sec
     return Secrets(auth_pass=auth, stats_password=stats_pw)
 
 
+def secret_env_names(inv: Inventory) -> tuple[str, ...]:
+    """The environment variables the inventory names for its passwords: no child process hakeep
+    starts gets them (see :mod:`hakeep.hosts.childenv`)."""
+    stats = inv.haproxy.stats
+    names = (inv.cluster.auth_pass_env, stats.password_env if stats is not None else None)
+    return tuple(name for name in names if name)
+
+
 def _secret_from_env(inv: Inventory, env: Mapping[str, str], key: str, var: str, limit: int) -> str:
     value = env.get(var)
     where = f"{inv.source}: {key}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from hakeep import signals
 from hakeep.errors import HakeepError, UnreachableError, UsageError
+from hakeep.hosts.childenv import SUDO_ENV
 from hakeep.hosts.facts import HostFacts, facts_script, new_mark, parse_facts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import Transport
@@ -30,8 +31,7 @@ from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import LOCK_PATH
 from hakeep.plan.members import dropped, matches
 from hakeep.render.engine import managed_paths
-
-SUDO_ENV = "HAKEEP_SUDO_PASSWORD"
+from hakeep.render.secrets import secret_env_names
 
 Connector = Callable[..., Mapping[str, "Transport | HakeepError"]]
 
@@ -150,7 +150,8 @@ def open_session(
         connect = connect_all
     deadline = time.monotonic() + deadline_s if deadline_s is not None else None
     results = connect(inv.lbs, accept_new_host_keys=accept_new_host_keys,
-                      sudo_password=sudo_password or SudoPassword(), deadline=deadline)
+                      sudo_password=sudo_password or SudoPassword(), deadline=deadline,
+                      secret_env=secret_env_names(inv))
     transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
     failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
     session = Session(inv, transports, {}, dict(failed))
@@ -202,7 +203,8 @@ def join_leaving(session: Session, words: Sequence[str], *, lock: bool, accept_n
         from hakeep.hosts.connecting import connect_all
 
         connect = connect_all
-    results = connect(extra, accept_new_host_keys=accept_new_host_keys, sudo_password=SudoPassword())
+    results = connect(extra, accept_new_host_keys=accept_new_host_keys, sudo_password=SudoPassword(),
+                      secret_env=secret_env_names(inv))
     failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
     transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
     session.transports.update(transports)

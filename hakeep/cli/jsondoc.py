@@ -36,8 +36,9 @@ def dump(doc: object) -> str:
     return json.dumps(_plain(doc), indent=2)
 
 
-def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck | None = None,
-             validations: Mapping[str, ValidationOutcome] | None = None, dry_run: bool = False) -> Doc:
+def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck | None = None, *,
+             validations: Mapping[str, ValidationOutcome] | None = None, dry_run: bool = False,
+             timings: Mapping[str, float] | None = None) -> Doc:
     doc: Doc = {
         "kind": plan.kind, "release": plan.release_id, "dry_run": dry_run, "changed": plan.changed,
         "errors": plan.errors, "warnings": plan.warnings,
@@ -56,6 +57,8 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
         doc["vip"] = {"address": plan.vip, "holders": final.holders,
                       "ports": {str(p): ok for p, ok in final.ports.items()}, "ok": final.ok,
                       "outside": final.outside}
+    if timings:
+        doc["timings"] = dict(timings)  # seconds per phase: connect, lock, facts, install, validate, rollout, proof
     return doc
 
 

@@ -18,7 +18,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hakeep import signals
@@ -92,6 +92,17 @@ class Session:
     transports: dict[str, Transport]  # the LBs reached
     facts: dict[str, HostFacts]  # of every LB reached
     unreachable: dict[str, HakeepError] = field(default_factory=dict)  # the LBs not reached, and why
+    #: seconds spent per phase of the run (connect, lock, facts, install, validate, rollout, proof)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time what runs inside as ``name`` (added up when a phase comes back)."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - start, 3)
 
     def reasons(self) -> dict[str, str]:
         """The LBs not reached, and why in one word."""
@@ -148,13 +159,14 @@ def open_session(
         from hakeep.hosts.connecting import connect_all
 
         connect = connect_all
-    deadline = time.monotonic() + deadline_s if deadline_s is not None else None
+    started = time.monotonic()
+    deadline = started + deadline_s if deadline_s is not None else None
     results = connect(inv.lbs, accept_new_host_keys=accept_new_host_keys,
                       sudo_password=sudo_password or SudoPassword(), deadline=deadline,
                       secret_env=secret_env_names(inv))
     transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
     failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
-    session = Session(inv, transports, {}, dict(failed))
+    session = Session(inv, transports, {}, dict(failed), {"connect": round(time.monotonic() - started, 3)})
     try:
         usage = [e for e in failed.values() if isinstance(e, UsageError)]
         if usage:
@@ -163,10 +175,12 @@ def open_session(
         if not tolerate_unreachable and any(n in failed for n in needed):
             raise _unreachable(inv, command, failed, [n for n in needed if n in transports])
         if lock:
-            _lock(transports)
+            with session.phase("lock"):
+                _lock(transports)
         if not gather:
             return session
-        facts, errors = gather_facts(inv, transports, managed_paths(inv), timeout=facts_timeout)
+        with session.phase("facts"):
+            facts, errors = gather_facts(inv, transports, managed_paths(inv), timeout=facts_timeout)
         blocking = [e for n, e in errors.items() if n in needed]
         if blocking and not tolerate_unreachable:  # one outside --limit is only recorded, like an unreachable one
             raise _combine(blocking, "could not gather facts; nothing was changed")

@@ -68,17 +68,20 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
         validations = None
         if any(h.validation for h in plan.hosts):
             progress.message("validating the new configs on the hosts")
-            validations = validate(plan, session.transports, progress)
+            with session.phase("validate"):
+                validations = validate(plan, session.transports, progress)
         progress.stop()
-        show(args, plan, validations, dry_run=True)
+        show(args, plan, validations, dry_run=True, timings=session.timings)
         if validations and any(v.status.refused for v in validations.values()):
             return exitcodes.PREFLIGHT
         return exitcodes.CHANGES_PENDING if plan.changed else exitcodes.OK
     if not plan.changed:
         progress.message("checking the VIP")
-        proof = final_check(plan, session.transports)
+        with session.phase("proof"):
+            proof = final_check(plan, session.transports)
         progress.stop()
-        return finish(args, plan, [HostOutcome(hp.host, Outcome.UNCHANGED) for hp in plan.hosts], proof)
+        return finish(args, plan, [HostOutcome(hp.host, Outcome.UNCHANGED) for hp in plan.hosts], proof,
+                      session.timings)
     progress.stop()
     if not args.json:
         views.print_plan(plan)
@@ -88,13 +91,15 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
                                  "review the diff, then run again with --yes" if plan.drift else None))
         return exitcodes.PREFLIGHT
     progress.start()
-    failures = install(plan, session.transports, progress)
+    with session.phase("install"):
+        failures = install(plan, session.transports, progress)
     if failures:
         progress.stop()
         raise HakeepError("\n".join(e.message for e in failures.values())
                           + "\npackage installation failed; no configuration was changed")
     if any(h.validation for h in plan.hosts):
-        validations = validate(plan, session.transports, progress)
+        with session.phase("validate"):
+            validations = validate(plan, session.transports, progress)
         if any(v.status is not ValidationStatus.OK for v in validations.values()):
             progress.stop()
             show(args, plan, validations)
@@ -102,11 +107,13 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
                                      "no configuration was changed",
                                      hint="fix the inventory or --templates, then deploy again"))
             return exitcodes.PREFLIGHT
-    outcomes = rollout(plan, session.transports, progress)
+    with session.phase("rollout"):
+        outcomes = rollout(plan, session.transports, progress)
     progress.message("checking the VIP")  # after a failure too: the user must know where the VIP is
-    final: FinalCheck | None = final_check(plan, session.transports)
+    with session.phase("proof"):
+        final: FinalCheck | None = final_check(plan, session.transports)
     progress.stop()
-    return finish(args, plan, outcomes, final)
+    return finish(args, plan, outcomes, final, session.timings)
 
 
 def confirm(args: argparse.Namespace, plan: Plan) -> bool:
@@ -126,16 +133,17 @@ def confirm(args: argparse.Namespace, plan: Plan) -> bool:
 
 
 def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
-         *, dry_run: bool = False) -> None:
+         *, dry_run: bool = False, timings: Mapping[str, float] | None = None) -> None:
     if args.json:
-        print(jsondoc.dump(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run)))
+        print(jsondoc.dump(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run, timings=timings)))
     else:
         views.print_plan(plan, validations)
 
 
-def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], final: FinalCheck | None) -> int:
+def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], final: FinalCheck | None,
+           timings: Mapping[str, float] | None = None) -> int:
     if args.json:
-        print(jsondoc.dump(jsondoc.plan_doc(plan, outcomes, final)))
+        print(jsondoc.dump(jsondoc.plan_doc(plan, outcomes, final, timings=timings)))
     else:
         output.out().print(views.summary_table(outcomes, final, title=f"hakeep {plan.kind}"))
         if not plan.changed:

@@ -28,7 +28,8 @@ RELAY = Path(__file__).resolve().parent / "lab" / "relay.py"
 LOOPBACK = "127.0.0.1"
 
 # `-k -S -p ''`: reads one line (the password) from stdin, then runs what follows `--`; with a file
-# sudo.nopasswd it reads nothing (as a NOPASSWD rule for the command makes sudo do).
+# sudo.nopasswd it reads nothing (as a NOPASSWD rule for the command makes sudo do); with sudo.eatline
+# it reads one line more.
 FAKE_SUDO = """#!/bin/sh
 printf '%s\\n' "$*" >> {dir}/sudo.argv
 if [ "$1" = -n ]; then
@@ -37,6 +38,7 @@ if [ "$1" = -n ]; then
 else
     shift 4
     if [ -e {dir}/sudo.nopasswd ]; then pw=$(cat {dir}/sudo.password); else IFS= read -r pw || pw=; fi
+    if [ -e {dir}/sudo.eatline ]; then IFS= read -r _; fi  # as a PAM module asking a second question
     if [ "$pw" != "$(cat {dir}/sudo.password)" ]; then
         echo "sudo: 1 incorrect password attempt" >&2; exit 1
     fi

@@ -8,14 +8,19 @@ diffs, whoever wrote the file;  7. templates run in Jinja2's sandbox with Strict
 
 from __future__ import annotations
 
+import difflib
+import grp
 import json
 import os
+import pwd
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hakeep.cli import jsondoc
 from hakeep.errors import UsageError
@@ -24,7 +29,7 @@ from hakeep.layout import CHECK_ROOT, CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF
 from hakeep.plan.planner import build_plan
 from hakeep.render.engine import render_all
 from hakeep.render.files import Secrets
-from hakeep.render.masking import MASK, mask_directives, unified_diff
+from hakeep.render.masking import MASK, mask_directives, split_lines, unified_diff
 from tests.fakes import facts, with_files
 from tests.fixtures import base_doc, write
 
@@ -145,16 +150,31 @@ def test_render_o_follows_no_planted_link(tmp_path: Path, plant: object, code: i
         assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("mode", [0o777, 0o775, 0o1777, 0o757])
-def test_render_o_refuses_a_folder_others_can_write(tmp_path: Path, mode: int) -> None:
+@pytest.mark.parametrize(("mode", "group"), [(0o777, None), (0o775, 1), (0o1777, None), (0o757, None)])
+def test_render_o_refuses_a_folder_others_can_write(tmp_path: Path, mode: int, group: int | None) -> None:
     out = tmp_path / "out"
     out.mkdir()
+    if group is not None:
+        os.chown(out, -1, group)  # a group others are in (daemon's)
     out.chmod(mode)
     proc = hakeep("render", str(write(tmp_path, base_doc())), "-o", str(out))
     assert proc.returncode == 2
     assert f"{out} is writable by other users" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []
+
+
+def test_render_o_takes_a_folder_its_users_private_group_can_write(tmp_path: Path) -> None:
+    """umask 002 with user private groups (Debian's for people) makes folders 0775: that group is
+    this user alone."""
+    me = pwd.getpwuid(os.getuid())
+    if grp.getgrgid(me.pw_gid).gr_name != me.pw_name:
+        pytest.skip("this user has no private group")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chown(out, -1, me.pw_gid)
+    out.chmod(0o775)
+    assert hakeep("render", str(write(tmp_path, base_doc())), "-o", str(out)).returncode == 0
 
 
 def test_render_o_refuses_a_subfolder_others_can_write(tmp_path: Path) -> None:
@@ -167,9 +187,22 @@ def test_render_o_refuses_a_subfolder_others_can_write(tmp_path: Path) -> None:
     assert list((out / L[0] / "etc").iterdir()) == []
 
 
+def test_render_o_in_a_setgid_folder_keeps_files_to_this_users_group(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chown(out, -1, 1)  # daemon's group, as a shared setgid folder would be
+    out.chmod(0o2755)
+    proc = hakeep("render", str(write(tmp_path, stats_doc())), "-o", str(out), env={"HAKEEP_STATS_PASS": "st4tsPw9"})
+    assert proc.returncode == 0, proc.stderr
+    cfg = out / L[0] / HAPROXY_CFG.lstrip("/")
+    assert "st4tsPw9" in cfg.read_text()
+    assert cfg.stat().st_gid == os.getegid()
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o640
+
+
 # --- item 3: structural masking -------------------------------------------------------------------
 
-ORDINARY_WORDS = ["haproxy", "root", "global", "tcp", "check", "server", "inter", "1", "0644", "hakeep"]
+ORDINARY_WORDS = ["haproxy", "root", "global", "tcp", "check", "server", "inter", "1", "daemon", "hakeep", "devops"]
 
 
 @pytest.mark.parametrize("password", ORDINARY_WORDS)
@@ -183,15 +216,23 @@ def test_a_password_that_is_an_ordinary_word_garbles_nothing(tmp_path: Path, pas
                 if "auth_pass" in a or "stats auth" in a:
                     assert b.endswith(MASK)
                     assert not b.endswith(password)
+                elif a.strip().startswith("router_id"):  # its digest, of the real file, would let one try passwords
+                    assert b == a[:-12] + "*" * 12
                 else:
                     assert a == b  # `chroot /var/lib/haproxy`, `user haproxy` stay as they are
 
 
 @pytest.mark.parametrize("password", ORDINARY_WORDS[:4])
 def test_render_prints_every_line_but_the_secret_ones_as_is(tmp_path: Path, password: str) -> None:
-    proc = hakeep("render", str(write(tmp_path, stats_doc())),
-                  env={"HAKEEP_VRRP_PASS": password, "HAKEEP_STATS_PASS": password})
+    path = write(tmp_path, stats_doc())
+    proc = hakeep("render", str(path), env={"HAKEEP_VRRP_PASS": password, "HAKEEP_STATS_PASS": password})
     assert proc.returncode == 0, proc.stderr
+    printed = set(proc.stdout.splitlines())
+    for host in render_all(load_inventory(path), Secrets(password, password)).values():
+        for f in host.files:
+            for line in f.content.decode().splitlines():
+                if not any(k in line for k in ("auth_pass", "stats auth", "router_id")):
+                    assert line in printed
     assert "chroot /var/lib/haproxy" in proc.stdout
     assert f"auth_pass {MASK}" in proc.stdout
     assert f"stats auth admin:{MASK}" in proc.stdout
@@ -225,6 +266,27 @@ HAND_WRITTEN = [  # (a line of a live config, the secret in it)
     ("        auth_pass\t'hunter2'\n", "hunter2"),
     ("    authentication { auth_type PASS auth_pass hunter2 }\n", "hunter2"),
     ("#       auth_pass hunter2\n", "hunter2"),
+    # the parsers undo quotes and escapes and take any blank: so must the masking
+    ('    stats "auth" admin:hunter2\n', "hunter2"),
+    ("    st'ats' auth admin:hunter2\n", "hunter2"),
+    ("    stats au\\x74h admin:hunter2\n", "hunter2"),
+    ("    stats auth\fadmin:hunter2\n", "hunter2"),
+    ("    stats\vauth admin:hunter2\r\n", "hunter2"),
+    ('    user bob "insecure-password" hunter2\n', "hunter2"),
+    ('    "user" bob password c2VjcmV0aGFzaA\n', "c2VjcmV0aGFzaA"),
+    ('    "auth_pass" hunter2\n', "hunter2"),
+    ("    auth_pass hun\\ ter2\n", "ter2"),
+    # comments without a blank after the sign (haproxy `#`, keepalived `#` and `!`)
+    ("#stats auth admin:hunter2\n", "hunter2"),
+    ("#auth_pass hunter2\n", "hunter2"),
+    ("!auth_pass hunter2\n", "hunter2"),
+    ("#user bob password c2VjcmV0aGFzaA\n", "c2VjcmV0aGFzaA"),
+    # secrets kept in variables
+    ("$VRRP_PASS=hunter2 and more\n", "hunter2"),
+    ("    setenv DB_PASSWORD hunter2\n", "hunter2"),
+    ('    presetenv API_TOKEN "hunter2"\n', "hunter2"),
+    # the digest hakeep ends router_id with: taken over the real file, it lets one try passwords
+    ("    router_id hklab-lb1-0123456789ab\n", "0123456789ab"),
 ]
 
 
@@ -254,6 +316,54 @@ def test_dry_run_and_json_mask_hand_written_secrets(tmp_path: Path, line: str, s
     diffs = [c.diff for c in plan.host(L[0]).changes]
     assert any(MASK in d for d in diffs)
     assert json.loads(doc)["hosts"][0]["files"]
+
+
+def test_masking_takes_linear_time_on_hostile_lines() -> None:
+    """A regex with nested choices took exponential time on `user a can't can't ...` (7.5 s for 10
+    words, doubling thrice per word): every line of every live file goes through the masking."""
+    lines = ["user admin" + " can't" * 2000, 'user a' + ' ""' * 5000, "stats auth " + "'" * 10000,
+             '"' * 10000, "\\" * 10000 + "x", "auth_pass " * 5000]
+    code = ("import sys; from hakeep.render.masking import mask_directives as m; "
+            "[m(line) for line in sys.stdin.read().split(chr(0))]; print('done')")
+    proc = subprocess.run([sys.executable, "-c", code], input="\0".join(lines), capture_output=True, text=True,
+                          timeout=60, check=False)  # a hang guard: linear time takes well under a second
+    assert proc.stdout == "done\n", proc.stderr
+
+
+@pytest.mark.parametrize("case", ["changed", "removed"])
+def test_a_template_secret_on_a_removed_line_is_masked(tmp_path: Path, case: str) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    line = "curl -fsu admin:{{ stats_password }} http://127.0.0.1:8404/ >/dev/null\n"
+    (folder / "check_haproxy.sh.j2").write_text("#!/bin/sh\n" + line + "exit 0\n")
+    inv = load_inventory(write(tmp_path, stats_doc()))
+    secrets = Secrets(auth_pass=PASSWORD, stats_password="st4tsPw9")
+    f = render_all(inv, secrets, templates=folder)[L[0]].file(CHECK_SCRIPT)
+    live = f.content.replace(b"http://127.0.0.1", b"http://localhost")
+    diff = unified_diff(f.path, live, f.content if case == "changed" else None, f.shown, f.secrets)
+    assert "-curl -fsu admin:******** http://localhost" in diff
+    assert "st4tsPw9" not in diff
+
+
+def test_a_template_error_never_quotes_a_secret(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "keepalived.conf.j2").write_text("{{ cluster[auth_pass] }}\n")
+    with pytest.raises(UsageError) as info:
+        render_all(load_inventory(write(tmp_path, base_doc())), Secrets(auth_pass=PASSWORD), templates=folder)
+    assert PASSWORD not in str(info.value)
+    (folder / "keepalived.conf.j2").write_text("{{ 1 // (auth_pass|length - 7) }}\n")  # fails with the real one only
+    with pytest.raises(UsageError) as info:
+        render_all(load_inventory(write(tmp_path, base_doc())), Secrets(auth_pass=PASSWORD), templates=folder)
+    assert str(info.value) == "template keepalived.conf.j2: fails with the real passwords (it depends on their values)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab \n", max_size=60), st.text("ab \n", max_size=60))
+def test_the_diff_is_difflibs_when_nothing_is_secret(old: str, new: str) -> None:
+    expected = difflib.unified_diff(split_lines(old), split_lines(new), fromfile="f (live)", tofile="f (new)")
+    want = "".join(line if line.endswith("\n") else line + "\n" for line in expected)
+    assert unified_diff("f", old.encode(), new.encode()) == want
 
 
 @pytest.mark.parametrize("line", ["    user haproxy\n", "    stats uri /stats\n", "    group haproxy\n",

@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import paramiko
 import pytest
 
-from hakeep.errors import HakeepError
+from hakeep.errors import HakeepError, UsageError
 from hakeep.hosts.connecting import _settle_privilege, connect, connect_all
 from hakeep.hosts.remote import (
     CommandResult,
@@ -46,6 +46,7 @@ from hakeep.hosts.remote import (
 )
 from hakeep.hosts.sshhosts import fingerprint, host_matches, known_keys
 from hakeep.hosts.transport import SSHTransport, _Secret
+from hakeep.run.session import SudoPassword
 from tests import sshd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.Server]:
 def srv(server: sshd.Server) -> sshd.Server:
     """The server with an empty known_hosts and no sudo password set."""
     server.known_hosts.write_text("")
-    for name in ("sudo.password", "sudo.argv", "sudo.nopasswd"):
+    for name in ("sudo.password", "sudo.argv", "sudo.nopasswd", "sudo.eatline"):
         (server.dir / name).unlink(missing_ok=True)
     return server
 
@@ -611,7 +612,20 @@ def test_sudo_with_password_end_to_end(trusted: sshd.Server) -> None:
         r = t.run("cat; echo end", stdin=b"payload\n")
         assert r.stdout == b"payload\nend\n"
         assert t.run("cat", stdin=SECRET.encode() + b" in a file\n").stdout == SECRET.encode() + b" in a file\n"
+        # sudo read a line more (the fence): the script must not run on what is left of its input
+        (trusted.dir / "sudo.nopasswd").unlink()
+        (trusted.dir / "sudo.eatline").touch()
+        r = t.run("cat > /dev/null; echo ran", stdin=b"payload\n", check=False)
+        assert (r.exit_code, r.stdout) == (125, b"")
+        assert b"no fence after the sudo password" in r.stderr
     assert calls == [1]
+
+
+@pytest.mark.parametrize("value", ["pw\nrm -rf /", "pw\r", "pw\0x"])
+def test_a_sudo_password_of_more_than_one_line_is_refused(value: str) -> None:
+    with pytest.raises(UsageError, match="holds a line break or a NUL") as info:
+        SudoPassword({"HAKEEP_SUDO_PASSWORD": value}, interactive=False)()
+    assert value not in str(info.value) + str(info.value.hint)
 
 
 @pytest.mark.parametrize("password", ["root", "AAAA", "0644", "hakeep", "end"])

@@ -241,7 +241,9 @@ def wrap_privileged(script: str, mode: Privilege) -> str:
 # this command), the password is read and dropped there, and never reaches the script's input, a
 # file it writes or any output: nothing has to be scrubbed from output afterwards.
 _FENCE = "hakeep-sudo-fence-" + secrets.token_hex(16)
-_PAST_FENCE = f'while IFS= read -r hk_line && [ "$hk_line" != {_FENCE} ]; do :; done; unset hk_line\n'
+_PAST_FENCE = (f'while IFS= read -r hk_line && [ "$hk_line" != {_FENCE} ]; do :; done; '
+               f'[ "$hk_line" = {_FENCE} ] || {{ echo "hakeep: no fence after the sudo password on stdin" >&2; '
+               'exit 125; }; unset hk_line\n')  # fail safe: never run on an input the loop ate
 
 
 def privileged_stdin(mode: Privilege, password: str | None, stdin: bytes) -> bytes:

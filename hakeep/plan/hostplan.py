@@ -174,23 +174,25 @@ def sha256(data: bytes) -> str:
 
 def _changes(f: HostFacts, target: Target) -> tuple[list[FileChange], list[str]]:
     changes: list[FileChange] = []
+    known = tuple({s for mf in target.files for s in mf.secrets})
     content_changed: list[str] = []
     for mf in target.files:
         live = f.file(mf.path)
         if not live.exists:
-            diff = unified_diff(mf.path, None, mf.content, mf.shown)
+            diff = unified_diff(mf.path, None, mf.content, mf.shown, mf.secrets)
             changes.append(FileChange(mf.path, ChangeKind.CREATE, diff, None, mf.mode))
             content_changed.append(mf.path)
         elif live.sha256 != sha256(mf.content):
             changes.append(FileChange(mf.path, ChangeKind.UPDATE,
-                                      unified_diff(mf.path, live.content, mf.content, mf.shown), live.mode, mf.mode))
+                                      unified_diff(mf.path, live.content, mf.content, mf.shown, mf.secrets), live.mode,
+                                      mf.mode))
             content_changed.append(mf.path)
         elif (live.mode, live.owner, live.group) != (mf.mode, mf.owner, mf.group):
             changes.append(FileChange(mf.path, ChangeKind.MODE, "", live.mode, mf.mode))
     for path in target.remove:
         live = f.file(path)
         if live.exists:
-            changes.append(FileChange(path, ChangeKind.DELETE, unified_diff(path, live.content, None),
+            changes.append(FileChange(path, ChangeKind.DELETE, unified_diff(path, live.content, None, secrets=known),
                                       live.mode, None))
     return changes, content_changed
 

@@ -82,11 +82,15 @@ def render_all(
     }
 
     def render(name: str, ctx: Mapping[str, object]) -> tuple[bytes, bytes]:
-        """The file, and the same file rendered with every secret masked (what a person sees)."""
-        real, masked = (_render(env, name, dict(ctx, auth_pass=s.auth_pass, stats_password=s.stats_password))
-                        for s in (secrets, secrets.masked()))
-        return real, masked
+        """The file, and the same file rendered with every secret masked (what a person sees). The
+        masked one first: an error a template makes is told without a secret in it."""
+        masked = secrets.masked()
+        shown = _render(env, name, dict(ctx, auth_pass=masked.auth_pass, stats_password=masked.stats_password))
+        real = _render(env, name, dict(ctx, auth_pass=secrets.auth_pass, stats_password=secrets.stats_password),
+                       quiet=True)
+        return real, shown
 
+    known = secrets.values()
     haproxy_cfg, haproxy_shown = render("haproxy.cfg.j2", common)
     has_password = inv.haproxy.stats is not None
     out: dict[str, HostFiles] = {}
@@ -95,14 +99,14 @@ def render_all(
         files = [
             # with a stats password inside, not world-readable (haproxy reads it as root, then as its group)
             ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o640 if has_password else 0o644,
-                        group="haproxy" if has_password else "root", shown=haproxy_shown),
+                        group="haproxy" if has_password else "root", shown=haproxy_shown, secrets=known),
             *(ManagedFile(ca_path(name), data, 0o644, shown=data) for name, data in ca_files.items()),
         ]
         for path, template in ((CHECK_SCRIPT, "check_haproxy.sh.j2"), (NOTIFY_SCRIPT, "notify.sh.j2")):
             script, script_shown = render(template, ctx)
-            files.append(ManagedFile(path, script, 0o755, shown=script_shown))
+            files.append(ManagedFile(path, script, 0o755, shown=script_shown, secrets=known))
         ka, ka_shown = _with_digest(*render("keepalived.conf.j2", dict(ctx, config_digest=DIGEST_MARK)))
-        files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, shown=ka_shown))
+        files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, shown=ka_shown, secrets=known))
         out[lb.name] = HostFiles(lb=lb, files=tuple(files))
     return out
 
@@ -113,28 +117,32 @@ DIGEST_MARK = "@hakeep-file-digest@"
 def _with_digest(content: bytes, shown: bytes) -> tuple[bytes, bytes]:
     """``content`` with DIGEST_MARK replaced by a digest of the rest (keepalived.conf's router_id
     carries it, so keepalived's own report proves which file it loaded), and its masked form with
-    the same digest."""
+    the digest masked too: taken over the real file, it would let anyone try passwords offline."""
     mark = DIGEST_MARK.encode()
     digest = hashlib.sha256(content).hexdigest()[:12].encode()
-    return content.replace(mark, digest), shown.replace(mark, digest)
+    return content.replace(mark, digest), shown.replace(mark, b"*" * len(digest))
 
 
 def _advert(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, object]) -> bytes:
+def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, object], *, quiet: bool = False) -> bytes:
+    """``quiet``: the error does not quote the exception (rendered with the real secrets, it may
+    hold one)."""
     try:
         return env.get_template(name).render(**ctx).encode("utf-8")
     except jinja2.TemplateNotFound as exc:
         raise UsageError(f"template {exc.name} not found") from None
-    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError,
+            MemoryError) as exc:
         # a template's own mistakes (a user's, with --templates): 1/0, a bad index, range(10**9)...
         where = f"{getattr(exc, 'filename', None) or name}"
         lineno = getattr(exc, "lineno", None)
         if lineno:
             where += f":{lineno}"
-        raise UsageError(f"template {where}: {exc}", hint="fix the template or drop --templates") from None
+        what = "fails with the real passwords (it depends on their values)" if quiet else str(exc)
+        raise UsageError(f"template {where}: {what}", hint="fix the template or drop --templates") from None
 
 
 def _read_ca_files(inv: Inventory) -> dict[str, bytes]:

@@ -19,6 +19,9 @@ class Secrets:
     auth_pass: str = field(repr=False)
     stats_password: str | None = field(default=None, repr=False)
 
+    def values(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.auth_pass, self.stats_password) if v)
+
     def masked(self) -> Secrets:
         """The same secrets, each one ``********``: what a file a person may see is rendered with."""
         return Secrets(MASK, MASK if self.stats_password is not None else None)
@@ -36,6 +39,8 @@ class ManagedFile:
     #: the file as a person may see it: rendered with every secret masked, line for line; None for
     #: a file hakeep did not render (a saved one): then its secret directives are masked
     shown: bytes | None = field(default=None, repr=False)
+    #: the run's secrets: words of a live file's removed lines that are one of them are masked too
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def service(self) -> str:

@@ -70,6 +70,9 @@ class SudoPassword:
                     if not tty:
                         raise UsageError(f"sudo needs a password: set {SUDO_ENV} or run from a terminal")
                     value = getpass.getpass("sudo password for the LB hosts: ")
+                if "\n" in value or "\r" in value or "\0" in value:
+                    raise UsageError(f"the sudo password ({SUDO_ENV}) holds a line break or a NUL; sudo -S reads one "
+                                     "line", hint="give the password alone, without a trailing newline")
                 self._value = value
             return self._value
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import grp
 import os
+import pwd
 import secrets
 import stat
 from pathlib import Path
@@ -91,9 +93,20 @@ def _check_private(fd: int, shown: Path) -> None:
     if st.st_uid not in (os.getuid(), 0):
         raise UsageError(f"{shown} belongs to another user (uid {st.st_uid}); not writing there",
                          hint="render into a folder of your own")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and not _own_private_group(st.st_gid)):
         raise UsageError(f"{shown} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}); not writing "
                          "secrets there", hint=f"chmod go-w {shown}, or render into a folder only you can write to")
+
+
+def _own_private_group(gid: int) -> bool:
+    """A user private group (umask 002 makes folders group-writable): named like this user, this
+    user's primary group, no other member."""
+    try:
+        me = pwd.getpwuid(os.getuid())
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == me.pw_gid and group.gr_name == me.pw_name and set(group.gr_mem) <= {me.pw_name}
 
 
 def _open_folder(top: int, root: Path, parts: tuple[str, ...]) -> int:
@@ -135,6 +148,8 @@ def _write_file(folder: int, target: Path, content: bytes, mode: int) -> None:
         else:
             raise UsageError(f"cannot write {target}: no free temp file name")
         with os.fdopen(fd, "wb") as fh:
+            # this user's own group, not a setgid folder's: the group may read a file with a password
+            os.fchown(fh.fileno(), -1, os.getegid())
             fh.write(content)
             os.fchmod(fh.fileno(), mode)
         os.replace(tmp, target.name, src_dir_fd=folder, dst_dir_fd=folder)

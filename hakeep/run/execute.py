@@ -20,8 +20,9 @@ from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts import arp as arps
 from hakeep.hosts.group import parallel
-from hakeep.hosts.remote import CommandResult, Transport
+from hakeep.hosts.remote import CommandResult, RemoteCommandError, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
+from hakeep.run.batch import run_batch
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
 
 POLL_INTERVAL = 0.5
@@ -81,10 +82,19 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
     def one(name: str) -> ValidationOutcome:
         validation = todo[name]
         t = transports[name]
-        for step in validation.prepare:
-            run_step(t, step)
         check = validation.check
-        res = t.run(check.script, display=check.describe, check=False, timeout=120)
+        if getattr(t, "batches", False):  # one round trip: the uploads, then the check
+            ran, whole = run_batch(t, [*validation.prepare, check])
+            for r in ran[:-1] if ran and ran[-1].step is check else ran:
+                if not r.result.ok:
+                    raise _step_error(t.host, r.step, r.result)
+            if not ran or ran[-1].step is not check:
+                raise RemoteCommandError(t.host, whole, reason="ended before the host reported the check")
+            res = ran[-1].result
+        else:
+            for step in validation.prepare:
+                run_step(t, step)
+            res = t.run(check.script, display=check.describe, check=False, timeout=120)
         output = res.text().strip()
         status = {0: ValidationStatus.OK, 3: ValidationStatus.NOT_INSTALLED,
                   1: ValidationStatus.REJECTED}.get(res.exit_code, ValidationStatus.ERROR)
@@ -125,22 +135,23 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     notes: list[str] = []
     step = hp.steps[0] if hp.steps else None
     try:
-        for i, step in enumerate(hp.steps):
-            progress.step(hp.host, step, StepStatus.RUNNING)
-            try:
-                run_step(t, step)
-            except HakeepError as exc:
-                if step.action in BEST_EFFORT:
-                    progress.step(hp.host, step, StepStatus.FAILED, exc.message)
-                    notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
-                    continue
-                progress.step(hp.host, step, StepStatus.FAILED, exc.message)
-                restored = restore_host(hp, t, progress) if backed_up and not settled else True
-                return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
-            backed_up = backed_up or step.action is Action.BACKUP
-            settled = i >= last_gate
-            progress.step(hp.host, step, StepStatus.OK)
-            signals.test_pause(hp.host, step.action.value)
+        for segment in segments(hp, last_gate, batching=bool(getattr(t, "batches", False))):
+            progress.step(hp.host, hp.steps[segment[0]], StepStatus.RUNNING)
+            for n, (i, step, error) in enumerate(run_segment(t, hp.steps, segment)):
+                if n:
+                    progress.step(hp.host, step, StepStatus.RUNNING)
+                if error is not None:
+                    if step.action in BEST_EFFORT:
+                        progress.step(hp.host, step, StepStatus.FAILED, error.message)
+                        notes.append(f"warning: {step.describe} failed: {error.message.splitlines()[0]}")
+                        continue
+                    progress.step(hp.host, step, StepStatus.FAILED, error.message)
+                    restored = restore_host(hp, t, progress) if backed_up and not settled else True
+                    return HostOutcome(hp.host, Outcome.FAILED, error.message, restored, time.monotonic() - start)
+                backed_up = backed_up or step.action is Action.BACKUP
+                settled = i >= last_gate
+                progress.step(hp.host, step, StepStatus.OK)
+                signals.test_pause(hp.host, step.action.value)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
         if backed_up and not settled and step is not None:
             with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
@@ -149,6 +160,63 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
                 restore_host(hp, t, quiet, interrupted=True)
         raise
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
+
+
+def segments(hp: HostPlan, last_gate: int, *, batching: bool) -> list[list[int]]:
+    """The host's steps (indices) grouped into round trips. A backup runs alone (whether it ran
+    decides a restore); so do installs and the best-effort steps after the gate; a batch ends with
+    the last gate (settled) and with the step a test hook pauses after."""
+    if not batching:
+        return [[i] for i in range(len(hp.steps))]
+    pause = signals.test_pause_target(hp.host)
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i, st in enumerate(hp.steps):
+        if st.action in (*BEST_EFFORT, Action.INSTALL, Action.BACKUP):
+            out += [current, [i]] if current else [[i]]
+            current = []
+            continue
+        current.append(i)
+        if i == last_gate or st.action.value == pause:
+            out.append(current)
+            current = []
+    return [*out, current] if current else out
+
+
+Ran = tuple[int, Step, HakeepError | None]
+
+
+def run_segment(t: Transport, steps: tuple[Step, ...], segment: list[int]) -> list[Ran]:
+    """Run one segment: each step's index, the step and its error (None: it passed), up to the first
+    that failed. A step that the host did not report (the batch was cut off) fails."""
+    if len(segment) == 1:
+        i = segment[0]
+        try:
+            run_step(t, steps[i])
+        except HakeepError as exc:
+            return [(i, steps[i], exc)]
+        return [(i, steps[i], None)]
+    chosen = [steps[i] for i in segment]
+    ran, whole = run_batch(t, chosen)
+    out: list[Ran] = []
+    for i, r in zip(segment, ran, strict=False):
+        out.append((i, r.step, None if r.result.ok else _step_error(t.host, r.step, r.result)))
+        if not r.result.ok:
+            return out
+    if len(ran) < len(segment):
+        i = segment[len(ran)]
+        cut = CommandResult(steps[i].describe, whole.exit_code, b"", whole.stderr)
+        out.append((i, steps[i], RemoteCommandError(t.host, cut, reason="ended before the host reported it "
+                                                    f"(its batch exited with code {whole.exit_code})")))
+    return out
+
+
+def _step_error(host: str, step: Step, result: CommandResult) -> HakeepError:
+    if step.wait <= 0:
+        return RemoteCommandError(host, result)
+    last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
+    return GateError(f"{host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
+                     hint=f"look at the host: journalctl -u haproxy -u keepalived on {host}")
 
 
 class _Quiet:

@@ -223,3 +223,31 @@ def test_the_proof_fails_on_a_host_outside_the_set_answering_for_the_vip() -> No
     assert outside_claims(plan, {"lb1": lb1, "lb2": lb2_sees_lb3, "lb3": gone}) == ("02:00:00:00:00:03",)  # type: ignore[arg-type]
     assert not FinalCheck(("lb1",), {6443: True}, 1.0, outside=("02:00:00:00:00:99",)).ok
     assert FinalCheck(("lb1",), {6443: True}, 1.0).ok
+
+
+def test_a_run_that_changes_nothing_is_proven_by_its_facts(inv: Inventory) -> None:
+    from hakeep.hosts.arp import ArpSeen
+    from hakeep.hosts.facts import parse_facts
+    from hakeep.run.execute import facts_check
+    from tests.fakes import DATA, MARK, marked
+
+    plan = fresh_plan(inv)
+    ports = dict.fromkeys(plan.ports, True)
+    mine = (ArpSeen(L[0], "02:00:00:00:00:01", own=True),)
+    holder = dataclasses.replace(facts(*L), vip_on=("ens192",), vip_ports=ports, vip_arp=mine)
+    other = dataclasses.replace(facts(*R), vip_ports=ports, vip_arp=(ArpSeen(R[0], "02:00:00:00:00:02", own=True),
+                                                                     ArpSeen(R[0], "02:00:00:00:00:01", "10.0.0.1")))
+    check = facts_check(plan, {L[0]: holder, R[0]: other})
+    assert check is not None
+    assert check.ok
+    assert check.holders == (L[0],)
+    closed = dataclasses.replace(other, vip_ports={**ports, plan.ports[0]: False})
+    stranger = dataclasses.replace(other, vip_arp=(*other.vip_arp, ArpSeen(R[0], "02:00:00:00:00:99", "10.0.0.9")))
+    for left, right in ((holder, closed), (holder, stranger), (dataclasses.replace(holder, vip_on=()), other),
+                        (holder, dataclasses.replace(other, vip_on=("ens192",))),
+                        (holder, dataclasses.replace(other, vip_ports={}))):
+        assert facts_check(plan, {L[0]: left, R[0]: right}) is None  # then final_check looks again
+    captured = (DATA / "debian12-bare.txt").read_text()
+    text = captured.replace("@@vip_probe\nsilent\n", "@@vip_probe\nsilent\nport=6443:open\nport=30080:closed\n"
+                                                      "port=x:open\nport=1:maybe\n")
+    assert parse_facts("lb1", marked(text), MARK).vip_ports == {6443: True, 30080: False}

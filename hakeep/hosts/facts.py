@@ -112,6 +112,7 @@ class HostFacts:
     # who answers ARP for the VIP on the inventory's interface, this LB's own MAC first (when asked)
     vip_arp: tuple[ArpSeen, ...] = ()
     lock_free: bool = True  # no run holds the deploy lock now
+    vip_ports: dict[int, bool] = field(default_factory=dict)  # frontend port -> opens through the VIP from here
 
     @property
     def holds_vip(self) -> bool:
@@ -128,15 +129,17 @@ class HostFacts:
         return self.files.get(path, FileFact(path, exists=False))
 
 
-def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip: bool = True) -> str:
+def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip: bool = True,
+                 ports: Sequence[int] = ()) -> str:
     """The remote script (sh/facts.sh) with its variables; every value is shell-quoted. Without
-    ``probe_vip`` it does not ping the VIP (a second, bounded by 1 s, that status spends otherwise)."""
+    ``probe_vip`` it does not probe the VIP (ARP, ping, ``ports`` through it: up to 1 s, in the
+    background, that status spends otherwise)."""
     for path in files:
         if not re.fullmatch(r"/[A-Za-z0-9_./-]+", path):
             raise ValueError(f"unsafe managed path {path!r}")
     return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
                    CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
-                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip),
+                   LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip), PORTS=ports,
                    HAPROXY_CONFIG=HAPROXY_CFG, VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA,
                    KA_LOCK=KEEPALIVED_DUMP_LOCK)
 
@@ -244,6 +247,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         vip_probe=next((w for w in (ln.strip() for ln in simple.get("vip_probe", []))
                         if w in ("answers", "silent", "unknown")), ""),
         vip_arp=tuple(sorted(parse_arp(host, "\n".join(simple.get("vip_probe", []))), key=lambda a: not a.own)),
+        vip_ports=_ports(simple.get("vip_probe", [])),
         files=files,
         units=units,
         vrrp_state=ka_states[0] if ka_states else notified,
@@ -371,3 +375,13 @@ def _sebool(lines: Sequence[str]) -> bool | None:
         if line.startswith("haproxy_connect_any"):
             return line.rstrip().endswith("on")
     return None
+
+
+def _ports(lines: Sequence[str]) -> dict[int, bool]:
+    """``port=N:open|closed`` lines: each frontend port, tried through the VIP from this host."""
+    out: dict[int, bool] = {}
+    for line in lines:
+        port, sep, state = line.strip().removeprefix("port=").partition(":")
+        if line.strip().startswith("port=") and sep and port.isdigit() and state in ("open", "closed"):
+            out[int(port)] = state == "open"
+    return out

@@ -19,6 +19,7 @@ from typing import Protocol
 from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts import arp as arps
+from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, RemoteCommandError, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
@@ -249,6 +250,22 @@ def restore_host(hp: HostPlan, t: Transport, progress: Progress, *, interrupted:
     except HakeepError:
         ok = False
     return ok
+
+
+def facts_check(plan: Plan, facts: Mapping[str, HostFacts]) -> FinalCheck | None:
+    """The proof as the facts this run began with show it (under its lock, a moment ago): for a run
+    that changes nothing, no second look is needed when they prove it already. None when they
+    cannot (no ports were tried through the VIP) or do not (then :func:`final_check` waits)."""
+    if not facts or not plan.ports or any(not f.vip_ports for f in facts.values()):
+        return None
+    holders = tuple(n for n, f in facts.items() if f.holds_vip)
+    vantage = next((n for n in facts if n not in holders), next(iter(facts)))
+    ports = {p: facts[vantage].vip_ports.get(p, False) for p in plan.ports}
+    leaving = {hp.host for hp in plan.hosts if hp.leaving}
+    claims = arps.outside([a for f in facts.values() for a in f.vip_arp], members=set(facts) - leaving)
+    outside = tuple(f"{m} ({ip})" if ip != "-" else m for m, (ip, _) in sorted(claims.items()))
+    check = FinalCheck(holders, ports, 0.0, plan.expect_vip, outside)
+    return check if check.ok else None
 
 
 def outside_claims(plan: Plan, res: Mapping[str, CommandResult | HakeepError]) -> tuple[str, ...]:

@@ -267,6 +267,7 @@ def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Seq
     def one(name: str) -> HostFacts:
         lb = inv.lb(name)
         script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths,
+                              ports=sorted({fe.port for fe in inv.frontends}),
                               probe_vip=probe_vip)
         mark = new_mark()  # on stdin: no host-printed text can open a section
         res = transports[name].run(script, display="gather facts", timeout=timeout, check=False, private=True,

@@ -5,7 +5,8 @@
 # STATS_SOCKET, LOCK_OWNER (the lock's owner file; the lock, its name without .owner: held or free),
 # RELEASES (the release history folder),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers,
-# and ask on IFACE which MACs answer ARP for it: hk_vip_arp's lines),
+# ask on IFACE which MACs answer ARP for it: hk_vip_arp's lines, and try each of PORTS through the
+# VIP: "port=N:open|closed"),
 # HAPROXY_CONFIG (whether haproxy runs that file as it is now; if not, the journal line that says why),
 # VRRP_UNIT, KA_DATA and KA_LOCK (keepalived, where it writes its data dump, the lock that serialises
 # dumps: what it runs, in its own words; for an instance in FAULT, keepalived's journal line on why).
@@ -14,6 +15,24 @@
 IFS= read -r hk_mark || exit 90
 case "$hk_mark" in ""|*[!0-9a-f]*) exit 90 ;; esac
 hk_section() { printf '@@%s %s\n' "$hk_mark" "$*"; }
+# The VIP probes wait for answers (ARP, ping, the frontend ports through the VIP): they run in the
+# background from the start, and their section comes last, once everything else is read.
+hk_probe=""
+if [ "$PROBE_VIP" = 1 ] && hk_probe=$(mktemp 2>/dev/null); then
+    {
+        [ -d "/sys/class/net/$IFACE" ] && hk_vip_arp "$IFACE" "$VIP_IP" &
+        if [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then  # not here: does someone else answer?
+            if ! command -v ping >/dev/null 2>&1; then echo unknown
+            elif ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers
+            else echo silent
+            fi
+        fi
+        for port in $PORTS; do
+            (hk_port_open "$VIP_IP" "$port" 1 && echo "port=$port:open" || echo "port=$port:closed") &
+        done
+        wait
+    } > "$hk_probe" 2>/dev/null &
+fi
 hk_section "facts $FACTS_VERSION"
 hk_section "id"; id -u
 hk_section "os"; cat /etc/os-release 2>/dev/null
@@ -31,17 +50,6 @@ hk_section "iface"
 ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
 hk_section "vip"
 hk_vip_interfaces "$VIP_IP"
-hk_section "vip_probe"
-if [ "$PROBE_VIP" = 1 ]; then
-    [ -d "/sys/class/net/$IFACE" ] && hk_vip_arp "$IFACE" "$VIP_IP" &
-    if [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then  # not here: does someone else answer?
-        if ! command -v ping >/dev/null 2>&1; then echo unknown
-        elif ping -c 1 -W 1 "$VIP_IP" >/dev/null 2>&1; then echo answers
-        else echo silent
-        fi
-    fi
-    wait
-fi
 extra=""
 for f in "$CA_DIR"/*-ca.crt; do
     [ -f "$f" ] || continue
@@ -149,5 +157,10 @@ if [ -d "$RELEASES" ]; then
             done
         fi
     done
+fi
+hk_section "vip_probe"
+if [ -n "$hk_probe" ]; then
+    wait
+    cat "$hk_probe"; rm -f "$hk_probe"
 fi
 hk_section "end"

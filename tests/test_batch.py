@@ -3,34 +3,48 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
+from hakeep import signals
 from hakeep.hosts.remote import CommandResult
-from hakeep.plan.steps import Action, FailureMarks, HostPlan, Step
+from hakeep.plan.releases import ReleaseKind
+from hakeep.plan.steps import Action, FailureMarks, HostPlan, Plan, Proof, Step
 from hakeep.run.batch import batch_input, batch_script, parse_batch, run_batch
-from hakeep.run.execute import NoProgress, apply_host, segments
+from hakeep.run.execute import NoProgress, apply_host, rollout, segments
 from hakeep.run.results import Outcome
 
 
 class LocalTransport:
-    """Runs each script with this machine's /bin/sh; counts round trips."""
+    """Runs each script with this machine's /bin/sh; counts round trips; cancel() kills what runs."""
 
     batches = True
 
     def __init__(self, host: str = "lb1") -> None:
         self.host = host
         self.calls: list[str] = []
+        self.running: list[subprocess.Popen[bytes]] = []
 
     def run(self, script: str, *, display: str | None = None, privileged: bool = True, stdin: bytes = b"",
             timeout: float = 300.0, check: bool = True, private: bool = False) -> CommandResult:
         del privileged, check, private
         self.calls.append(display or script)
-        p = subprocess.run(["/bin/sh", "-c", script], input=stdin, capture_output=True, timeout=min(timeout, 60),
-                           check=False)
-        return CommandResult(display or "", p.returncode, p.stdout, p.stderr)
+        p = subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        self.running.append(p)
+        out, err = p.communicate(stdin, timeout=min(timeout, 60))
+        self.running.remove(p)
+        return CommandResult(display or "", p.returncode, out, err)
+
+    def cancel(self) -> bool:
+        for p in list(self.running):
+            os.killpg(p.pid, signal.SIGKILL)
+        return True
 
 
 def step(script: str, action: Action = Action.STAGE, stdin: bytes = b"", wait: float = 0.0) -> Step:
@@ -80,7 +94,7 @@ def test_a_cut_off_report_ends_the_list() -> None:
     assert batch_input([step("a", stdin=b"1"), step("b", stdin=b"22")], "ab") == b"ab\n122"
 
 
-def host_plan(tmp_path: Path, gate: str) -> HostPlan:
+def host_plan(tmp_path: Path, gate: str, host: str = "lb1") -> HostPlan:
     live, log = tmp_path / "live", tmp_path / "log"
     live.write_text("old\n")
 
@@ -88,7 +102,7 @@ def host_plan(tmp_path: Path, gate: str) -> HostPlan:
         return Step(action, action.value, f"echo {action.value} >> {log}; {script}", stdin, wait)
 
     return HostPlan(
-        host="lb1", holds_vip=False, packages=(), install=None, validation=None, changes=(),
+        host=host, holds_vip=False, packages=(), install=None, validation=None, changes=(),
         steps=(s(Action.BACKUP, f"cp {live} {tmp_path}/saved"), s(Action.STAGE, f"cat > {live}.new", b"new\n"),
                s(Action.COMMIT, f"mv {live}.new {live}"), s(Action.SERVICE, "true"),
                s(Action.GATE, gate, wait=1), s(Action.RECORD, "true")),
@@ -129,3 +143,51 @@ def test_segments_end_where_they_must(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert segments(hp, 4, batching=True) == [[0], [1, 2], [3, 4], [5]]
     monkeypatch.setenv("HAKEEP_TEST_PAUSE", "lb2:commit")
     assert segments(hp, 4, batching=True) == [[0], [1, 2, 3, 4], [5]]
+
+
+def side_by_side(tmp_path: Path, gates: dict[str, str]) -> Plan:
+    hosts = []
+    for host, gate in gates.items():
+        (tmp_path / host).mkdir()
+        hosts.append(host_plan(tmp_path / host, gate, host))
+    return Plan("r1", ReleaseKind.DEPLOY, tuple(hosts), Proof("10.0.0.1", (6443,), True, "true"), (), (), parallel=True)
+
+
+def test_lbs_that_serve_nothing_yet_are_applied_side_by_side(tmp_path: Path) -> None:
+    # lb1's gate passes only once lb2 has made its backup: one after the other, it could not
+    plan = side_by_side(tmp_path, {"lb1": f"test -e {tmp_path}/lb2/saved", "lb2": "echo down; false"})
+    ts = {h: LocalTransport(h) for h in ("lb1", "lb2")}
+    outcomes = rollout(plan, ts, NoProgress())  # type: ignore[arg-type]
+    assert [(o.host, o.status) for o in outcomes] == [("lb1", Outcome.CHANGED), ("lb2", Outcome.FAILED)]
+    assert (tmp_path / "lb1" / "live").read_text() == "new\n"
+    assert (tmp_path / "lb2" / "live").read_text() == "old\n"  # restored; lb1 went on regardless
+    assert (tmp_path / "lb2" / "mark").read_text() == "restored\n"
+
+
+def test_an_interrupt_during_a_side_by_side_rollout_restores_every_host(tmp_path: Path) -> None:
+    plan = side_by_side(tmp_path, {"lb1": "false", "lb2": "false"})  # the gates never pass
+    plan = Plan(plan.release_id, plan.kind, tuple(dataclasses_replace_wait(hp, 20) for hp in plan.hosts), plan.proof,
+                (), (), parallel=True)
+    ts = {h: LocalTransport(h) for h in ("lb1", "lb2")}
+    saved = {s: signal.getsignal(s) for s in signals.HANDLED}
+    signals.install()
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(signals.Interrupted):
+            rollout(plan, ts, NoProgress())  # type: ignore[arg-type]
+    finally:
+        timer.cancel()
+        for s, h in saved.items():
+            signal.signal(s, h)
+    for h in ("lb1", "lb2"):
+        assert (tmp_path / h / "live").read_text() == "old\n"
+        assert (tmp_path / h / "mark").read_text() == "interrupted\n"
+        assert (tmp_path / h / "log").read_text().split()[-2:] == ["restore", "record"]
+
+
+def dataclasses_replace_wait(hp: HostPlan, wait: float) -> HostPlan:
+    import dataclasses
+
+    steps = tuple(dataclasses.replace(s, wait=wait) if s.action is Action.GATE else s for s in hp.steps)
+    return dataclasses.replace(hp, steps=steps)

@@ -12,8 +12,11 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Protocol
 
 from hakeep import signals
@@ -110,7 +113,10 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
 
 
 def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
-    """Apply host by host in plan order; the first failure restores that host and stops the rollout."""
+    """Apply host by host in plan order; the first failure restores that host and stops the rollout.
+    A plan for LBs that serve nothing yet (``plan.parallel``) applies them side by side."""
+    if plan.parallel:
+        return _side_by_side(plan, transports, progress)
     outcomes: list[HostOutcome] = []
     failed = False
     for hp in plan.hosts:
@@ -126,10 +132,38 @@ def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
     return outcomes
 
 
+class _Stopped(Exception):  # not an error: the run was interrupted in another thread
+    """Raised in a worker of a side-by-side rollout when the run was interrupted."""
+
+
+def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
+    """Every host at once, each with its own gates, and its own restore when it fails. Interrupted,
+    the workers are told to stop, what runs on the hosts is stopped, and each restores its host
+    (the signal waits for that) before the interrupt goes on."""
+    todo = [hp for hp in plan.hosts if hp.steps]
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, len(todo)))
+    futures = {hp.host: pool.submit(apply_host, hp, transports[hp.host], progress, stop) for hp in todo}
+    try:
+        done = {host: f.result() for host, f in futures.items()}
+    except BaseException:
+        with signals.shielded():
+            stop.set()
+            for hp in todo:
+                with contextlib.suppress(Exception):
+                    transports[hp.host].cancel()
+            futures_wait(list(futures.values()))
+        pool.shutdown(wait=False)
+        raise
+    pool.shutdown()
+    return [done.get(hp.host, HostOutcome(hp.host, Outcome.UNCHANGED)) for hp in plan.hosts]
+
+
 BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure here must not undo a healthy host
 
 
-def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
+def apply_host(hp: HostPlan, t: Transport, progress: Progress, stop: threading.Event | None = None) -> HostOutcome:
+    """``stop``: set when the run is interrupted while this host is applied in a worker thread."""
     start = time.monotonic()
     backed_up = settled = False  # settled: its last gate passed, the host is healthy on its new config
     last_gate = max((i for i, st in enumerate(hp.steps) if st.action is Action.GATE), default=len(hp.steps))
@@ -137,10 +171,14 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     step = hp.steps[0] if hp.steps else None
     try:
         for segment in segments(hp, last_gate, batching=bool(getattr(t, "batches", False))):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             progress.step(hp.host, hp.steps[segment[0]], StepStatus.RUNNING)
             for n, (i, step, error) in enumerate(run_segment(t, hp.steps, segment)):
                 if n:
                     progress.step(hp.host, step, StepStatus.RUNNING)
+                if error is not None and stop is not None and stop.is_set():
+                    raise _Stopped  # stopped by the interrupt, not failed: restored as interrupted below
                 if error is not None:
                     if step.action in BEST_EFFORT:
                         progress.step(hp.host, step, StepStatus.FAILED, error.message)
@@ -152,7 +190,7 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
                 backed_up = backed_up or step.action is Action.BACKUP
                 settled = i >= last_gate
                 progress.step(hp.host, step, StepStatus.OK)
-                signals.test_pause(hp.host, step.action.value)
+                signals.test_pause(hp.host, step.action.value, stop)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
         if backed_up and not settled and step is not None:
             with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore

@@ -312,3 +312,9 @@ def test_the_facts_vip_probe_section_carries_ping_and_arp_in_any_order() -> None
     assert f.vip_probe == "silent"
     assert f.vip_arp == (ArpSeen("lb2", "02:00:00:00:00:02", own=True),
                          ArpSeen("lb2", "02:00:00:00:00:99", "10.0.0.11"))
+
+
+def test_every_verdict_has_its_colour() -> None:
+    from hakeep.cli.views import _VERDICT_STYLE
+
+    assert set(_VERDICT_STYLE) == {v.value for v in Verdict}

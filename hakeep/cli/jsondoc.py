@@ -11,13 +11,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hakeep.ops.drill import DrillResult
-from hakeep.ops.status import PairStatus, Verdict
 from hakeep.plan.releases import History
 from hakeep.plan.steps import Plan
 from hakeep.run.results import FinalCheck, HostOutcome, ValidationOutcome
+
+if TYPE_CHECKING:  # (a deploy's documents need neither)
+    from hakeep.ops.drill import DrillResult
+    from hakeep.ops.status import PairStatus
 
 Doc = dict[str, Any]
 
@@ -64,7 +66,7 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
 
 def status_doc(pair: PairStatus) -> Doc:
     return {"vip": pair.vip, "verdict": pair.verdict, "reasons": pair.reasons, "holders": pair.holders,
-            "healthy": pair.verdict is Verdict.HEALTHY,
+            "healthy": pair.verdict.value == "healthy",
             "hosts": [{**asdict(r), "healthy": r.healthy} for r in pair.hosts],
             "probes": [asdict(p) for p in pair.probes],
             "arp": [asdict(a) for a in pair.arp]}  # each LB's own MAC, and the MACs answering ARP for the VIP

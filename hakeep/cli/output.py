@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterable
 
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.text import Text
 
 from hakeep.errors import HakeepError, InventoryError, Problem
@@ -74,6 +73,8 @@ def file_listing(title: str, text: str, lexer: str) -> None:
     con = out()
     con.print(Text(f"# ---- {title} ----", style="bold cyan"))
     if con.is_terminal:
+        from rich.syntax import Syntax  # (pygments: only a listing needs it)
+
         con.print(Syntax(text, lexer, theme="ansi_dark", word_wrap=False, background_color="default"))
     else:
         con.print(Text(text), end="")

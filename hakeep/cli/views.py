@@ -11,17 +11,15 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
-from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
 from hakeep.cli.output import out
 from hakeep.layout import RELEASES_DIR
-from hakeep.ops.drill import DrillResult
-from hakeep.ops.status import PairStatus, Verdict
 from hakeep.plan.releases import Release, ReleaseStatus
 from hakeep.plan.steps import ChangeKind, HostPlan, Plan, Step
 from hakeep.run.results import (
@@ -32,6 +30,12 @@ from hakeep.run.results import (
     ValidationOutcome,
     ValidationStatus,
 )
+
+if TYPE_CHECKING:  # (imported where they are used: a deploy needs neither, nor a spinner off a terminal)
+    from rich.status import Status
+
+    from hakeep.ops.drill import DrillResult
+    from hakeep.ops.status import PairStatus
 
 _VALIDATION_STYLE = {ValidationStatus.OK: "green", ValidationStatus.NOT_INSTALLED: "yellow",
                      ValidationStatus.REJECTED: "bold red", ValidationStatus.ERROR: "bold red"}
@@ -116,7 +120,7 @@ class LiveProgress:
         self.stop()
 
     def start(self) -> None:
-        if self.status is None:
+        if self.status is None and self.console.is_terminal:  # off a terminal a spinner shows nothing
             self.status = self.console.status("connecting", spinner="dots")
             self.status.start()
 
@@ -174,8 +178,8 @@ def releases_table(host: str, releases: Sequence[Release], live_id: str | None) 
     return table
 
 
-_VERDICT_STYLE = {Verdict.HEALTHY: "bold green", Verdict.DEGRADED: "bold yellow", Verdict.SPLIT_BRAIN: "bold red",
-                  Verdict.VIP_LOST: "bold red", Verdict.UNREACHABLE: "bold red"}
+_VERDICT_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "split brain": "bold red",
+                  "VIP lost": "bold red", "unreachable": "bold red"}
 
 
 def status_table(pair: PairStatus) -> Table:
@@ -206,7 +210,8 @@ def status_table(pair: PairStatus) -> Table:
 def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
     con = console or out()
     where = ", ".join(pair.holders) or "no LB"
-    con.print(Text(f"{pair.verdict.value}: ", style=_VERDICT_STYLE[pair.verdict]) + Text(f"VIP {pair.vip} on {where}"))
+    style = _VERDICT_STYLE[pair.verdict.value]
+    con.print(Text(f"{pair.verdict.value}: ", style=style) + Text(f"VIP {pair.vip} on {where}"))
     for reason in pair.reasons:
         con.print(Text("  - " + reason))
 
@@ -226,11 +231,11 @@ def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairSta
                     line = (f"{stamp} VIP {pair.vip}: {', '.join(last.holders) or 'no LB'} -> {now} "
                             f"({pair.verdict.value})" if pair.holders != last.holders else
                             f"{stamp} VIP {pair.vip} on {now}: {last.verdict.value} -> {pair.verdict.value}")
-                    live.console.print(Text(line, style=_VERDICT_STYLE[pair.verdict]))
+                    live.console.print(Text(line, style=_VERDICT_STYLE[pair.verdict.value]))
                 last = pair
                 grid = Table.grid()
                 grid.add_row(status_table(pair))
-                verdict = Text(f"{pair.verdict.value}: ", style=_VERDICT_STYLE[pair.verdict])
+                verdict = Text(f"{pair.verdict.value}: ", style=_VERDICT_STYLE[pair.verdict.value])
                 verdict.append("; ".join(pair.reasons) or f"VIP on {', '.join(pair.holders)}")
                 grid.add_row(verdict)
                 grid.add_row(Text(f"{time.strftime('%H:%M:%S')}: refreshing every {interval:g}s; Ctrl-C to stop",

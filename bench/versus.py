@@ -184,6 +184,12 @@ def measure(runner: Runner, tool: str, command: Callable[[str, str], list[str]],
     return out
 
 
+def _wall(argv: list[str]) -> float:
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True)
+    return time.monotonic() - t0
+
+
 def table(results: dict[str, dict[str, float]]) -> str:
     tools = [t for t in ("ansible", "pyinfra", "hakeep") if t in results]
     head = "| case | " + " | ".join({"ansible": "Ansible 2.21", "pyinfra": "pyinfra 3.10"}.get(t, t) for t in tools)
@@ -239,6 +245,10 @@ def main() -> int:
             t0 = time.monotonic()
             subprocess.run([str(REPO / ".venv" / "bin" / "hakeep"), "--help"], capture_output=True, check=True)
             print(f"; `hakeep --help`: {time.monotonic() - t0:.3f} s")
+            imports = [str(REPO / ".venv" / "bin" / "python"), "-c", "import hakeep.cli.commands.common, "
+                       "hakeep.hosts.connecting, hakeep.run.session, hakeep.render.engine, hakeep.plan.planner"]
+            floor = statistics.median(_wall(imports) for _ in range(5))
+            print(f"floor: the interpreter and the modules a deploy loads: {floor:.2f} s")
             if wide is not None:
                 two = results["hakeep"]["no-op"]
                 print(f"no-op on {args.lbs} LBs: {wide:.2f} s = {wide / two:.2f} x the 2-LB no-op")

@@ -11,6 +11,7 @@ The only jinja2 import.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ def default_templates_dir() -> Path:
     return packaged if packaged.is_dir() else package.parent / "templates"  # in a checkout
 
 
+@functools.cache  # one per templates folder: each template is compiled once per run
 def _environment(templates: Path | None) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:

@@ -337,5 +337,5 @@ def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: flo
                            outside_claims(plan, res))
         if check.ok or time.monotonic() - start > timeout:
             return check
-        time.sleep(1.0)
+        time.sleep(0.25)
 

@@ -192,7 +192,7 @@ hk_fault_reason() {
          END { if (why != "") print why; else if (last != "") print last }'
 }
 
-# hk_arp_claimants IFACE IP: the MAC addresses that answer an ARP probe for IP on IFACE within 0.3 s
+# hk_arp_claimants IFACE IP: the MAC addresses that answer an ARP probe for IP on IFACE within 0.2 s
 # (RFC 5227 probes, sender 0.0.0.0: no neighbour's cache changes), one a line; this host's own
 # answer is never among them. python3's raw socket where python3 exists, else iputils' arping;
 # "unknown" when neither does.
@@ -206,7 +206,7 @@ s.bind((iface, 0))
 mac = s.getsockname()[4]
 probe = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + bytes(4) + bytes(6) + ip
 seen = set()
-end = time.monotonic() + 0.3
+end = time.monotonic() + 0.2
 for _ in range(2):
     s.send(probe)
 while time.monotonic() < end:
@@ -271,7 +271,8 @@ hk_port_open() {
     if command -v bash >/dev/null 2>&1; then
         timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
     else
-        nc -z -w "$3" "$1" "$2" 2>/dev/null
+        hk_w=$3; case "$hk_w" in *.*) hk_w=1 ;; esac  # nc takes whole seconds
+        nc -z -w "$hk_w" "$1" "$2" 2>/dev/null
     fi
 }
 

@@ -61,14 +61,28 @@ def anchors_venv() -> Path:
     """bench/.venv-anchors with ansible-core and pyinfra (made once)."""
     if (VENV / "bin" / "ansible-playbook").exists() and (VENV / "bin" / "pyinfra").exists():
         return VENV
-    python = next((p for p in (shutil.which("python3.13"), shutil.which("python3.12")) if p), None)
-    if python is None and sys.version_info >= (3, 12):
-        python = sys.executable
+    python = next((p for p in _pythons() if _runs(p)), None)
     if python is None:
-        raise SystemExit("ansible-core 2.21 needs Python >= 3.12: put python3.12 or python3.13 on PATH")
+        raise SystemExit("ansible-core 2.21 needs Python >= 3.12: set HAKEEP_BENCH_PYTHON, or put python3.12 on PATH")
     subprocess.run([python, "-m", "venv", "--clear", str(VENV)], check=True)
     subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *PINS], check=True)
     return VENV
+
+
+def _pythons() -> list[str]:
+    """Pythons >= 3.12 to make the anchors' venv with: $HAKEEP_BENCH_PYTHON, PATH, pyenv's."""
+    found = [os.environ.get("HAKEEP_BENCH_PYTHON", ""), *(shutil.which(n) or "" for n in ("python3.13", "python3.12"))]
+    pyenv = Path.home() / ".pyenv" / "versions"
+    found += sorted((str(p / "bin" / "python") for p in pyenv.glob("3.1[2-9]*")), reverse=True)
+    if sys.version_info >= (3, 12):
+        found.append(sys.executable)
+    return [p for p in found if p]
+
+
+def _runs(python: str) -> bool:
+    r = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 12)"], capture_output=True,
+                       check=False)
+    return r.returncode == 0
 
 
 # --- the job, for each tool ------------------------------------------------------------------------

@@ -23,8 +23,7 @@ if [ "$PROBE_VIP" = 1 ] && hk_probe=$(mktemp 2>/dev/null); then
         [ -d "/sys/class/net/$IFACE" ] && hk_vip_arp "$IFACE" "$VIP_IP" &
         if [ -z "$(hk_vip_interfaces "$VIP_IP")" ]; then  # not here: does someone else answer?
             if ! command -v ping >/dev/null 2>&1; then echo unknown
-            elif ping -c 1 -W 0.5 "$VIP_IP" >/dev/null 2>&1; then echo answers
-            else echo silent
+            else (if ping -c 1 -W 0.5 "$VIP_IP" >/dev/null 2>&1; then echo answers; else echo silent; fi) &
             fi
         fi
         for port in $PORTS; do

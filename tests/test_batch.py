@@ -46,6 +46,15 @@ class LocalTransport:
             os.killpg(p.pid, signal.SIGKILL)
         return True
 
+    def lock(self, path: str, owner: str) -> None:
+        del path, owner
+
+    def unlock(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 def step(script: str, action: Action = Action.STAGE, stdin: bytes = b"", wait: float = 0.0) -> Step:
     return Step(action, f"{action.value}: {script[:30]}", script, stdin, wait)
@@ -157,7 +166,7 @@ def test_lbs_that_serve_nothing_yet_are_applied_side_by_side(tmp_path: Path) -> 
     # lb1's gate passes only once lb2 has made its backup: one after the other, it could not
     plan = side_by_side(tmp_path, {"lb1": f"test -e {tmp_path}/lb2/saved", "lb2": "echo down; false"})
     ts = {h: LocalTransport(h) for h in ("lb1", "lb2")}
-    outcomes = rollout(plan, ts, NoProgress())  # type: ignore[arg-type]
+    outcomes = rollout(plan, ts, NoProgress())
     assert [(o.host, o.status) for o in outcomes] == [("lb1", Outcome.CHANGED), ("lb2", Outcome.FAILED)]
     assert (tmp_path / "lb1" / "live").read_text() == "new\n"
     assert (tmp_path / "lb2" / "live").read_text() == "old\n"  # restored; lb1 went on regardless
@@ -175,15 +184,15 @@ def test_an_interrupt_during_a_side_by_side_rollout_restores_every_host(tmp_path
     timer.start()
     try:
         with pytest.raises(signals.Interrupted):
-            rollout(plan, ts, NoProgress())  # type: ignore[arg-type]
+            rollout(plan, ts, NoProgress())
     finally:
         timer.cancel()
         for s, h in saved.items():
             signal.signal(s, h)
-    for h in ("lb1", "lb2"):
-        assert (tmp_path / h / "live").read_text() == "old\n"
-        assert (tmp_path / h / "mark").read_text() == "interrupted\n"
-        assert (tmp_path / h / "log").read_text().split()[-2:] == ["restore", "record"]
+    for name in ("lb1", "lb2"):
+        assert (tmp_path / name / "live").read_text() == "old\n"
+        assert (tmp_path / name / "mark").read_text() == "interrupted\n"
+        assert (tmp_path / name / "log").read_text().split()[-2:] == ["restore", "record"]
 
 
 def dataclasses_replace_wait(hp: HostPlan, wait: float) -> HostPlan:

@@ -100,13 +100,7 @@ TEST_PAUSE = "HAKEEP_TEST_PAUSE"  # "HOST:WHAT": the test hook below
 TEST_PAUSE_SECONDS = 60.0
 
 
-def test_pause_target(host: str) -> str | None:
-    """The step (action) the test hook pauses after on ``host``, if any."""
-    target, _, what = os.environ.get(TEST_PAUSE, "").partition(":")
-    return what if target == host and what else None
-
-
-def test_pause(host: str, what: str, until: threading.Event | None) -> None:
+def test_pause(host: str, what: str) -> None:
     """A test hook (README, "Test hooks"): with HAKEEP_TEST_PAUSE=HOST:WHAT in the environment, the
     run pauses for up to a minute right after step WHAT (an action: commit, service, gate, ...; or
     drill's "fault") on HOST, having said so on stderr, so a test can send a signal at that moment."""
@@ -114,7 +108,4 @@ def test_pause(host: str, what: str, until: threading.Event | None) -> None:
         return
     with contextlib.suppress(OSError):
         os.write(2, f"hakeep: test hook: paused after {what} on {host}\n".encode())
-    if until is not None:  # a worker thread: the run may be stopped meanwhile
-        until.wait(TEST_PAUSE_SECONDS)
-    else:
-        time.sleep(TEST_PAUSE_SECONDS)
+    time.sleep(TEST_PAUSE_SECONDS)

@@ -37,23 +37,16 @@ def script(*lines: str) -> str:
     return PREAMBLE + "\n".join(lines) + "\n"
 
 
-APT_INDEX_FRESH = 60  # minutes: a package index younger than this is not refreshed before an install
-
-
 def install(pkgmgr: str, packages: Sequence[str]) -> str:
     pkgs = " ".join(q(p) for p in packages)
-    apt_install = ("apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
-                   f"{pkgs}")
     if pkgmgr == "apt-get":
         return script(
             "export DEBIAN_FRONTEND=noninteractive",
             # an earlier install cut at its deadline may have left dpkg half-done: finish that first
             "dpkg --configure -a",
-            # the package index is refreshed only when older than an hour (Ansible's cache_valid_time),
-            # and again when the install fails on an index that went stale meanwhile
-            f"if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -{APT_INDEX_FRESH} "
-            "2>/dev/null | head -n 1)\" ]; then apt-get update -q -o Acquire::Retries=2; fi",
-            f"{apt_install} || {{ apt-get update -q -o Acquire::Retries=2 && {apt_install}; }}",
+            "apt-get update -q -o Acquire::Retries=2",
+            "apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
+            f"{pkgs}",
         )
     if pkgmgr in ("dnf", "yum"):
         return script(f"{pkgmgr} -y install {pkgs}")

@@ -128,9 +128,6 @@ class Plan:
     proof: Proof
     errors: tuple[str, ...]  # preflight failures: nothing may change while there is one
     warnings: tuple[str, ...]
-    #: no LB serves traffic yet (none holds the VIP, haproxy runs nowhere, every LB reached): there
-    #: is nothing to protect, so the hosts are rolled out side by side, not one after the other
-    parallel: bool = False
 
     @property
     def vip(self) -> str:

@@ -12,11 +12,8 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from typing import Protocol
 
 from hakeep import signals
@@ -24,9 +21,8 @@ from hakeep.errors import HakeepError
 from hakeep.hosts import arp as arps
 from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
-from hakeep.hosts.remote import CommandResult, RemoteCommandError, Transport
+from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
-from hakeep.run.batch import run_batch
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
 
 POLL_INTERVAL = 0.5
@@ -86,19 +82,10 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
     def one(name: str) -> ValidationOutcome:
         validation = todo[name]
         t = transports[name]
+        for step in validation.prepare:
+            run_step(t, step)
         check = validation.check
-        if getattr(t, "batches", False):  # one round trip: the uploads, then the check
-            ran, whole = run_batch(t, [*validation.prepare, check])
-            for r in ran[:-1] if ran and ran[-1].step is check else ran:
-                if not r.result.ok:
-                    raise _step_error(t.host, r.step, r.result)
-            if not ran or ran[-1].step is not check:
-                raise RemoteCommandError(t.host, whole, reason="ended before the host reported the check")
-            res = ran[-1].result
-        else:
-            for step in validation.prepare:
-                run_step(t, step)
-            res = t.run(check.script, display=check.describe, check=False, timeout=120)
+        res = t.run(check.script, display=check.describe, check=False, timeout=120)
         output = res.text().strip()
         status = {0: ValidationStatus.OK, 3: ValidationStatus.NOT_INSTALLED,
                   1: ValidationStatus.REJECTED}.get(res.exit_code, ValidationStatus.ERROR)
@@ -113,10 +100,7 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
 
 
 def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
-    """Apply host by host in plan order; the first failure restores that host and stops the rollout.
-    A plan for LBs that serve nothing yet (``plan.parallel``) applies them side by side."""
-    if plan.parallel:
-        return _side_by_side(plan, transports, progress)
+    """Apply host by host in plan order; the first failure restores that host and stops the rollout."""
     outcomes: list[HostOutcome] = []
     failed = False
     for hp in plan.hosts:
@@ -132,65 +116,32 @@ def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
     return outcomes
 
 
-class _Stopped(Exception):  # not an error: the run was interrupted in another thread
-    """Raised in a worker of a side-by-side rollout when the run was interrupted."""
-
-
-def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
-    """Every host at once, each with its own gates, and its own restore when it fails. Interrupted,
-    the workers are told to stop, what runs on the hosts is stopped, and each restores its host
-    (the signal waits for that) before the interrupt goes on."""
-    todo = [hp for hp in plan.hosts if hp.steps]
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, len(todo)))
-    futures = {hp.host: pool.submit(apply_host, hp, transports[hp.host], progress, stop) for hp in todo}
-    try:
-        done = {host: f.result() for host, f in futures.items()}
-    except BaseException:
-        with signals.shielded():
-            stop.set()
-            for hp in todo:
-                with contextlib.suppress(Exception):
-                    transports[hp.host].cancel()
-            futures_wait(list(futures.values()))
-        pool.shutdown(wait=False)
-        raise
-    pool.shutdown()
-    return [done.get(hp.host, HostOutcome(hp.host, Outcome.UNCHANGED)) for hp in plan.hosts]
-
-
 BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure here must not undo a healthy host
 
 
-def apply_host(hp: HostPlan, t: Transport, progress: Progress, stop: threading.Event | None = None) -> HostOutcome:
-    """``stop``: set when the run is interrupted while this host is applied in a worker thread."""
+def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     start = time.monotonic()
     backed_up = settled = False  # settled: its last gate passed, the host is healthy on its new config
     last_gate = max((i for i, st in enumerate(hp.steps) if st.action is Action.GATE), default=len(hp.steps))
     notes: list[str] = []
     step = hp.steps[0] if hp.steps else None
     try:
-        for segment in segments(hp, last_gate, batching=bool(getattr(t, "batches", False))):
-            if stop is not None and stop.is_set():
-                raise _Stopped
-            progress.step(hp.host, hp.steps[segment[0]], StepStatus.RUNNING)
-            for n, (i, step, error) in enumerate(run_segment(t, hp.steps, segment)):
-                if n:
-                    progress.step(hp.host, step, StepStatus.RUNNING)
-                if error is not None and stop is not None and stop.is_set():
-                    raise _Stopped  # stopped by the interrupt, not failed: restored as interrupted below
-                if error is not None:
-                    if step.action in BEST_EFFORT:
-                        progress.step(hp.host, step, StepStatus.FAILED, error.message)
-                        notes.append(f"warning: {step.describe} failed: {error.message.splitlines()[0]}")
-                        continue
-                    progress.step(hp.host, step, StepStatus.FAILED, error.message)
-                    restored = restore_host(hp, t, progress) if backed_up and not settled else True
-                    return HostOutcome(hp.host, Outcome.FAILED, error.message, restored, time.monotonic() - start)
-                backed_up = backed_up or step.action is Action.BACKUP
-                settled = i >= last_gate
-                progress.step(hp.host, step, StepStatus.OK)
-                signals.test_pause(hp.host, step.action.value, stop)
+        for i, step in enumerate(hp.steps):
+            progress.step(hp.host, step, StepStatus.RUNNING)
+            try:
+                run_step(t, step)
+            except HakeepError as exc:
+                if step.action in BEST_EFFORT:
+                    progress.step(hp.host, step, StepStatus.FAILED, exc.message)
+                    notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
+                    continue
+                progress.step(hp.host, step, StepStatus.FAILED, exc.message)
+                restored = restore_host(hp, t, progress) if backed_up and not settled else True
+                return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
+            backed_up = backed_up or step.action is Action.BACKUP
+            settled = i >= last_gate
+            progress.step(hp.host, step, StepStatus.OK)
+            signals.test_pause(hp.host, step.action.value)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
         if backed_up and not settled and step is not None:
             with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
@@ -199,63 +150,6 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress, stop: threading.E
                 restore_host(hp, t, quiet, interrupted=True)
         raise
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
-
-
-def segments(hp: HostPlan, last_gate: int, *, batching: bool) -> list[list[int]]:
-    """The host's steps (indices) grouped into round trips. A backup runs alone (whether it ran
-    decides a restore); so do installs and the best-effort steps after the gate; a batch ends with
-    the last gate (settled) and with the step a test hook pauses after."""
-    if not batching:
-        return [[i] for i in range(len(hp.steps))]
-    pause = signals.test_pause_target(hp.host)
-    out: list[list[int]] = []
-    current: list[int] = []
-    for i, st in enumerate(hp.steps):
-        if st.action in (*BEST_EFFORT, Action.INSTALL, Action.BACKUP):
-            out += [current, [i]] if current else [[i]]
-            current = []
-            continue
-        current.append(i)
-        if i == last_gate or st.action.value == pause:
-            out.append(current)
-            current = []
-    return [*out, current] if current else out
-
-
-Ran = tuple[int, Step, HakeepError | None]
-
-
-def run_segment(t: Transport, steps: tuple[Step, ...], segment: list[int]) -> list[Ran]:
-    """Run one segment: each step's index, the step and its error (None: it passed), up to the first
-    that failed. A step that the host did not report (the batch was cut off) fails."""
-    if len(segment) == 1:
-        i = segment[0]
-        try:
-            run_step(t, steps[i])
-        except HakeepError as exc:
-            return [(i, steps[i], exc)]
-        return [(i, steps[i], None)]
-    chosen = [steps[i] for i in segment]
-    ran, whole = run_batch(t, chosen)
-    out: list[Ran] = []
-    for i, r in zip(segment, ran, strict=False):
-        out.append((i, r.step, None if r.result.ok else _step_error(t.host, r.step, r.result)))
-        if not r.result.ok:
-            return out
-    if len(ran) < len(segment):
-        i = segment[len(ran)]
-        cut = CommandResult(steps[i].describe, whole.exit_code, b"", whole.stderr)
-        out.append((i, steps[i], RemoteCommandError(t.host, cut, reason="ended before the host reported it "
-                                                    f"(its batch exited with code {whole.exit_code})")))
-    return out
-
-
-def _step_error(host: str, step: Step, result: CommandResult) -> HakeepError:
-    if step.wait <= 0:
-        return RemoteCommandError(host, result)
-    last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
-    return GateError(f"{host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
-                     hint=f"look at the host: journalctl -u haproxy -u keepalived on {host}")
 
 
 class _Quiet:

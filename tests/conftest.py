@@ -18,6 +18,8 @@ from typing import NoReturn
 
 import pytest
 
+from tests import sshd
+
 LAB_DIR = Path(__file__).resolve().parent / "lab"
 LAB = LAB_DIR / "lab"
 LAB_RUN = Path(os.environ.get("HAKEEP_LAB_RUN", "/var/lib/hakeep-lab"))
@@ -183,3 +185,9 @@ def lab() -> Iterator[Lab]:
     yield obj
     if obj.started_here and obj.is_up:
         obj.down()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.Server]:
+    """A test sshd on loopback for one test module (tests/sshd.py)."""
+    yield from sshd.serve(tmp_path_factory)

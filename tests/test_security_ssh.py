@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -36,22 +36,6 @@ from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.run.session import open_session
 from tests import sshd
 from tests.fixtures import base_doc, load
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.Server]:
-    reason = sshd.missing()
-    if reason is not None:
-        if _ci():
-            pytest.fail(f"test sshd unavailable under CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    srv = sshd.start(tmp_path_factory.mktemp("sshd"))
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

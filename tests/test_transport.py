@@ -21,7 +21,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,22 +50,6 @@ from tests import sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3t 'pw' $HOME;"
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.Server]:
-    reason = sshd.missing()
-    if reason is not None:
-        if _ci():
-            pytest.fail(f"test sshd unavailable under CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    srv = sshd.start(tmp_path_factory.mktemp("sshd"))
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import os
 import select
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -90,6 +91,15 @@ def test_run_stdin_exit_codes_and_one_connection(trusted: sshd.Server) -> None:
             t.run("true")
     time.sleep(0.2)
     assert trusted.logins() - before == 1  # every command shared one SSH connection
+
+
+def test_the_connection_sends_small_writes_at_once(trusted: sshd.Server) -> None:
+    # Nagle's algorithm held a command's stdin and EOF back for the peer's delayed ACK: an upload
+    # took ~90 ms instead of ~10 ms on the lab (issue #14)
+    with _ssh(connect(trusted.lb())) as t:
+        sock = t._cxn.client.get_transport().sock
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_check_raises_with_command_exit_code_and_tail(trusted: sshd.Server) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -116,6 +117,7 @@ def _open(lb: LoadBalancer, cxn: Any) -> None:
     config = config_label(lb.ssh.config)
     try:
         cxn.open()
+        _no_delay(cxn)
     except HakeepError:
         raise
     except paramiko.AuthenticationException as exc:
@@ -129,6 +131,19 @@ def _open(lb: LoadBalancer, cxn: Any) -> None:
             f"{lb.name}: cannot connect to {where}{via}: {why}",
             hint=f"check the address, the port and any firewall on the way, or {config}",
             kind=connect_kind(why)) from None
+
+
+def _no_delay(cxn: Any) -> None:
+    """Send small writes at once (TCP_NODELAY, as OpenSSH does), on this hop and every ProxyJump hop
+    before it: with Nagle's algorithm a command's stdin and its EOF waited for the peer's delayed
+    ACK, ~40 ms each time (an upload took 90 ms instead of 10 on the lab)."""
+    while cxn is not None and not isinstance(cxn, str):
+        transport = cxn.client.get_transport() if getattr(cxn, "client", None) is not None else None
+        sock = getattr(transport, "sock", None)
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cxn = getattr(cxn, "gateway", None)
 
 
 def _settle_privilege(lb: LoadBalancer, session: SSHTransport,

@@ -346,3 +346,55 @@ def test_an_unlock_with_nothing_running_leaves_nothing_behind(tmp_path: Path) ->
                           input="", capture_output=True, text=True, timeout=30, check=False)  # EOF: unlock
     assert done.returncode == 0, done.stderr
     assert list(steps.iterdir()) == []
+
+
+def _apt_host(tmp_path: Path, *, install_fails_until_update: bool = False) -> tuple[Path, Path]:
+    """Fake dpkg and apt-get that log their calls (an install fails before any update when asked)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "dpkg").write_text(f'#!/bin/sh\necho "dpkg $*" >> {log}\n')
+    fail = (f'[ "$1" = install ] && ! grep -q "^apt-get update" {log} && exit 100\n'
+            if install_fails_until_update else "")
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "apt-get $1" >> {log}\n{fail}exit 0\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    return bin_dir, log
+
+
+def _run_install(bin_dir: Path, stamp: Path) -> subprocess.CompletedProcess[str]:
+    script = commands.install("apt-get", ["haproxy", "keepalived"], apt_stamp=str(stamp))
+    script = script.replace("PATH=", f"PATH={bin_dir}:", 1)
+    return subprocess.run(["/bin/sh", "-c", script], check=False, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(("age", "fails", "expected"), [
+    (None, False, ["update", "install"]),  # never refreshed (a fresh host): refresh
+    (7200, False, ["update", "install"]),  # two hours old: refresh
+    (60, False, ["install"]),  # a minute old: no refresh
+    (60, True, ["install", "update", "install"]),  # fresh, but the package is not in it yet: refresh, again
+])
+def test_apt_refreshes_its_index_only_when_stale(tmp_path: Path, age: int | None, fails: bool,
+                                                 expected: list[str]) -> None:
+    bin_dir, log = _apt_host(tmp_path, install_fails_until_update=fails)
+    stamp = tmp_path / "periodic" / "update-success-stamp"
+    if age is not None:
+        stamp.parent.mkdir()
+        stamp.touch()
+        os.utime(stamp, (time.time() - age, time.time() - age))
+    r = _run_install(bin_dir, stamp)
+    assert r.returncode == 0, r.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "dpkg --configure -a"
+    assert [c.split()[1] for c in calls[1:]] == expected
+    assert stamp.is_file()
+    assert (time.time() - stamp.stat().st_mtime < 30) == ("update" in expected)  # a refresh is noted
+
+
+def test_a_failed_refresh_fails_the_install_and_leaves_the_stamp(tmp_path: Path) -> None:
+    bin_dir, log = _apt_host(tmp_path)
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "apt-get $1" >> {log}\n[ "$1" = update ] && exit 100\nexit 0\n')
+    stamp = tmp_path / "periodic" / "update-success-stamp"
+    r = _run_install(bin_dir, stamp)
+    assert r.returncode != 0
+    assert [c.split()[1] for c in log.read_text().splitlines()[1:]] == ["update"]
+    assert not stamp.exists()

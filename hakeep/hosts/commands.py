@@ -37,16 +37,31 @@ def script(*lines: str) -> str:
     return PREAMBLE + "\n".join(lines) + "\n"
 
 
-def install(pkgmgr: str, packages: Sequence[str]) -> str:
+APT_FRESH_MINUTES = 60  # a package index refreshed this recently is not refreshed before an install
+# When the index was last refreshed with success: Debian's apt.systemd.daily, pyinfra and Ansible's
+# apt module read and write this stamp too (the lists' own mtimes are the mirror's Last-Modified)
+APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+
+
+def install(pkgmgr: str, packages: Sequence[str], *, apt_stamp: str = APT_STAMP) -> str:
+    """Install ``packages`` in one transaction. With apt, the index is refreshed first unless the
+    stamp says it was within APT_FRESH_MINUTES (Ansible's cache_valid_time), and refreshed (then
+    the install tried again) when an install on a fresh index fails: a package it does not list yet."""
     pkgs = " ".join(q(p) for p in packages)
     if pkgmgr == "apt-get":
+        apt_install = ("apt-get install -y -q -o Dpkg::Options::=--force-confdef "
+                       f"-o Dpkg::Options::=--force-confold {pkgs}")
+        stamp = q(apt_stamp)
         return script(
             "export DEBIAN_FRONTEND=noninteractive",
             # an earlier install cut at its deadline may have left dpkg half-done: finish that first
             "dpkg --configure -a",
-            "apt-get update -q -o Acquire::Retries=2",
-            "apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "
-            f"{pkgs}",
+            f'if [ -z "$(find {stamp} -maxdepth 0 -type f -mmin -{APT_FRESH_MINUTES} 2>/dev/null)" ] '
+            f"|| ! {apt_install}; then",
+            "    apt-get update -q -o Acquire::Retries=2",
+            f"    mkdir -p {q(apt_stamp.rsplit('/', 1)[0])} && touch {stamp}",
+            f"    {apt_install}",
+            "fi",
         )
     if pkgmgr in ("dnf", "yum"):
         return script(f"{pkgmgr} -y install {pkgs}")

@@ -15,6 +15,12 @@
 IFS= read -r hk_mark || exit 90
 case "$hk_mark" in ""|*[!0-9a-f]*) exit 90 ;; esac
 hk_section() { printf '@@%s %s\n' "$hk_mark" "$*"; }
+# hk_b64 FILE: FILE in base64 on one line (one process where base64 knows -w0: GNU coreutils)
+if base64 -w0 </dev/null >/dev/null 2>&1; then
+    hk_b64() { base64 -w0 "$1"; echo; }
+else
+    hk_b64() { base64 "$1" | tr -d '\n'; echo; }
+fi
 # The VIP probes wait for answers (ARP, ping, the frontend ports through the VIP): they run in the
 # background from the start, and their section comes last, once everything else is read.
 hk_probe=""
@@ -59,7 +65,7 @@ for f in $FILES $extra; do
     if [ -f "$f" ]; then
         stat -c 'mode=%a owner=%U group=%G' "$f"
         echo "sha256=$(sha256sum "$f" | cut -d' ' -f1)"
-        base64 "$f" | tr -d '\n'; echo
+        hk_b64 "$f"
     else
         echo "absent"
     fi
@@ -145,14 +151,16 @@ hk_section "releases"
 if [ -d "$RELEASES" ]; then
     for d in "$RELEASES"/*/; do
         [ -f "$d/manifest.json" ] || continue
-        id=$(basename "$d")
+        id=${d%/}; id=${id##*/}
         hk_section "release $id"
-        base64 "$d/manifest.json" | tr -d '\n'; echo
+        hk_b64 "$d/manifest.json"
         if [ -d "$d/files" ]; then
-            (cd "$d/files" && find . -type f) | while read -r f; do
+            # one stat for the release's files (managed paths have no white space)
+            (cd "$d/files" && find . -type f -exec stat -c '%n mode=%a owner=%U group=%G' {} +) \
+                | while read -r f st; do
                 hk_section "release_file $id ${f#.}"
-                stat -c 'mode=%a owner=%U group=%G' "$d/files/${f#./}"
-                base64 "$d/files/${f#./}" | tr -d '\n'; echo
+                echo "$st"
+                hk_b64 "$d/files/${f#./}"
             done
         fi
     done

@@ -100,6 +100,12 @@ TEST_PAUSE = "HAKEEP_TEST_PAUSE"  # "HOST:WHAT": the test hook below
 TEST_PAUSE_SECONDS = 60.0
 
 
+def test_pause_target(host: str) -> str | None:
+    """The step (action) the test hook pauses after on ``host``, if any (a batch ends there)."""
+    target, _, what = os.environ.get(TEST_PAUSE, "").partition(":")
+    return what if target == host and what else None
+
+
 def test_pause(host: str, what: str) -> None:
     """A test hook (README, "Test hooks"): with HAKEEP_TEST_PAUSE=HOST:WHAT in the environment, the
     run pauses for up to a minute right after step WHAT (an action: commit, service, gate, ...; or

@@ -27,8 +27,10 @@ from hakeep.hosts.facts import facts_script, parse_facts
 from hakeep.hosts.remote import lock_script, stop_script
 from hakeep.hosts.scripts import compose, names, source
 from hakeep.inventory.load import load_inventory
+from hakeep.plan.steps import Action, Step
 from hakeep.render.engine import render_all
 from hakeep.render.files import Secrets
+from hakeep.run.batch import batch_script
 from tests.fixtures import EXAMPLE
 
 SHELLCHECK = shutil.which("shellcheck")
@@ -57,6 +59,8 @@ def composed() -> dict[str, str]:
         "vip_moved": commands.vip_moved("10.0.0.10", [6443]),
         "lock": lock_script("/run/hakeep.lock", "ops@ci pid 1 since now", session="0123abcd"),
         "stop": stop_script(["0123abcd0123abcd0123abcd"]),
+        "batch": batch_script([Step(Action.STAGE, "s", "cat > /tmp/x", b"abc"), Step(Action.GATE, "g", "true", wait=5)],
+                              [300.0, 30.0]),
     }
 
 
@@ -221,12 +225,13 @@ def test_every_script_gets_every_variable_it_reads() -> None:
 
     lib = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source("lib.sh")))
     files = {"facts": "facts.sh", "gate": "gate.sh", "units_gate": "units_gate.sh", "vip_check": "vip_check.sh",
-             "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh", "stop": "stop.sh"}
+             "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh", "stop": "stop.sh",
+             "batch": "batch.sh"}
     assert set(files.values()) | {"lib.sh"} == set(names())
     for name, script in composed().items():
         assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))
         read = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source(files[name]))) | lib
-        assert read - assigned - {"PATH", "LC_ALL"} == set(), name
+        assert read - assigned - {"PATH", "LC_ALL", "PPID"} == set(), name
 
 
 HOSTILE_NAMES = ["\n@@vip\nens192", "\n@@id\n0", "\n@@release /", "haproxy"]

@@ -206,7 +206,10 @@ def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR)
     d, f = shlex.quote(steps_dir), shlex.quote(f"{steps_dir}/{token}")
     # the group is noted first, then a stop asked for meanwhile is honoured: a stop either finds the
     # group or leaves the mark (hk_stop_groups) before the script starts
-    inner = shlex.quote(f'echo "$PPID" > {f} 2>/dev/null\n[ ! -e {f}.stop ] || exit 143\n{script}')
+    # (a batch of steps, sh/batch.sh, adds each step's own group to the file and keeps its working
+    # folder at the file's name + ".d": removed here, or by the stop)
+    inner = shlex.quote(f'echo "$PPID" > {f} 2>/dev/null\n[ ! -e {f}.stop ] || exit 143\n'
+                        f'hk_step_file={f}\n{script}')
     return (f"mkdir -p -m 700 {d} 2>/dev/null\nhk_step={inner}\nhk_t0=$(date +%s)\n"
             "if command -v timeout >/dev/null 2>&1; then\n"
             f'    timeout -k {KILL_AFTER} {secs} /bin/sh -c "$hk_step"; rc=$?\n'
@@ -214,7 +217,7 @@ def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR)
             f"        echo '{DEADLINE_MARK} ({secs}s)' >&2\n"
             "    fi\n"
             'else\n    /bin/sh -c "$hk_step"; rc=$?\nfi\n'
-            f"rm -f {f} {f}.stop\nexit $rc")
+            f"rm -rf {f} {f}.stop {f}.d\nexit $rc")
 
 
 def stop_script(tokens: Sequence[str], steps_dir: str = STEPS_DIR) -> str:

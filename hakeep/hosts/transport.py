@@ -88,6 +88,7 @@ class SSHTransport:
     """One open SSH connection to one LB (see :class:`hakeep.hosts.remote.Transport`)."""
 
     steps_dir = STEPS_DIR  # where running commands note their process group (tests point it elsewhere)
+    batches = True  # runs several steps in one round trip (hakeep.run.batch)
 
     def __init__(self, name: str, cxn: Any) -> None:
         self.host = name

@@ -21,8 +21,9 @@ from hakeep.errors import HakeepError
 from hakeep.hosts import arp as arps
 from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
-from hakeep.hosts.remote import CommandResult, Transport
+from hakeep.hosts.remote import DEADLINE_MARK, CommandResult, RemoteCommandError, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
+from hakeep.run.batch import Ran, run_batch, step_deadline
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
 
 POLL_INTERVAL = 0.5
@@ -43,21 +44,28 @@ class GateError(HakeepError):
     """A waiting step did not pass in time."""
 
 
+def timeout_of(step: Step) -> float:
+    return INSTALL_TIMEOUT if step.action is Action.INSTALL else STEP_TIMEOUT
+
+
 def run_step(t: Transport, step: Step, *, now: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> CommandResult:
     if step.wait <= 0:
-        return t.run(step.script, display=step.describe, stdin=step.stdin,
-                     timeout=INSTALL_TIMEOUT if step.action is Action.INSTALL else STEP_TIMEOUT)
+        return t.run(step.script, display=step.describe, stdin=step.stdin, timeout=timeout_of(step))
     deadline = now() + step.wait
     while True:
         result = t.run(step.script, display=step.describe, stdin=step.stdin, check=False, timeout=30)
         if result.ok:
             return result
         if now() >= deadline:
-            last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
-            raise GateError(f"{t.host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
-                            hint=f"look at the host: journalctl -u haproxy -u keepalived on {t.host}")
+            raise gate_error(t.host, step, result)
         sleep(POLL_INTERVAL)
+
+
+def gate_error(host: str, step: Step, result: CommandResult) -> GateError:
+    last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
+    return GateError(f"{host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
+                     hint=f"look at the host: journalctl -u haproxy -u keepalived on {host}")
 
 
 def install(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, HakeepError]:
@@ -82,10 +90,25 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
     def one(name: str) -> ValidationOutcome:
         validation = todo[name]
         t = transports[name]
-        for step in validation.prepare:
-            run_step(t, step)
         check = validation.check
-        res = t.run(check.script, display=check.describe, check=False, timeout=120)
+        if getattr(t, "batches", False):  # one round trip: the folder, the uploads, then the check
+            ran = run_batch(t, [*validation.prepare, check], [STEP_TIMEOUT] * len(validation.prepare) + [120.0])
+            found: CommandResult | None = None
+            for r in ran:
+                if r.error is not None:
+                    raise r.error
+                if r.step is check:
+                    found = r.result
+                elif r.result is not None and not r.result.ok:
+                    raise RemoteCommandError(t.host, r.result)
+            if found is None:  # (run_batch says why a step went unreported: raised above)
+                raise RemoteCommandError(t.host, CommandResult(check.describe, -1, b"", b""),
+                                         reason="ended before the host reported it")
+            res = found
+        else:
+            for step in validation.prepare:
+                run_step(t, step)
+            res = t.run(check.script, display=check.describe, check=False, timeout=120)
         output = res.text().strip()
         status = {0: ValidationStatus.OK, 3: ValidationStatus.NOT_INSTALLED,
                   1: ValidationStatus.REJECTED}.get(res.exit_code, ValidationStatus.ERROR)
@@ -125,31 +148,92 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     last_gate = max((i for i, st in enumerate(hp.steps) if st.action is Action.GATE), default=len(hp.steps))
     notes: list[str] = []
     step = hp.steps[0] if hp.steps else None
+    done: set[int] = set()
     try:
-        for i, step in enumerate(hp.steps):
+        for segment in segments(hp, last_gate, batching=bool(getattr(t, "batches", False))):
+            step = hp.steps[segment[0]]
             progress.step(hp.host, step, StepStatus.RUNNING)
-            try:
-                run_step(t, step)
-            except HakeepError as exc:
-                if step.action in BEST_EFFORT:
-                    progress.step(hp.host, step, StepStatus.FAILED, exc.message)
-                    notes.append(f"warning: {step.describe} failed: {exc.message.splitlines()[0]}")
-                    continue
-                progress.step(hp.host, step, StepStatus.FAILED, exc.message)
-                restored = restore_host(hp, t, progress) if backed_up and not settled else True
-                return HostOutcome(hp.host, Outcome.FAILED, exc.message, restored, time.monotonic() - start)
-            backed_up = backed_up or step.action is Action.BACKUP
-            settled = i >= last_gate
-            progress.step(hp.host, step, StepStatus.OK)
-            signals.test_pause(hp.host, step.action.value)
+            for n, (i, ran, error) in enumerate(run_segment(t, hp.steps, segment)):
+                step = ran
+                if n:
+                    progress.step(hp.host, step, StepStatus.RUNNING)
+                if error is not None:
+                    if step.action in BEST_EFFORT:
+                        progress.step(hp.host, step, StepStatus.FAILED, error.message)
+                        notes.append(f"warning: {step.describe} failed: {error.message.splitlines()[0]}")
+                        done.add(i)
+                        continue
+                    progress.step(hp.host, step, StepStatus.FAILED, error.message)
+                    restored = restore_host(hp, t, progress) if backed_up and not settled else True
+                    return HostOutcome(hp.host, Outcome.FAILED, error.message, restored, time.monotonic() - start)
+                backed_up = backed_up or step.action is Action.BACKUP
+                settled = i >= last_gate
+                done.add(i)
+                progress.step(hp.host, step, StepStatus.OK)
+                signals.test_pause(hp.host, step.action.value)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
-        if backed_up and not settled and step is not None:
+        if step is not None and backed_up and not settled:
             with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
                 quiet = _Quiet(progress)  # output that cannot be written (a reader gone) must not stop it
                 quiet.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
                 restore_host(hp, t, quiet, interrupted=True)
+        elif settled:  # healthy on its new files: record the release as complete, as it is
+            with signals.shielded(), contextlib.suppress(HakeepError):
+                for i, st in enumerate(hp.steps):
+                    if i not in done and st.action is Action.RECORD:
+                        run_step(t, st)
         raise
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
+
+
+def segments(hp: HostPlan, last_gate: int, *, batching: bool) -> list[list[int]]:
+    """The host's steps (indices) grouped into round trips. A backup runs alone (whether it ran
+    decides a restore); so do installs and the best-effort steps after the last gate; a batch ends
+    with the last gate (the host is settled there) and with the step a test hook pauses after."""
+    if not batching:
+        return [[i] for i in range(len(hp.steps))]
+    pause = signals.test_pause_target(hp.host)
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i, st in enumerate(hp.steps):
+        if st.action in (*BEST_EFFORT, Action.INSTALL, Action.BACKUP):
+            out += [current, [i]] if current else [[i]]
+            current = []
+            continue
+        current.append(i)
+        if i == last_gate or st.action.value == pause:
+            out.append(current)
+            current = []
+    return [*out, current] if current else out
+
+
+def run_segment(t: Transport, steps: tuple[Step, ...],
+                segment: list[int]) -> list[tuple[int, Step, HakeepError | None]]:
+    """Run one segment: each step's index, the step and its error (None: it passed), up to the
+    first that failed (a step the host did not report, its batch cut off, fails with what cut it)."""
+    if len(segment) == 1:
+        i = segment[0]
+        try:
+            run_step(t, steps[i])
+        except HakeepError as exc:
+            return [(i, steps[i], exc)]
+        return [(i, steps[i], None)]
+    chosen = [steps[i] for i in segment]
+    ran = run_batch(t, chosen, [step_deadline(s, timeout_of(s)) for s in chosen])
+    return [(i, r.step, _error_of(t.host, r)) for i, r in zip(segment, ran, strict=False)]
+
+
+def _error_of(host: str, r: Ran) -> HakeepError | None:
+    result = r.result
+    if r.error is not None or result is None:
+        return r.error or HakeepError(f"{host}: `{r.step.describe}` was not reported")
+    if result.ok:
+        return None
+    if r.step.wait > 0:
+        return gate_error(host, r.step, result)
+    timed_out = result.exit_code in (124, 137) and DEADLINE_MARK.encode() in result.stderr
+    return RemoteCommandError(host, result, reason=(f"timed out after {timeout_of(r.step):g}s (stopped on the host)"
+                                                    if timed_out else None))
 
 
 class _Quiet:

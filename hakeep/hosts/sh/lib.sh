@@ -88,8 +88,8 @@ hk_keepalived_dump() {
     until [ -f "$hk_dump" ] && [ ! -L "$hk_dump" ] && [ "$(stat -c '%u %h' "$hk_dump" 2>/dev/null)" = "$hk_uid 1" ] \
             && [ "$(stat -c %Y "$hk_dump" 2>/dev/null || echo 0)" -ge "$hk_t0" ] && ! hk_holds_open "$1" "$2"; do
         hk_n=$((hk_n + 1))
-        if [ "$hk_n" -gt 60 ]; then exec 8>&-; return 1; fi
-        sleep 0.05
+        if [ "$hk_n" -gt 70 ]; then exec 8>&-; return 1; fi
+        if [ "$hk_n" -le 10 ]; then sleep 0.01; else sleep 0.05; fi  # it is there within ~10 ms, mostly
     done
     hk_keepalived_parse "$hk_dump"
     rm -f "$hk_dump" "$hk_dir/keepalived_parent.data" "$hk_dir/keepalived_check.data"
@@ -247,17 +247,19 @@ hk_vip_arp() {
 hk_stop_groups() {
     hk_groups=''
     for f in "$@"; do
-        case "$f" in *.stop) continue ;; esac
+        case "$f" in *.stop|*.d) continue ;; esac
         : > "$f.stop" 2>/dev/null  # a command not started yet sees it and does not start
         [ -f "$f" ] || continue
-        g=$(cat "$f" 2>/dev/null)
-        case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
-        hk_groups="$hk_groups $g"; kill -TERM "-$g" 2>/dev/null
+        # the command's group, then those of the steps a batch ran (hakeep.run.batch), one a line
+        while IFS= read -r g; do
+            case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
+            hk_groups="$hk_groups $g"; kill -TERM "-$g" 2>/dev/null
+        done < "$f" 2>/dev/null
     done
     i=0; while hk_groups_alive && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
     for g in $hk_groups; do kill -KILL "-$g" 2>/dev/null; done
     i=0; while hk_groups_alive && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
-    rm -f "$@"
+    for f in "$@"; do rm -rf "$f" "$f.d"; done  # a batch's working folder too
     ! hk_groups_alive
 }
 

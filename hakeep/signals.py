@@ -106,7 +106,7 @@ def test_pause_target(host: str) -> str | None:
     return what if target == host and what else None
 
 
-def test_pause(host: str, what: str) -> None:
+def test_pause(host: str, what: str, until: threading.Event | None) -> None:
     """A test hook (README, "Test hooks"): with HAKEEP_TEST_PAUSE=HOST:WHAT in the environment, the
     run pauses for up to a minute right after step WHAT (an action: commit, service, gate, ...; or
     drill's "fault") on HOST, having said so on stderr, so a test can send a signal at that moment."""
@@ -114,4 +114,7 @@ def test_pause(host: str, what: str) -> None:
         return
     with contextlib.suppress(OSError):
         os.write(2, f"hakeep: test hook: paused after {what} on {host}\n".encode())
-    time.sleep(TEST_PAUSE_SECONDS)
+    if until is not None:  # a worker thread (a side-by-side rollout): the run may be stopped meanwhile
+        until.wait(TEST_PAUSE_SECONDS)
+    else:
+        time.sleep(TEST_PAUSE_SECONDS)

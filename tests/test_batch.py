@@ -20,9 +20,10 @@ import pytest
 from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts.remote import CommandResult, ConnectError, RemoteCommandError, bounded, stop_script
-from hakeep.plan.steps import Action, FailureMarks, HostPlan, Step
+from hakeep.plan.releases import ReleaseKind
+from hakeep.plan.steps import Action, FailureMarks, HostPlan, Plan, Proof, Step
 from hakeep.run.batch import batch_input, batch_script, parse_batch, run_batch
-from hakeep.run.execute import NoProgress, apply_host, segments
+from hakeep.run.execute import NoProgress, apply_host, rollout, segments
 from hakeep.run.results import Outcome
 
 
@@ -294,7 +295,7 @@ def test_an_interrupt_during_a_batch_stops_its_step_and_restores_the_host(steps_
 def test_an_interrupt_after_the_last_gate_records_the_release(steps_dir: Path, tmp_path: Path) -> None:
     hp = host_plan(tmp_path, "true")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(signals, "test_pause", lambda host, what: os.kill(os.getpid(), signal.SIGTERM)
+        mp.setattr(signals, "test_pause", lambda host, what, until: os.kill(os.getpid(), signal.SIGTERM)
                    if what == "gate" else None)
         with signal_after(60), pytest.raises(signals.Interrupted):
             apply_host(hp, LocalTransport(steps_dir), NoProgress())
@@ -317,3 +318,64 @@ def test_a_missing_report_is_an_error_of_its_own() -> None:
     assert ran[0].result is None
     assert isinstance(ran[0].error, HakeepError)
     assert "ended before the host reported it" in ran[0].error.message
+
+
+# --- side by side (a first deploy: no LB serves anything yet) ----------------------------------
+
+
+def side_by_side(tmp_path: Path, gates: dict[str, str], wait: float = 1.0) -> Plan:
+    hosts = []
+    for host, gate in gates.items():
+        (tmp_path / host).mkdir()
+        hp = host_plan(tmp_path / host, gate, host)
+        steps = tuple(dataclasses.replace(s, wait=wait) if s.action is Action.GATE else s for s in hp.steps)
+        hosts.append(dataclasses.replace(hp, steps=steps))
+    return Plan("r1", ReleaseKind.DEPLOY, tuple(hosts), Proof("10.0.0.1", (6443,), True, "true"), (), (),
+                side_by_side=True)
+
+
+def test_lbs_that_serve_nothing_yet_are_applied_side_by_side(steps_dir: Path, tmp_path: Path) -> None:
+    # lb1's gate passes only once lb2 has made its backup: one after the other, it could not
+    plan = side_by_side(tmp_path, {"lb1": f"test -e {tmp_path}/lb2/saved", "lb2": "echo down; false"})
+    ts = {h: LocalTransport(steps_dir, h) for h in ("lb1", "lb2")}
+    outcomes = rollout(plan, ts, NoProgress())
+    assert [(o.host, o.status) for o in outcomes] == [("lb1", Outcome.CHANGED), ("lb2", Outcome.FAILED)]
+    assert (tmp_path / "lb1" / "live").read_text() == "new\n"
+    assert (tmp_path / "lb1" / "release").read_text() == "complete\n"
+    assert (tmp_path / "lb2" / "live").read_text() == "old\n"  # restored; lb1 went on regardless
+    assert (tmp_path / "lb2" / "mark").read_text() == "restored\n"
+
+
+def test_an_interrupt_during_a_side_by_side_rollout_restores_every_host_unhurried(steps_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    # lb1's gate never passes (it is still waiting when the signal comes); lb2's fails at once and
+    # its restore takes 2 s: the interrupt must not cut that restore short, only stop lb1's gate
+    plan = side_by_side(tmp_path, {"lb1": "false", "lb2": "exit 1"}, wait=20)
+    lb2 = plan.hosts[1]
+    slow = Step(Action.RESTORE, "restore", f"echo restore >> {tmp_path}/lb2/log; sleep 2; "
+                f"cp {tmp_path}/lb2/saved {tmp_path}/lb2/live")
+    lb2 = dataclasses.replace(lb2, steps=tuple(dataclasses.replace(s, wait=0.5) if s.action is Action.GATE else s
+                                               for s in lb2.steps), restore=(slow,))
+    plan = dataclasses.replace(plan, hosts=(plan.hosts[0], lb2))
+    ts = {h: LocalTransport(steps_dir, h) for h in ("lb1", "lb2")}
+    with signal_after(2.0), pytest.raises(signals.Interrupted):
+        rollout(plan, ts, NoProgress())
+    assert (tmp_path / "lb1" / "live").read_text() == "old\n"
+    assert (tmp_path / "lb1" / "mark").read_text() == "interrupted\n"
+    assert (tmp_path / "lb1" / "log").read_text().split()[-2:] == ["restore", "record"]
+    assert (tmp_path / "lb2" / "live").read_text() == "old\n"  # its restore ran to its end
+    assert (tmp_path / "lb2" / "mark").read_text() == "restored\n"  # it failed on its own, before the signal
+    assert list(steps_dir.iterdir()) == []
+
+
+def test_a_host_settled_when_a_side_by_side_rollout_is_interrupted_keeps_its_change(
+        steps_dir: Path, tmp_path: Path) -> None:
+    plan = side_by_side(tmp_path, {"lb1": "true", "lb2": "false"}, wait=20)
+    ts = {h: LocalTransport(steps_dir, h) for h in ("lb1", "lb2")}
+    with signal_after(2.0), pytest.raises(signals.Interrupted):
+        rollout(plan, ts, NoProgress())
+    assert (tmp_path / "lb1" / "live").read_text() == "new\n"
+    assert (tmp_path / "lb1" / "release").read_text() == "complete\n"
+    assert not (tmp_path / "lb1" / "mark").exists()
+    assert (tmp_path / "lb2" / "live").read_text() == "old\n"
+    assert (tmp_path / "lb2" / "mark").read_text() == "interrupted\n"

@@ -422,3 +422,15 @@ def test_malformed_facts_are_an_error_naming_the_host(change: Callable[[str], st
     assert info.value.message.startswith("lb1: ")
     assert said in info.value.message
 
+
+
+def test_lbs_that_serve_nothing_yet_are_planned_side_by_side(inv: Inventory) -> None:
+    bare = {name: facts(name, address, units={}) for name, address in (L, R)}
+    assert plan_for(inv, bare[L[0]], bare[R[0]]).side_by_side
+    serving = [dataclasses.replace(bare[L[0]], vip_on=("ens192",)),
+               dataclasses.replace(bare[L[0]], units={"haproxy": UnitFact("haproxy", True, "active", "enabled", 5)}),
+               dataclasses.replace(bare[L[0]], units={"keepalived": UnitFact("keepalived", True, "active", "enabled",
+                                                                             5)})]
+    for left in serving:
+        assert not plan_for(inv, left, bare[R[0]]).side_by_side
+    assert not plan_for(inv, bare[L[0]], bare[R[0]], limit=[L[0]]).side_by_side

@@ -43,7 +43,7 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
              timings: Mapping[str, float] | None = None) -> Doc:
     doc: Doc = {
         "kind": plan.kind, "release": plan.release_id, "dry_run": dry_run, "changed": plan.changed,
-        "errors": plan.errors, "warnings": plan.warnings,
+        "errors": plan.errors, "warnings": plan.warnings, "side_by_side": plan.side_by_side,
         "hosts": [{
             "host": hp.host, "holds_vip": hp.holds_vip, "changed": hp.changed, "packages": hp.packages,
             "steps": [s.describe for s in hp.ordered],

@@ -72,6 +72,9 @@ def print_plan(plan: Plan, validations: Mapping[str, ValidationOutcome] | None =
         con.print(Text("warning: ", style="bold yellow") + Text(w, style="yellow"))
     for e in plan.errors:
         con.print(Text("preflight: ", style="bold red") + Text(e))
+    if plan.side_by_side:
+        con.print(Text("no LB serves traffic yet (no VIP, haproxy and keepalived stopped everywhere): "
+                       "the LBs are set up side by side, each behind its own health gate"))
     for hp in plan.hosts:
         _print_host(con, hp, validations.get(hp.host) if validations else None, steps=steps)
 

@@ -109,7 +109,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
         t0 = clock()
         try:
             _fault(transports[old], mode, interface, link_s)
-            signals.test_pause(old, "fault")
+            signals.test_pause(old, "fault", None)
             while clock() - t0 < timeout_s and (moved is None or frontends is None):
                 out = where(others, vip, ports if moved is not None else ())
                 hs = holders_of(out)

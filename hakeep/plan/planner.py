@@ -152,8 +152,13 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
                             "VIP for a few seconds")
         if hp.changed and f.firewalld == "running":
             warnings.append(f"{lb.name}: firewalld is running: frontend ports and VRRP are opened in it")
+    every = {lb.name for lb in inv.lbs}
+    idle = (not leaving and not unreachable and set(names) == every and every <= set(facts)
+            and not any(f.holds_vip or f.unit_running(HAPROXY.name) or f.unit_running(KEEPALIVED.name)
+                        for f in facts.values()))
     return Plan(release_id=release_id, kind=ReleaseKind.DEPLOY, hosts=tuple(hosts),
-                proof=proof(inv, [fe.port for fe in inv.frontends]), errors=tuple(errors), warnings=tuple(warnings))
+                proof=proof(inv, [fe.port for fe in inv.frontends]), errors=tuple(errors), warnings=tuple(warnings),
+                side_by_side=idle and len(hosts) > 1)
 
 
 def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: str | None, release_id: str,

@@ -128,6 +128,10 @@ class Plan:
     proof: Proof
     errors: tuple[str, ...]  # preflight failures: nothing may change while there is one
     warnings: tuple[str, ...]
+    #: no LB serves traffic yet (none holds the VIP, haproxy and keepalived run nowhere, every LB of
+    #: the inventory reached and in this run): there is nothing to protect, so the hosts are rolled
+    #: out side by side, each behind its own gates, not one after the other
+    side_by_side: bool = False
 
     @property
     def vip(self) -> str:

@@ -12,8 +12,11 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Protocol
 
 from hakeep import signals
@@ -123,7 +126,10 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
 
 
 def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
-    """Apply host by host in plan order; the first failure restores that host and stops the rollout."""
+    """Apply host by host in plan order; the first failure restores that host and stops the rollout.
+    A plan for LBs that serve nothing yet (``plan.side_by_side``) applies them all at once."""
+    if plan.side_by_side:
+        return _side_by_side(plan, transports, progress)
     outcomes: list[HostOutcome] = []
     failed = False
     for hp in plan.hosts:
@@ -139,10 +145,67 @@ def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
     return outcomes
 
 
+class Stopper:
+    """How the main thread stops a host applied in a worker (side by side) when the run is
+    interrupted: :meth:`stop` cancels what the host runs only while it is being applied, never once
+    its worker has begun restoring it (:meth:`restoring`) or it is settled: a restore or a
+    release record is never cut short."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._guard = threading.Lock()
+        self._applying = True
+
+    def stop(self, t: Transport) -> None:
+        with self._guard:
+            self.event.set()
+            if self._applying:
+                with contextlib.suppress(Exception):
+                    t.cancel()
+
+    def restoring(self) -> None:
+        """The worker stops applying (to restore, or because the host is settled): no cancel after this."""
+        with self._guard:
+            self._applying = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.event.is_set()
+
+
+class _Stopped(Exception):  # not an error: the run was interrupted in the main thread
+    """Raised in a worker of a side-by-side rollout when the run was interrupted."""
+
+
+def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
+    """Every host at once, each behind its own gates, with its own restore when it fails (the
+    others go on: none of them served anything before). Interrupted, each host still being applied
+    has what it runs stopped and is restored by its worker (the signal waits for that), a settled
+    host gets its release recorded, and then the interrupt goes on."""
+    todo = [hp for hp in plan.hosts if hp.steps]
+    stoppers = {hp.host: Stopper() for hp in todo}
+    pool = ThreadPoolExecutor(max_workers=max(1, len(todo)), thread_name_prefix="hakeep-rollout")
+    futures = {hp.host: pool.submit(apply_host, hp, transports[hp.host], progress, stoppers[hp.host])
+               for hp in todo}
+    try:
+        done = {host: f.result() for host, f in futures.items()}
+    except BaseException:
+        with signals.shielded():
+            for host, stopper in stoppers.items():
+                stopper.stop(transports[host])
+            futures_wait(list(futures.values()))
+        pool.shutdown(wait=False)
+        raise
+    pool.shutdown()
+    return [done.get(hp.host, HostOutcome(hp.host, Outcome.UNCHANGED)) for hp in plan.hosts]
+
+
 BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure here must not undo a healthy host
 
 
-def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
+def apply_host(hp: HostPlan, t: Transport, progress: Progress, stopper: Stopper | None = None) -> HostOutcome:
+    """Apply one host's steps, restore it when one fails (or the run is interrupted) before it is
+    settled. ``stopper``: the host is applied in a worker thread, and the main thread may stop it."""
     start = time.monotonic()
     backed_up = settled = False  # settled: its last gate passed, the host is healthy on its new config
     last_gate = max((i for i, st in enumerate(hp.steps) if st.action is Action.GATE), default=len(hp.steps))
@@ -152,11 +215,15 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
     try:
         for segment in segments(hp, last_gate, batching=bool(getattr(t, "batches", False))):
             step = hp.steps[segment[0]]
+            if stopper is not None and stopper.stopped and not settled:
+                raise _Stopped
             progress.step(hp.host, step, StepStatus.RUNNING)
             for n, (i, ran, error) in enumerate(run_segment(t, hp.steps, segment)):
                 step = ran
                 if n:
                     progress.step(hp.host, step, StepStatus.RUNNING)
+                if error is not None and stopper is not None and stopper.stopped and not settled:
+                    raise _Stopped  # stopped by the interrupt, not failed: restored as interrupted below
                 if error is not None:
                     if step.action in BEST_EFFORT:
                         progress.step(hp.host, step, StepStatus.FAILED, error.message)
@@ -164,14 +231,20 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress) -> HostOutcome:
                         done.add(i)
                         continue
                     progress.step(hp.host, step, StepStatus.FAILED, error.message)
+                    if stopper is not None:
+                        stopper.restoring()
                     restored = restore_host(hp, t, progress) if backed_up and not settled else True
                     return HostOutcome(hp.host, Outcome.FAILED, error.message, restored, time.monotonic() - start)
                 backed_up = backed_up or step.action is Action.BACKUP
                 settled = i >= last_gate
+                if settled and stopper is not None:
+                    stopper.restoring()  # healthy on its new files: what is left (records) runs to its end
                 done.add(i)
                 progress.step(hp.host, step, StepStatus.OK)
-                signals.test_pause(hp.host, step.action.value)
+                signals.test_pause(hp.host, step.action.value, None if stopper is None else stopper.event)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
+        if stopper is not None:
+            stopper.restoring()
         if step is not None and backed_up and not settled:
             with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
                 quiet = _Quiet(progress)  # output that cannot be written (a reader gone) must not stop it

@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Protocol
 
@@ -185,15 +185,20 @@ def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Pro
     todo = [hp for hp in plan.hosts if hp.steps]
     stoppers = {hp.host: Stopper() for hp in todo}
     pool = ThreadPoolExecutor(max_workers=max(1, len(todo)), thread_name_prefix="hakeep-rollout")
-    futures = {hp.host: pool.submit(apply_host, hp, transports[hp.host], progress, stoppers[hp.host])
-               for hp in todo}
+    futures: dict[str, Future[HostOutcome]] = {}
     try:
+        for hp in todo:
+            futures[hp.host] = pool.submit(apply_host, hp, transports[hp.host], progress, stoppers[hp.host])
         done = {host: f.result() for host, f in futures.items()}
     except BaseException:
         with signals.shielded():
-            for host, stopper in stoppers.items():
-                stopper.stop(transports[host])
-            futures_wait(list(futures.values()))
+            for stopper in stoppers.values():
+                stopper.event.set()  # a worker not started yet starts nothing
+            pending = set(futures.values())
+            while pending:  # again and again: a command a worker started just after a cancel is stopped too
+                for host, stopper in stoppers.items():
+                    stopper.stop(transports[host])
+                pending = futures_wait(pending, timeout=0.5).not_done
         pool.shutdown(wait=False)
         raise
     pool.shutdown()

@@ -272,11 +272,11 @@ def units_gate(running: Mapping[str, bool], keepalived_expect: Sequence[str] = (
                    KA_EXPECT="\n".join(keepalived_expect), CONFIG=HAPROXY_CFG)
 
 
-def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2, iface: str = "") -> str:
+def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: float = 2, iface: str = "") -> str:
     """Print ``holder=IFACE`` when this host carries the VIP, then ``port=N:open|closed`` for each
     frontend port reached on the VIP from here (all at once, each within ``probe_timeout`` s); with
     ``iface``, this host's MAC there and every other MAC answering ARP for the VIP (``arp=``)."""
-    return compose("vip_check.sh", VIP_IP=vip_ip, PORTS=ports, PROBE_TIMEOUT=probe_timeout, IFACE=iface)
+    return compose("vip_check.sh", VIP_IP=vip_ip, PORTS=ports, PROBE_TIMEOUT=f"{probe_timeout:g}", IFACE=iface)
 
 
 def listening(ports: Sequence[int]) -> str:

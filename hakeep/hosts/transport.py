@@ -337,9 +337,10 @@ def _close_connection(cxn: Any) -> None:
         sock = getattr(transport, "sock", None)
         with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
             hop.client.close()  # not hop.close(): that skips a half-open client (failed host key)
-        if transport is not None and transport is not threading.current_thread():
-            transport.join(timeout=5)  # its thread signals the ProxyCommand too: let it finish first
         if isinstance(sock, paramiko.ProxyCommand):
+            if transport is not None and transport is not threading.current_thread():
+                transport.join(timeout=5)  # its thread signals the ProxyCommand too: let it finish first
             with contextlib.suppress(Exception):  # best effort: close() has killed it
                 sock.process.wait(timeout=5)
+        # (a plain socket's SSH thread, a daemon, notices the close within its 0.1 s poll: not waited for)
         hop = hop.gateway

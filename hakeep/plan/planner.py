@@ -41,9 +41,15 @@ def must_keep_vip(name: str, facts: Mapping[str, HostFacts], planned: Sequence[s
     return not any(n != name and (n in planned or o.unit_running(KEEPALIVED.name)) for n, o in facts.items())
 
 
+PROOF_TRY = 0.5  # seconds: one try of a frontend port through the VIP in the final proof
+
+
 def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> Proof:
     vip = str(inv.cluster.vip.ip)
-    return Proof(vip, tuple(ports), expect_vip, commands.vip_check(vip, ports if expect_vip else (), iface="auto"))
+    # each port try short (the VIP is on this segment; the proof tries again until its own deadline):
+    # a try that began just before the VIP came up can hang in ARP resolution for seconds
+    return Proof(vip, tuple(ports), expect_vip, commands.vip_check(vip, ports if expect_vip else (), iface="auto",
+                                                                  probe_timeout=PROOF_TRY))
 
 
 def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str],

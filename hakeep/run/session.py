@@ -118,10 +118,12 @@ class Session:
     def close(self) -> None:
         """Stop whatever still runs on the hosts, release the locks, close the connections; a
         second Ctrl-C (or SIGTERM) waits until that is done."""
-        with signals.shielded():
-            for t in self.transports.values():
-                with contextlib.suppress(Exception):  # closing is best effort; the run's outcome stands
-                    t.close()
+        def one(name: str) -> None:
+            with contextlib.suppress(Exception):  # closing is best effort; the run's outcome stands
+                self.transports[name].close()
+
+        with signals.shielded():  # every host at once: each waits for its lock holder and SSH thread to end
+            parallel(one, list(self.transports), workers=max(1, len(self.transports)))
 
     def __enter__(self) -> Session:
         return self

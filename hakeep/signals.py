@@ -82,14 +82,15 @@ def install() -> None:
 @contextlib.contextmanager
 def shielded() -> Iterator[None]:
     """Hold SIGINT/SIGTERM/SIGHUP off for the block (in another thread than the main one, signals
-    never arrive anyway). A signal held this way is acted on when the outermost shield ends: raised
-    then, unless hakeep is already stopping for an earlier one (a restore after Ctrl-C)."""
+    never arrive anyway). A signal held this way is acted on when the main thread's outermost shield
+    ends (never in a worker's): raised then, unless hakeep is already stopping for an earlier one (a
+    restore after Ctrl-C)."""
     _state.depth = getattr(_state, "depth", 0) + 1
     try:
         yield
     finally:
         _state.depth -= 1
-    if _state.depth == 0 and _held:
+    if _state.depth == 0 and _held and threading.current_thread() is threading.main_thread():
         signum = _held[0]
         _held.clear()
         if not _stopping:

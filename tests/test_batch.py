@@ -25,6 +25,7 @@ from hakeep.plan.steps import Action, FailureMarks, HostPlan, Plan, Proof, Step
 from hakeep.run.batch import batch_input, batch_script, parse_batch, run_batch
 from hakeep.run.execute import NoProgress, apply_host, rollout, segments
 from hakeep.run.results import Outcome
+from hakeep.run.steprun import Stopped, run_step
 
 
 class LocalTransport:
@@ -149,7 +150,7 @@ def test_the_executor_reports_a_deadline_as_such(steps_dir: Path, tmp_path: Path
     slow = dataclasses.replace(hp.steps[2], script="sleep 30")
     hp = dataclasses.replace(hp, steps=(*hp.steps[:2], slow, *hp.steps[3:]))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("hakeep.run.execute.STEP_TIMEOUT", 1.0)
+        mp.setattr("hakeep.run.steprun.STEP_TIMEOUT", 1.0)
         out = apply_host(hp, LocalTransport(steps_dir), NoProgress())
     assert out.status is Outcome.FAILED
     assert out.restored
@@ -179,14 +180,18 @@ class Breaks(LocalTransport):
         result = super().run(script, **kw)  # type: ignore[arg-type]
         if "more steps" not in str(kw.get("display", "")):
             return result
-        if self.error == "timeout":  # the host reported two steps, then the answer stopped
-            cut = result.stdout[:result.stdout.index(b"@@", result.stdout.index(b"@@", 1) + 1)]
-            raise RemoteCommandError(self.host, dataclasses.replace(result, stdout=cut),
-                                     reason="gave no answer within 9s")
-        raise ConnectError(f"{self.host}: the host answered no keepalive for 15s", kind="closed")
+        # the host reported two steps, then the answer stopped
+        cut = dataclasses.replace(result, stdout=result.stdout[:result.stdout.index(
+            b"@@", result.stdout.index(b"@@", 1) + 1)], exit_code=-1)
+        if self.error == "timeout":
+            raise RemoteCommandError(self.host, cut, reason="gave no answer within 9s")
+        lost = ConnectError(f"{self.host}: the host answered no keepalive for 15s", kind="closed")
+        if self.error == "connection":  # lost while the batch ran: what came before counts
+            lost.result = cut
+        raise lost
 
 
-@pytest.mark.parametrize("error", ["timeout", "connection"])
+@pytest.mark.parametrize("error", ["timeout", "connection", "connection before any output"])
 def test_a_transport_failure_in_a_batch_is_the_failure_of_the_step_in_flight(
         steps_dir: Path, tmp_path: Path, error: str) -> None:
     hp = host_plan(tmp_path, "true")
@@ -204,10 +209,10 @@ def test_a_transport_failure_in_a_batch_is_the_failure_of_the_step_in_flight(
     assert (tmp_path / "mark").read_text() == "restored\n"
     failed = [a for a, s in seen if s == "failed"]
     # the batch ran stage..gate; its report is lost with the connection, or kept up to where it was cut
-    assert failed == (["service"] if error == "timeout" else ["stage"]), seen
-    if error == "timeout":
+    assert failed == (["stage"] if error == "connection before any output" else ["service"]), seen
+    if failed == ["service"]:
         assert [a for a, s in seen if s == "ok"][:3] == ["backup", "stage", "commit"]
-    assert ("keepalive" if error == "connection" else "gave no answer") in out.detail
+    assert ("gave no answer" if error == "timeout" else "keepalive") in out.detail
 
 
 def host_plan(tmp_path: Path, gate: str, host: str = "lb1") -> HostPlan:
@@ -348,17 +353,17 @@ def test_lbs_that_serve_nothing_yet_are_applied_side_by_side(steps_dir: Path, tm
 
 def test_an_interrupt_during_a_side_by_side_rollout_restores_every_host_unhurried(steps_dir: Path,
                                                                                 tmp_path: Path) -> None:
-    # lb1's gate never passes (it is still waiting when the signal comes); lb2's fails at once and
-    # its restore takes 2 s: the interrupt must not cut that restore short, only stop lb1's gate
+    # lb1's gate never passes (it is still waiting when the signal comes, at 1 s); lb2's fails at once
+    # and its restore takes 2 s: the interrupt must not cut that restore short, only stop lb1's gate
     plan = side_by_side(tmp_path, {"lb1": "false", "lb2": "exit 1"}, wait=20)
     lb2 = plan.hosts[1]
     slow = Step(Action.RESTORE, "restore", f"echo restore >> {tmp_path}/lb2/log; sleep 2; "
                 f"cp {tmp_path}/lb2/saved {tmp_path}/lb2/live")
-    lb2 = dataclasses.replace(lb2, steps=tuple(dataclasses.replace(s, wait=0.5) if s.action is Action.GATE else s
-                                               for s in lb2.steps), restore=(slow,))
+    lb2 = dataclasses.replace(lb2, steps=tuple(dataclasses.replace(s, wait=0.0) if s.action is Action.GATE else s
+                                               for s in lb2.steps), restore=(slow,))  # fails at once
     plan = dataclasses.replace(plan, hosts=(plan.hosts[0], lb2))
     ts = {h: LocalTransport(steps_dir, h) for h in ("lb1", "lb2")}
-    with signal_after(2.0), pytest.raises(signals.Interrupted):
+    with signal_after(1.0), pytest.raises(signals.Interrupted):
         rollout(plan, ts, NoProgress())
     assert (tmp_path / "lb1" / "live").read_text() == "old\n"
     assert (tmp_path / "lb1" / "mark").read_text() == "interrupted\n"
@@ -379,3 +384,41 @@ def test_a_host_settled_when_a_side_by_side_rollout_is_interrupted_keeps_its_cha
     assert not (tmp_path / "lb1" / "mark").exists()
     assert (tmp_path / "lb2" / "live").read_text() == "old\n"
     assert (tmp_path / "lb2" / "mark").read_text() == "interrupted\n"
+
+
+def test_a_batch_cut_short_on_its_input_runs_nothing_of_what_is_missing(steps_dir: Path, tmp_path: Path) -> None:
+    # hakeep died (or the link dropped) in the middle of sending the batch: half an upload is never
+    # written over anything, half a script never runs, a missing gate never "passes"
+    target, after = tmp_path / "target", tmp_path / "after"
+    steps = [step("true"), step(f"cat > {target}", stdin=b"x" * 5000), step(f"touch {after}")]
+    data = batch_input(steps, "ab")
+    script = bounded(batch_script(steps, [300.0] * 3), 60, secrets.token_hex(8), str(steps_dir))
+    r = subprocess.run(["/bin/sh", "-c", script], input=data[:len(data) - 4000], capture_output=True, check=False)
+    assert r.returncode == 92
+    assert [x.result.exit_code for x in parse_batch(steps, r.stdout, "ab") if x.result] == [0]
+    assert not target.exists()
+    assert not after.exists()
+    assert list(steps_dir.iterdir()) == []
+
+
+def test_the_batch_deadline_stops_the_step_it_runs(steps_dir: Path, tmp_path: Path) -> None:
+    late = tmp_path / "late"
+    steps = [step(f"sleep 3; touch {late}")]
+    script = bounded(batch_script(steps, [30.0]), 1, secrets.token_hex(8), str(steps_dir))
+    r = subprocess.run(["/bin/sh", "-c", script], input=batch_input(steps, "ab"), capture_output=True, check=False,
+                       timeout=30)
+    assert r.returncode in (124, 137)
+    time.sleep(3)
+    assert not late.exists()
+    assert list(steps_dir.iterdir()) == []
+
+
+def test_a_gate_polled_over_the_network_gives_up_when_the_run_is_stopped(steps_dir: Path) -> None:
+    t = LocalTransport(steps_dir)
+    t.batches = False
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    start = time.monotonic()
+    with pytest.raises(Stopped):
+        run_step(t, step("false", Action.GATE, wait=30), stop=stop)
+    assert time.monotonic() - start < 10  # not the gate's 30 s

@@ -93,6 +93,9 @@ class ConnectError(HakeepError):
     def __init__(self, message: str, hint: str | None = None, *, kind: str = "error") -> None:
         super().__init__(message, hint)
         self.kind = kind
+        #: when the connection was lost while a command ran: what it had printed until then (never
+        #: shown in the message; a batch reads its steps' reports from it)
+        self.result: CommandResult | None = None
 
 
 def connect_kind(reason: str) -> str:
@@ -215,9 +218,11 @@ def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR)
             f'    timeout -k {KILL_AFTER} {secs} /bin/sh -c "$hk_step"; rc=$?\n'
             f'    if {{ [ $rc -eq 124 ] || [ $rc -eq 137 ]; }} && [ $(($(date +%s) - hk_t0)) -ge {secs} ]; then\n'
             f"        echo '{DEADLINE_MARK} ({secs}s)' >&2\n"
+            # a batch's step runs in a group of its own, beyond timeout's reach: stopped here
+            f'        hk_g=$(cat {f}.step 2>/dev/null) && [ -n "$hk_g" ] && kill -KILL "-$hk_g" 2>/dev/null\n'
             "    fi\n"
             'else\n    /bin/sh -c "$hk_step"; rc=$?\nfi\n'
-            f"rm -rf {f} {f}.stop {f}.d\nexit $rc")
+            f"rm -rf {f} {f}.stop {f}.step {f}.d\nexit $rc")
 
 
 def stop_script(tokens: Sequence[str], steps_dir: str = STEPS_DIR) -> str:

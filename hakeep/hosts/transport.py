@@ -180,7 +180,11 @@ class SSHTransport:
                                      reason=f"timed out after {timeout:g}s (stopped on the host)",
                                      hint="look at the host: what made the command hang?")
         if code == -1:
-            self._check_alive(shown)
+            try:
+                self._check_alive(shown)
+            except ConnectError as exc:
+                exc.result = result
+                raise
             if check:
                 raise RemoteCommandError(self.host, result, private=private,
                                          reason="ended without an exit status (killed by a signal?)")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hakeep.errors import HakeepError
-from hakeep.hosts.remote import DEADLINE_MARK, KILL_AFTER, CommandResult, RemoteCommandError, Transport
+from hakeep.hosts.remote import DEADLINE_MARK, KILL_AFTER, CommandResult, ConnectError, RemoteCommandError, Transport
 from hakeep.hosts.scripts import compose
 from hakeep.plan.steps import Step
 
@@ -97,7 +97,11 @@ def run_batch(t: Transport, steps: Sequence[Step], deadlines: Sequence[float]) -
                       timeout=batch_deadline(steps, deadlines), check=False)
     except RemoteCommandError as exc:  # no answer in time: what the host reported until then still counts
         whole, error = exc.result, exc
-    except HakeepError as exc:  # the connection is gone: nothing is known of this batch's steps
+    except ConnectError as exc:  # the connection was lost: so does what came before, if anything
+        if exc.result is None:  # not even started: nothing is known of this batch's steps
+            return [Ran(steps[0], None, exc)]
+        whole, error = exc.result, exc
+    except HakeepError as exc:
         return [Ran(steps[0], None, exc)]
     ran = parse_batch(steps, whole.stdout, mark)
     if len(ran) < len(steps) and (not ran or ran[-1].result is None or ran[-1].result.ok):

@@ -12,9 +12,8 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Protocol
@@ -24,15 +23,23 @@ from hakeep.errors import HakeepError
 from hakeep.hosts import arp as arps
 from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
-from hakeep.hosts.remote import DEADLINE_MARK, CommandResult, RemoteCommandError, Transport
+from hakeep.hosts.remote import CommandResult, RemoteCommandError, Transport
 from hakeep.plan.steps import Action, HostPlan, Plan, Step
-from hakeep.run.batch import Ran, run_batch, step_deadline
+from hakeep.run.batch import run_batch
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
+from hakeep.run.steprun import (
+    BEST_EFFORT,
+    STEP_TIMEOUT,
+    GateError,
+    Stopped,
+    Stopper,
+    run_segment,
+    run_step,
+    segments,
+)
 
-POLL_INTERVAL = 0.5
-STEP_TIMEOUT = 300.0  # a step's deadline, kept by the host (hakeep.hosts.remote.bounded)
-INSTALL_TIMEOUT = 600.0  # installing packages (downloads included); a cut install leaves no lock held
-
+__all__ = ["GateError", "NoProgress", "Progress", "apply_host", "facts_check", "final_check", "install", "rollout",
+           "run_step", "segments", "validate"]
 
 class Progress(Protocol):
     def step(self, host: str, step: Step, status: StepStatus | ValidationStatus, detail: str = "") -> None: ...
@@ -41,34 +48,6 @@ class Progress(Protocol):
 class NoProgress:
     def step(self, host: str, step: Step, status: StepStatus | ValidationStatus, detail: str = "") -> None:
         del host, step, status, detail
-
-
-class GateError(HakeepError):
-    """A waiting step did not pass in time."""
-
-
-def timeout_of(step: Step) -> float:
-    return INSTALL_TIMEOUT if step.action is Action.INSTALL else STEP_TIMEOUT
-
-
-def run_step(t: Transport, step: Step, *, now: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> CommandResult:
-    if step.wait <= 0:
-        return t.run(step.script, display=step.describe, stdin=step.stdin, timeout=timeout_of(step))
-    deadline = now() + step.wait
-    while True:
-        result = t.run(step.script, display=step.describe, stdin=step.stdin, check=False, timeout=30)
-        if result.ok:
-            return result
-        if now() >= deadline:
-            raise gate_error(t.host, step, result)
-        sleep(POLL_INTERVAL)
-
-
-def gate_error(host: str, step: Step, result: CommandResult) -> GateError:
-    last = (result.text().strip() or result.stderr.decode("utf-8", "replace").strip())[-500:]
-    return GateError(f"{host}: {step.describe}: not satisfied after {step.wait:.0f}s: {last}",
-                     hint=f"look at the host: journalctl -u haproxy -u keepalived on {host}")
 
 
 def install(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> dict[str, HakeepError]:
@@ -145,38 +124,6 @@ def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
     return outcomes
 
 
-class Stopper:
-    """How the main thread stops a host applied in a worker (side by side) when the run is
-    interrupted: :meth:`stop` cancels what the host runs only while it is being applied, never once
-    its worker has begun restoring it (:meth:`restoring`) or it is settled: a restore or a
-    release record is never cut short."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._guard = threading.Lock()
-        self._applying = True
-
-    def stop(self, t: Transport) -> None:
-        with self._guard:
-            self.event.set()
-            if self._applying:
-                with contextlib.suppress(Exception):
-                    t.cancel()
-
-    def restoring(self) -> None:
-        """The worker stops applying (to restore, or because the host is settled): no cancel after this."""
-        with self._guard:
-            self._applying = False
-
-    @property
-    def stopped(self) -> bool:
-        return self.event.is_set()
-
-
-class _Stopped(Exception):  # not an error: the run was interrupted in the main thread
-    """Raised in a worker of a side-by-side rollout when the run was interrupted."""
-
-
 def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
     """Every host at once, each behind its own gates, with its own restore when it fails (the
     others go on: none of them served anything before). Interrupted, each host still being applied
@@ -196,16 +143,12 @@ def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Pro
                 stopper.event.set()  # a worker not started yet starts nothing
             pending = set(futures.values())
             while pending:  # again and again: a command a worker started just after a cancel is stopped too
-                for host, stopper in stoppers.items():
-                    stopper.stop(transports[host])
+                parallel(lambda h: stoppers[h].stop(transports[h]), list(stoppers), workers=len(stoppers))
                 pending = futures_wait(pending, timeout=0.5).not_done
         pool.shutdown(wait=False)
         raise
     pool.shutdown()
     return [done.get(hp.host, HostOutcome(hp.host, Outcome.UNCHANGED)) for hp in plan.hosts]
-
-
-BEST_EFFORT = (Action.RECORD, Action.PRUNE)  # after the gate passed: a failure here must not undo a healthy host
 
 
 def apply_host(hp: HostPlan, t: Transport, progress: Progress, stopper: Stopper | None = None) -> HostOutcome:
@@ -221,14 +164,15 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress, stopper: Stopper 
         for segment in segments(hp, last_gate, batching=bool(getattr(t, "batches", False))):
             step = hp.steps[segment[0]]
             if stopper is not None and stopper.stopped and not settled:
-                raise _Stopped
+                raise Stopped
             progress.step(hp.host, step, StepStatus.RUNNING)
-            for n, (i, ran, error) in enumerate(run_segment(t, hp.steps, segment)):
+            for n, (i, ran, error) in enumerate(run_segment(t, hp.steps, segment,
+                                                            None if stopper is None else stopper.event)):
                 step = ran
                 if n:
                     progress.step(hp.host, step, StepStatus.RUNNING)
                 if error is not None and stopper is not None and stopper.stopped and not settled:
-                    raise _Stopped  # stopped by the interrupt, not failed: restored as interrupted below
+                    raise Stopped  # stopped by the interrupt, not failed: restored as interrupted below
                 if error is not None:
                     if step.action in BEST_EFFORT:
                         progress.step(hp.host, step, StepStatus.FAILED, error.message)
@@ -238,7 +182,11 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress, stopper: Stopper 
                     progress.step(hp.host, step, StepStatus.FAILED, error.message)
                     if stopper is not None:
                         stopper.restoring()
-                    restored = restore_host(hp, t, progress) if backed_up and not settled else True
+                    restored = True
+                    if backed_up and not settled:
+                        backed_up = False  # restored here, to its end (a signal waits): never again below
+                        with signals.shielded():
+                            restored = restore_host(hp, t, _Quiet(progress))
                     return HostOutcome(hp.host, Outcome.FAILED, error.message, restored, time.monotonic() - start)
                 backed_up = backed_up or step.action is Action.BACKUP
                 settled = i >= last_gate
@@ -250,68 +198,25 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress, stopper: Stopper 
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (at any moment), a bug: never leave the host half-applied
         if stopper is not None:
             stopper.restoring()
-        if step is not None and backed_up and not settled:
-            with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
-                quiet = _Quiet(progress)  # output that cannot be written (a reader gone) must not stop it
-                quiet.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
-                restore_host(hp, t, quiet, interrupted=True)
-        elif settled:  # healthy on its new files: record the release as complete, as it is
-            with signals.shielded(), contextlib.suppress(HakeepError):
-                for i, st in enumerate(hp.steps):
-                    if i not in done and st.action is Action.RECORD:
-                        run_step(t, st)
+        _interrupted(hp, t, progress, step, restore=backed_up and not settled, settled=settled, done=done)
         raise
     return HostOutcome(hp.host, Outcome.CHANGED, "; ".join(notes), seconds=time.monotonic() - start)
 
 
-def segments(hp: HostPlan, last_gate: int, *, batching: bool) -> list[list[int]]:
-    """The host's steps (indices) grouped into round trips. A backup runs alone (whether it ran
-    decides a restore); so do installs and the best-effort steps after the last gate; a batch ends
-    with the last gate (the host is settled there) and with the step a test hook pauses after."""
-    if not batching:
-        return [[i] for i in range(len(hp.steps))]
-    pause = signals.test_pause_target(hp.host)
-    out: list[list[int]] = []
-    current: list[int] = []
-    for i, st in enumerate(hp.steps):
-        if st.action in (*BEST_EFFORT, Action.INSTALL, Action.BACKUP):
-            out += [current, [i]] if current else [[i]]
-            current = []
-            continue
-        current.append(i)
-        if i == last_gate or st.action.value == pause:
-            out.append(current)
-            current = []
-    return [*out, current] if current else out
-
-
-def run_segment(t: Transport, steps: tuple[Step, ...],
-                segment: list[int]) -> list[tuple[int, Step, HakeepError | None]]:
-    """Run one segment: each step's index, the step and its error (None: it passed), up to the
-    first that failed (a step the host did not report, its batch cut off, fails with what cut it)."""
-    if len(segment) == 1:
-        i = segment[0]
-        try:
-            run_step(t, steps[i])
-        except HakeepError as exc:
-            return [(i, steps[i], exc)]
-        return [(i, steps[i], None)]
-    chosen = [steps[i] for i in segment]
-    ran = run_batch(t, chosen, [step_deadline(s, timeout_of(s)) for s in chosen])
-    return [(i, r.step, _error_of(t.host, r)) for i, r in zip(segment, ran, strict=False)]
-
-
-def _error_of(host: str, r: Ran) -> HakeepError | None:
-    result = r.result
-    if r.error is not None or result is None:
-        return r.error or HakeepError(f"{host}: `{r.step.describe}` was not reported")
-    if result.ok:
-        return None
-    if r.step.wait > 0:
-        return gate_error(host, r.step, result)
-    timed_out = result.exit_code in (124, 137) and DEADLINE_MARK.encode() in result.stderr
-    return RemoteCommandError(host, result, reason=(f"timed out after {timeout_of(r.step):g}s (stopped on the host)"
-                                                    if timed_out else None))
+def _interrupted(hp: HostPlan, t: Transport, progress: Progress, step: Step | None, *, restore: bool,
+                 settled: bool, done: set[int]) -> None:
+    """A host's rollout was cut short: restore it (``restore``: it was changed and is not settled),
+    or, settled, record its release as complete, as it is. A further signal waits meanwhile."""
+    if step is not None and restore:
+        with signals.shielded():  # a second Ctrl-C (or SIGTERM) waits for the restore
+            quiet = _Quiet(progress)  # output that cannot be written (a reader gone) must not stop it
+            quiet.step(hp.host, step, StepStatus.FAILED, "interrupted: restoring this host")
+            restore_host(hp, t, quiet, interrupted=True)
+    elif settled:
+        with signals.shielded(), contextlib.suppress(HakeepError):
+            for i, st in enumerate(hp.steps):
+                if i not in done and st.action is Action.RECORD:
+                    run_step(t, st)
 
 
 class _Quiet:

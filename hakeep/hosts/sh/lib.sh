@@ -246,19 +246,21 @@ hk_vip_arp() {
 hk_stop_groups() {
     hk_groups=''
     for f in "$@"; do
-        case "$f" in *.stop|*.d) continue ;; esac
+        case "$f" in *.stop|*.d|*.step) continue ;; esac
         : > "$f.stop" 2>/dev/null  # a command not started yet sees it and does not start
         [ -f "$f" ] || continue
-        # the command's group, then those of the steps a batch ran (hakeep.run.batch), one a line
-        while IFS= read -r g; do
+        # the command's group, then that of the step a batch runs (hakeep.run.batch)
+        for gf in "$f" "$f.step"; do
+            [ -f "$gf" ] || continue
+            g=$(cat "$gf" 2>/dev/null)
             case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
             hk_groups="$hk_groups $g"; kill -TERM "-$g" 2>/dev/null
-        done < "$f" 2>/dev/null
+        done
     done
     i=0; while hk_groups_alive && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
     for g in $hk_groups; do kill -KILL "-$g" 2>/dev/null; done
     i=0; while hk_groups_alive && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
-    for f in "$@"; do rm -rf "$f" "$f.d"; done  # a batch's working folder too
+    for f in "$@"; do rm -rf "$f" "$f.step" "$f.d"; done  # a batch's step and working folder too
     ! hk_groups_alive
 }
 

@@ -22,7 +22,7 @@ else
 fi
 set --
 for f in "$STEPS/$SESSION"*; do
-    case "$f" in *.stop|*.d) ;; *) [ -e "$f" ] && set -- "$@" "$f" ;; esac
+    case "$f" in *.stop|*.d|*.step) ;; *) [ -e "$f" ] && set -- "$@" "$f" ;; esac
 done
 [ $# -eq 0 ] || hk_stop_groups "$@"
 rm -f "$STEPS/$SESSION"*.stop  # this run starts nothing more: its stop marks are done with

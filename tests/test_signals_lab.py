@@ -226,3 +226,41 @@ def test_a_hostile_process_on_an_lb_forges_nothing(healthy: Lab, inv: Path) -> N
     finally:
         lab.ssh("lb2", f"pkill -KILL -P {pid}; kill -KILL {pid}; rm -f /tmp/hk-hostile.py", check=False)
 
+
+def test_sigterm_during_a_side_by_side_first_deploy_restores_what_is_not_settled(lab: Lab, inv: Path) -> None:
+    """On bare LBs nothing serves traffic: the first deploy rolls them out side by side. SIGTERM
+    while lb1 is paused just after its first commit (the frontend's CA file, before haproxy.cfg):
+    lb1 is put back as it was before the rollout (no CA file, Debian's own haproxy.cfg, no
+    keepalived.conf, nothing staged), its release is marked interrupted, no lock is held and no
+    command of the run is left; lb2, in its own thread, is either restored the same way or settled
+    on the new config. Then a deploy brings the pair back."""
+    ca = "/etc/haproxy/hakeep/kube-apiserver-ca.crt"
+    for host in lab.lbs:
+        lab.reset(host)
+    proc: subprocess.Popen[str] | None = None
+    try:
+        proc, _ = run_until_paused(lab, "lb1:commit", "deploy", str(inv), "--yes")
+        assert lab.ssh("lb1", f"test -e {ca}", check=False).returncode == 0  # committed, paused
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 143, out + err
+        assert "Traceback" not in err
+        lb1 = lab.ssh("lb1", "grep -c 'Managed by hakeep' /etc/haproxy/haproxy.cfg; "
+                      f"for f in {ca} /etc/keepalived/keepalived.conf; do test -e $f && echo $f; done; "
+                      "ls /etc/haproxy /etc/keepalived | grep -c hakeep-new", check=False)
+        assert lb1.stdout.split() == ["0", "0"], lb1.stdout
+        assert '"status": "interrupted"' in lab.ssh("lb1", "cat /var/lib/hakeep/releases/*/manifest.json").stdout
+        lb2 = lab.ssh("lb2", "cat /var/lib/hakeep/releases/*/manifest.json").stdout
+        assert '"status": "interrupted"' in lb2 or '"status": "complete"' in lb2
+        for host in lab.lbs:
+            assert lock_free(lab, host)
+            left = lab.ssh(host, "ls /run/hakeep/steps 2>/dev/null | grep -v '^$' | wc -l").stdout.strip()
+            assert left == "0", host
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        r = subprocess.run([sys.executable, "-m", "hakeep", "deploy", str(inv), "--yes"], capture_output=True,
+                           text=True, env=lab.env(), timeout=600, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert wait_for(lambda: holders(lab) == ["lb1"], 30) is not None, holders(lab)

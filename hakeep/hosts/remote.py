@@ -219,7 +219,8 @@ def bounded(script: str, seconds: float, token: str, steps_dir: str = STEPS_DIR)
             f'    if {{ [ $rc -eq 124 ] || [ $rc -eq 137 ]; }} && [ $(($(date +%s) - hk_t0)) -ge {secs} ]; then\n'
             f"        echo '{DEADLINE_MARK} ({secs}s)' >&2\n"
             # a batch's step runs in a group of its own, beyond timeout's reach: stopped here
-            f'        hk_g=$(cat {f}.step 2>/dev/null) && [ -n "$hk_g" ] && kill -KILL "-$hk_g" 2>/dev/null\n'
+            f'        hk_g=$(cat {f}.step 2>/dev/null); case "$hk_g" in ""|*[!0-9]*|0|1) ;; '
+            '*) kill -KILL "-$hk_g" 2>/dev/null ;; esac\n'
             "    fi\n"
             'else\n    /bin/sh -c "$hk_step"; rc=$?\nfi\n'
             f"rm -rf {f} {f}.stop {f}.step {f}.d\nexit $rc")

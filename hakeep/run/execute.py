@@ -184,8 +184,8 @@ def apply_host(hp: HostPlan, t: Transport, progress: Progress, stopper: Stopper 
                         stopper.restoring()
                     restored = True
                     if backed_up and not settled:
-                        backed_up = False  # restored here, to its end (a signal waits): never again below
-                        with signals.shielded():
+                        with signals.shielded():  # (a signal before the shield holds: restored below)
+                            backed_up = False  # restored here, to its end (a signal waits): never again below
                             restored = restore_host(hp, t, _Quiet(progress))
                     return HostOutcome(hp.host, Outcome.FAILED, error.message, restored, time.monotonic() - start)
                 backed_up = backed_up or step.action is Action.BACKUP

@@ -254,9 +254,11 @@ hk_stop_groups() {
             [ -f "$gf" ] || continue
             g=$(cat "$gf" 2>/dev/null)
             case "$g" in ""|*[!0-9]*|0|1) continue ;; esac
-            hk_groups="$hk_groups $g"; kill -TERM "-$g" 2>/dev/null
+            hk_groups="$hk_groups $g"
         done
     done
+    # every group read first, then signalled: the TERM ends the batch, whose end removes its .step file
+    for g in $hk_groups; do kill -TERM "-$g" 2>/dev/null; done
     i=0; while hk_groups_alive && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
     for g in $hk_groups; do kill -KILL "-$g" 2>/dev/null; done
     i=0; while hk_groups_alive && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done

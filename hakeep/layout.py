@@ -1,4 +1,5 @@
-"""The LB host's layout, in one place: every remote path, unit, package and validator hakeep knows.
+"""The LB host's layout, in one place: every remote path, unit, package and validator hakeep knows,
+and the releases of those packages hakeep is proven on.
 
 Renderer, facts, planner, executor and the remote scripts all take these names from here (the
 scripts receive them as shell variables), so a path or a unit name is written once. Which unit
@@ -19,7 +20,12 @@ CA_DIR = "/etc/haproxy/hakeep"  # CA files of https checks: CA_DIR/<frontend>-ca
 SYSCTL_CONF = "/etc/sysctl.d/90-hakeep.conf"
 
 VRRP_STATE_FILE = "/run/hakeep/vrrp-state"  # "STATE PRIORITY EPOCH", written by the notify script
-STATS_SOCKET = "/run/haproxy/admin.sock"
+# haproxy's admin socket: in its chroot folder, which every distribution's package creates (RHEL's
+# does not create /run/haproxy, where a socket would keep haproxy from starting; RHEL's own default
+# socket lives in /var/lib/haproxy too, and SELinux allows haproxy to make it there)
+STATS_SOCKET = "/var/lib/haproxy/admin.sock"
+STATS_SOCKET_BEFORE = "/run/haproxy/admin.sock"  # where hakeep 0.1 put it: read until the next deploy moves it
+STATS_SOCKETS = (STATS_SOCKET, STATS_SOCKET_BEFORE)
 # keepalived's data dump (DATA signal), fixed by keepalived; read through /proc/PID/root, only when fresh,
 # root-owned and not a link (keepalived writes it by renaming a 0600 temporary file)
 KEEPALIVED_DATA = "/tmp/keepalived.data"  # noqa: S108
@@ -58,6 +64,28 @@ KEEPALIVED = Unit("keepalived", "keepalived", KEEPALIVED_CONF, "/etc/keepalived/
 UNITS = (HAPROXY, KEEPALIVED)  # also the order a host's units are changed in
 UNIT_NAMES = tuple(u.name for u in UNITS)
 PACKAGES = tuple(u.package for u in UNITS)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A distribution release hakeep is proven on: its haproxy and keepalived releases, on which
+    the lab's real hosts run first deploy, no-op, change, rollback and drill (tests/test_platforms_lab.py)."""
+
+    name: str
+    haproxy: tuple[int, ...]
+    keepalived: tuple[int, ...]
+
+    def version(self, package: str) -> tuple[int, ...]:
+        return self.haproxy if package == HAPROXY.package else self.keepalived
+
+
+PROVEN = (
+    Platform("Debian 11 (bullseye)", (2, 2, 9), (2, 1, 5)),
+    Platform("Debian 12 (bookworm)", (2, 6, 12), (2, 2, 7)),
+    Platform("Debian 13 (trixie)", (3, 0, 11), (2, 3, 3)),
+)
+# what an LB whose versions are unknown is rendered for: the newest releases proven
+NEWEST_PROVEN = {pkg: max(p.version(pkg) for p in PROVEN) for pkg in PACKAGES}
 
 
 def unit(name: str) -> Unit:

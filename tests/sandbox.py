@@ -22,22 +22,33 @@ from hakeep.render.files import HostFiles
 SCRIPT = r"""
 set -u
 mount --make-rprivate /
+# R: "" (this machine's binaries) or a release's validators root (see tests/lab/build-base)
+# each folder's own files kept (keepalived 2.3 reads keepalived.config-opts beside its config)
+keep=$(mktemp -d)
 for d in /etc/haproxy /etc/keepalived; do
-    mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d"
+    mkdir -p "$R$d" "$keep$d" && cp -a "$R$d/." "$keep$d/" && mount -t tmpfs -o mode=0755 tmpfs "$R$d" &&
+        cp -a "$keep$d/." "$R$d/" || exit 91
 done
+run=""
+if [ -n "$R" ]; then
+    mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" && mount -t tmpfs -o mode=0755 tmpfs "$R/run" &&
+        mount -t proc proc "$R/proc" && mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 91
+    run="chroot $R"
+fi
 cd "$SRC"
 find . -type f | while read -r f; do
-    target="/${f#./}"
+    target="$R/${f#./}"
     mkdir -p "$(dirname "$target")"
     cp -p "$f" "$target"
 done
 ip link add "$IFACE" type veth peer name hkpeer0 || exit 90
 echo "@@haproxy"
-haproxy -c -f /etc/haproxy/haproxy.cfg 2>&1
+$run haproxy -c -V -f /etc/haproxy/haproxy.cfg 2>&1  # -V: 3.0 names a valid file only when verbose
 echo "@@rc=$?"
 echo "@@keepalived"
-keepalived -t -f /etc/keepalived/keepalived.conf </dev/null 2>&1
+$run keepalived -t -f /etc/keepalived/keepalived.conf </dev/null 2>&1
 echo "@@rc=$?"
+rm -rf "$keep"
 """
 
 
@@ -47,6 +58,35 @@ class CheckResult:
     haproxy_output: str
     keepalived_rc: int
     keepalived_output: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Debian release's validators (``tests/lab/lab build``): its root and package versions."""
+
+    name: str
+    root: Path
+    haproxy: str
+    keepalived: str
+
+
+LAB = Path(__file__).resolve().parent / "lab" / "lab"
+
+
+def releases() -> tuple[list[Release], str | None]:
+    """Every lab release's validators (built once and cached by the lab; the first build of a
+    release takes about 90 s), or why they cannot be had here."""
+    if os.geteuid() != 0:
+        return [], "needs root (the lab's builds, chroot)"
+    proc = subprocess.run([str(LAB), "build"], capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        return [], f"tests/lab/lab build failed: {proc.stderr.strip()[-500:]}"
+    out = []
+    for line in proc.stdout.splitlines():
+        name, build = line.split(maxsplit=1)
+        versions = dict(x.split("=", 1) for x in (Path(build) / "versions").read_text().split())
+        out.append(Release(name, Path(build) / "validators", versions["haproxy"], versions["keepalived"]))
+    return out, None
 
 
 def available() -> str | None:
@@ -59,19 +99,23 @@ def available() -> str | None:
     return None
 
 
-def check_host(host: HostFiles) -> CheckResult:
+def check_host(host: HostFiles, root: Path | None = None) -> CheckResult:
+    """``root``: a release's validators root (``tests/lab/lab build``): its own haproxy and
+    keepalived check the files, chrooted; None: this machine's."""
     with tempfile.TemporaryDirectory(prefix="hakeep-check-") as tmp:
-        root = Path(tmp)
-        os.chmod(root, 0o755)  # noqa: S103 - keepalived refuses scripts under non-root-readable dirs
+        src = Path(tmp)
+        os.chmod(src, 0o755)  # noqa: S103 - keepalived refuses scripts under non-root-readable dirs
         for f in host.files:
-            target = root / f.path.lstrip("/")
+            target = src / f.path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(f.content)
             os.chmod(target, f.mode)
-        env = dict(os.environ, SRC=str(root), IFACE=host.lb.interface,
+        env = dict(os.environ, SRC=str(src), IFACE=host.lb.interface, R=str(root or ""),
                    PATH="/usr/sbin:/usr/bin:/sbin:/bin")
         proc = subprocess.run(["unshare", "-n", "-m", "sh", "-c", SCRIPT], capture_output=True, text=True,
                               env=env, timeout=60, check=False)
+    if proc.returncode == 91:
+        raise RuntimeError(f"cannot prepare the chroot {root}: {proc.stdout}{proc.stderr}")
     if proc.returncode == 90:
         raise RuntimeError(f"cannot create interface {shlex.quote(host.lb.interface)}: {proc.stdout}")
     return parse(proc.stdout + proc.stderr)

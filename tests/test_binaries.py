@@ -26,18 +26,25 @@ reason = sandbox.available()
 if reason and os.environ.get("CI") == "true":
     raise RuntimeError(f"real-binary tests cannot run under CI: {reason}")
 pytestmark = [pytest.mark.binaries, pytest.mark.skipif(reason is not None, reason=reason or "")]
+RELEASES, releases_reason = sandbox.releases() if reason is None else ([], reason)
+if releases_reason and os.environ.get("CI") == "true":
+    raise RuntimeError(f"the releases' validators cannot be had under CI: {releases_reason}")
+# None: this machine's binaries; then every lab release's own (Debian 11, 12, 13), chrooted
+TARGETS: list[sandbox.Release | None] = [None, *RELEASES]
 
 SECRETS = Secrets(auth_pass="s3cr.t", stats_password="st4ts-pw")
 CA_PEM = (Path(__file__).parent / "data" / "ca.crt")
 
 
-def assert_clean(host: HostFiles) -> None:
-    result = sandbox.check_host(host)
-    assert result.haproxy_rc == 0, result.haproxy_output
+def assert_clean(host: HostFiles, release: sandbox.Release | None = None) -> None:
+    where = release.name if release else "this machine"
+    result = sandbox.check_host(host, release.root if release else None)
+    assert result.haproxy_rc == 0, f"{where}: {result.haproxy_output}"
     assert result.haproxy_output.strip() == "Configuration file is valid", (
-        "haproxy -c printed more than its OK line:\n" + result.haproxy_output)
-    assert result.keepalived_rc == 0, result.keepalived_output
-    assert "WARNING" not in result.keepalived_output, result.keepalived_output
+        f"{where}: haproxy -c printed more than its OK line:\n" + result.haproxy_output)
+    assert result.keepalived_rc == 0, f"{where}: {result.keepalived_output}"
+    assert "WARNING" not in result.keepalived_output, f"{where}: {result.keepalived_output}"
+    assert result.keepalived_output.strip() == "", f"{where}: keepalived -t printed:\n{result.keepalived_output}"
 
 
 def test_example_inventory_passes_both_binaries() -> None:

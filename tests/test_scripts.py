@@ -164,11 +164,16 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     state.write_text("MASTER 101 1700000000\n")
     owner = tmp_path / "lock.owner"
     owner.write_text("ops@ci pid 7 since then\n")
+    stale = tmp_path / "stale.sock"  # an admin socket an older config left: nobody answers there
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(stale))
     script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[str(cfg), str(absent)],
                      CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"], STATE_FILE=str(state),
-                     STATS_SOCKET=str(stats_socket), LOCK_OWNER=str(owner), RELEASES=str(releases),
+                     STATS_SOCKET=[str(tmp_path / "absent.sock"), str(stale), str(stats_socket)],
+                     LOCK_OWNER=str(owner), RELEASES=str(releases),
                      PROBE_VIP="1", HAPROXY_CONFIG=str(tmp_path / "absent"), VRRP_UNIT="hakeep-test-no-such-unit",
-                     KA_DATA=str(tmp_path / "absent"))  # never asks this machine's systemd about its own units
+                     KA_DATA=str(tmp_path / "absent"),  # never asks this machine's systemd about its own units
+                     PACKAGES=["sh", "hakeep-test-no-such-package"])
     done = run_script(script, stdin="0123abcd\n")
     assert done.returncode == 0, done.stderr
     f = parse_facts("local", done.stdout, "0123abcd")
@@ -193,6 +198,8 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
         holder.kill()
         holder.wait()
     assert f.backends == {"kube-apiserver-backend": {"m1": "UP", "m2": "DOWN"}, "ingress-backend": {"w1": "DOWN"}}
+    assert "@apt-get" in done.stdout  # asked about the package whose program is missing, not about sh
+    assert f.candidates == {}  # no such package: no candidate
     assert json.loads(f.releases["20261127T000000Z-abcdef"]) == manifest
     saved = f.release_files[("20261127T000000Z-abcdef", "/etc/haproxy.cfg")]
     assert saved.content == b"old\n"
@@ -200,7 +207,7 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
 
 def gate_output(state: Path, sock: Path, servers: list[str], require_up: list[str]) -> tuple[int, str]:
     script = compose("gate.sh", UNITS=[], VRRP_UNIT="hakeep-test-no-such-unit", PORTS=[], SERVERS=servers,
-                     REQUIRE_UP=require_up, KA_DATA=str(state), KA_EXPECT="", STATS_SOCKET=str(sock), HOLD_VIP="",
+                     REQUIRE_UP=require_up, KA_DATA=str(state), KA_EXPECT="", STATS_SOCKET=[str(sock.parent / "absent.sock"), str(sock)], HOLD_VIP="",
                      BINDS=[], CONFIG="")
     done = run_script(script)
     return done.returncode, done.stdout.strip()
@@ -262,7 +269,7 @@ def test_process_names_cannot_forge_facts(tmp_path: Path) -> None:
                          STATE_FILE=str(tmp_path / "absent"), STATS_SOCKET=str(tmp_path / "absent"),
                          LOCK_OWNER=str(tmp_path / "absent"), RELEASES=str(tmp_path / "absent"), PROBE_VIP="0",
                          HAPROXY_CONFIG=str(tmp_path / "absent"), VRRP_UNIT="hakeep-test-no-such-unit",
-                         KA_DATA=str(tmp_path / "absent"))
+                         KA_DATA=str(tmp_path / "absent"), PACKAGES=["sh"])
         done = run_script(script, stdin="feedc0de\n")
         assert done.returncode == 0, done.stderr
         f = parse_facts("local", done.stdout, "feedc0de")
@@ -286,7 +293,7 @@ def test_the_facts_script_refuses_a_missing_or_odd_marker() -> None:
     script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[], CA_DIR="/nonexistent",
                      UNITS=[], STATE_FILE="/nonexistent", STATS_SOCKET="/nonexistent", LOCK_OWNER="/nonexistent",
                      RELEASES="/nonexistent", PROBE_VIP="0", HAPROXY_CONFIG="/nonexistent", VRRP_UNIT="x",
-                     KA_DATA="/nonexistent")
+                     KA_DATA="/nonexistent", PACKAGES=[])
     for stdin in ("", "\n", "not hex\n"):
         done = run_script(script, stdin=stdin)
         assert (done.returncode, done.stdout) == (90, ""), stdin

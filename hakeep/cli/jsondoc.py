@@ -46,6 +46,7 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
         "errors": plan.errors, "warnings": plan.warnings, "side_by_side": plan.side_by_side,
         "hosts": [{
             "host": hp.host, "holds_vip": hp.holds_vip, "changed": hp.changed, "packages": hp.packages,
+            "versions": {v.package: {"version": v.version or None, "source": v.source or None} for v in hp.versions},
             "steps": [s.describe for s in hp.ordered],
             "files": [{"path": c.path, "action": c.action, "diff": c.diff} for c in hp.changes],
             "drift": [{"path": d.path, "since_release": d.release} for d in hp.drift],

@@ -83,6 +83,8 @@ def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None
     role = (" (leaves the set: goes first)" if hp.leaving else " (holds the VIP: goes last)" if hp.holds_vip
             else "")
     con.print(Text(f"\n== {hp.host}{role}", style="bold"))
+    if hp.versions:
+        con.print(Text("   " + ", ".join(v.describe() for v in hp.versions), style="dim"))
     for d in hp.drift:
         con.print(Text("   drift: ", style="bold magenta")
                   + Text(f"{d.path} was edited on the host since release {d.release} "

@@ -20,7 +20,7 @@ from hakeep.layout import (
     KEEPALIVED_DATA,
     KEEPALIVED_DUMP_LOCK,
     RELEASES_DIR,
-    STATS_SOCKET,
+    STATS_SOCKETS,
     SYSCTL_CONF,
     UNIT_NAMES,
     VRRP_STATE_FILE,
@@ -260,7 +260,7 @@ def host_gate(ports: Sequence[int], backends: Mapping[str, Sequence[str]], *, re
     servers = [f"{backend}/{server}" for backend, names in backends.items() for server in names]
     return compose("gate.sh", UNITS=UNIT_NAMES, VRRP_UNIT=KEEPALIVED.name, PORTS=ports, SERVERS=servers,
                    REQUIRE_UP=require_up, KA_DATA=KEEPALIVED_DATA, KA_LOCK=KEEPALIVED_DUMP_LOCK,
-                   KA_EXPECT="\n".join(keepalived_expect), STATS_SOCKET=STATS_SOCKET,
+                   KA_EXPECT="\n".join(keepalived_expect), STATS_SOCKET=STATS_SOCKETS,
                    HOLD_VIP=hold_vip, BINDS=binds, CONFIG=HAPROXY_CFG)
 
 

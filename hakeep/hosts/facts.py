@@ -21,6 +21,7 @@ from hakeep.errors import HakeepError
 from hakeep.hosts import keepalived
 from hakeep.hosts.arp import ArpSeen, parse_arp
 from hakeep.hosts.scripts import compose
+from hakeep.hosts.versions import parse_candidates, parse_version
 from hakeep.layout import (
     CA_DIR,
     HAPROXY_CFG,
@@ -29,8 +30,9 @@ from hakeep.layout import (
     KEEPALIVED_DATA,
     KEEPALIVED_DUMP_LOCK,
     LOCK_PATH,
+    PACKAGES,
     RELEASES_DIR,
-    STATS_SOCKET,
+    STATS_SOCKETS,
     UNIT_NAMES,
     VRRP_STATE_FILE,
 )
@@ -79,7 +81,7 @@ class HostFacts:
     os_like: tuple[str, ...]
     pkgmgr: str | None
     tools: dict[str, str]
-    versions: dict[str, str]
+    versions: dict[str, str]  # installed: package -> its version, as the program reports it
     iface_present: bool
     iface_addresses: tuple[str, ...]  # "10.0.0.5/24" on the inventory's interface
     vip_on: tuple[str, ...]  # interfaces carrying the VIP on this host (empty: not here)
@@ -113,6 +115,8 @@ class HostFacts:
     vip_arp: tuple[ArpSeen, ...] = ()
     lock_free: bool = True  # no run holds the deploy lock now
     vip_ports: dict[int, bool] = field(default_factory=dict)  # frontend port -> opens through the VIP from here
+    # not installed: package -> the version its package manager would install (when it knows)
+    candidates: dict[str, str] = field(default_factory=dict)
 
     @property
     def holds_vip(self) -> bool:
@@ -138,10 +142,10 @@ def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip
         if not re.fullmatch(r"/[A-Za-z0-9_./-]+", path):
             raise ValueError(f"unsafe managed path {path!r}")
     return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
-                   CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKET,
+                   CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKETS,
                    LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip), PORTS=ports,
                    HAPROXY_CONFIG=HAPROXY_CFG, VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA,
-                   KA_LOCK=KEEPALIVED_DUMP_LOCK)
+                   KA_LOCK=KEEPALIVED_DUMP_LOCK, PACKAGES=PACKAGES)
 
 
 class FactsError(HakeepError):
@@ -241,6 +245,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         pkgmgr=next(iter(simple.get("pkgmgr", [])), "") or None,
         tools=_kv(simple.get("tools", [])),
         versions={k: parse_version(v) for k, v in _kv(simple.get("versions", [])).items()},
+        candidates=parse_candidates(simple.get("candidates", [])),
         iface_present=bool(iface_lines) and iface_lines != ["missing"],
         iface_addresses=parse_iface_addresses(iface_lines),
         vip_on=tuple(line.strip() for line in simple.get("vip", []) if line.strip()),
@@ -305,15 +310,6 @@ def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:
     pid = kv.get("MainPID", "0")
     return UnitFact(name=name, loaded=kv.get("LoadState") == "loaded", active=kv.get("ActiveState", ""),
                     enabled=kv.get("UnitFileState", ""), main_pid=int(pid) if pid.isdigit() else 0)
-
-
-_VERSION_RE = re.compile(r"(?:version|v)\s*(\d+(?:\.\d+)+[^\s]*)", re.IGNORECASE)
-
-
-def parse_version(banner: str) -> str:
-    """``HAProxy version 2.6.12-1+deb12u4 ...`` -> ``2.6.12-1+deb12u4``; ``Keepalived v2.2.7`` -> ``2.2.7``."""
-    m = _VERSION_RE.search(banner)
-    return m.group(1) if m else banner.strip()
 
 
 def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:

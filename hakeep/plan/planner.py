@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from hakeep.hosts import arp, commands
 from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_CONF, PACKAGES
+from hakeep.plan import platform
 from hakeep.plan.hostplan import Meta, decommission_plan, host_plan
 from hakeep.plan.members import Member, dropped, joining, matches
 from hakeep.plan.releases import History, ReleaseError, ReleaseKind, restored_files, rollback_target
@@ -53,9 +55,12 @@ def proof(inv: Inventory, ports: Sequence[int], *, expect_vip: bool = True) -> P
 
 
 def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[str],
-              *, ports: bool = True, unreachable: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+              *, ports: bool = True, unreachable: Mapping[str, str] | None = None,
+              versions: bool = True) -> tuple[list[str], list[str]]:
     """Errors that forbid any change, and warnings. ``unreachable``: the LBs left out because they
-    could not be reached (name -> why), when the run is limited to the others."""
+    could not be reached (name -> why), when the run is limited to the others. ``versions``: check
+    each host's haproxy/keepalived against what the inventory asks (a rollback restores files the
+    host ran before: it does not)."""
     errors: list[str] = []
     warnings: list[str] = []
     gone = dict(unreachable or {})
@@ -77,6 +82,10 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
         missing = [p for p in PACKAGES if not f.installed(p)]
         if missing and f.pkgmgr is None:
             errors.append(f"{lb.name}: {', '.join(missing)} not installed and no dnf, yum or apt-get found")
+        if versions:
+            version_errors, version_warnings = platform.check(inv, lb.name, f)
+            errors += version_errors
+            warnings += version_warnings
         if not f.iface_present:
             errors.append(f"{lb.name}: interface {lb.interface} not found (lb[{i}].interface)")
         elif not any(a.split("/")[0] == str(lb.address) for a in f.iface_addresses):
@@ -149,7 +158,8 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
             warnings.append(f"{lb.name} holds the VIP and no other LB stands by: its health gate requires that it "
                             "still holds the VIP after the change")
         packages = [p for p in PACKAGES if not f.installed(p)]
-        hp = host_plan(meta, lb.name, f, History.of(f), target, packages=packages)
+        hp = replace(host_plan(meta, lb.name, f, History.of(f), target, packages=packages),
+                     versions=tuple(platform.host_versions(f).values()))
         hosts.append(hp)
         changed_identity = _vrrp_identity_change(f, desired[lb.name])
         if changed_identity and f.unit_running(KEEPALIVED.name):
@@ -172,7 +182,7 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
                         unreachable: Mapping[str, str] | None = None) -> Plan:
     """Put back, on every (limited) host, the state saved before release ``to`` (default: the live one)."""
     names = _selected(inv, limit)
-    errors, warnings = preflight(inv, facts, names, ports=False, unreachable=unreachable)
+    errors, warnings = preflight(inv, facts, names, ports=False, unreachable=unreachable, versions=False)
     meta = Meta(release_id, now, operator, inv.source, inv.digest)
     histories = {n: History.of(facts[n]) for n in names}
     lives = {n: h.live for n, h in histories.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hakeep.plan.platform import HostVersion
 from hakeep.plan.releases import ReleaseKind
 
 
@@ -99,6 +100,7 @@ class HostPlan:
     release_dir: str
     drift: tuple[DriftNote, ...] = ()
     leaving: bool = False  # an LB leaving the set (deploy --decommission): stopped first
+    versions: tuple[HostVersion, ...] = ()  # haproxy's and keepalived's: installed, to be installed, or unknown
 
     @property
     def changed(self) -> bool:

@@ -25,6 +25,7 @@ from hakeep.layout import (
     CHECK_SCRIPT,
     HAPROXY_CFG,
     KEEPALIVED_CONF,
+    NEWEST_PROVEN,
     NOTIFY_SCRIPT,
     SCRIPT_USER,
     STATS_SOCKET,
@@ -64,12 +65,18 @@ def managed_paths(inv: Inventory) -> list[str]:
 
 def render_all(
     inv: Inventory, secrets: Secrets, templates: Path | None = None, root: str = "",
+    versions: Mapping[str, Mapping[str, tuple[int, ...]]] | None = None,
 ) -> dict[str, HostFiles]:
     """Every LB's managed files, keyed by LB name, in inventory order.
 
     ``root`` prefixes the paths that files *refer to* (CA files, scripts): the validation copy a
     host checks in a private temp folder before anything replaces a live file. The files' own
     ``path`` stays the live path; a caller places them under ``root`` itself.
+
+    ``versions``: per LB, the haproxy and keepalived releases it runs or will install, as numbers
+    (:func:`hakeep.plan.platform.render_versions`); the templates get them as ``haproxy_version``
+    and ``keepalived_version`` (e.g. ``{% if haproxy_version >= (2, 4) %}``). An LB without them
+    renders for the newest release hakeep is proven on.
     """
     env = _environment(templates)
     ca_files = _read_ca_files(inv)
@@ -93,11 +100,17 @@ def render_all(
         return real, shown
 
     known = secrets.values()
-    haproxy_cfg, haproxy_shown = render("haproxy.cfg.j2", common)
     has_password = inv.haproxy.stats is not None
+    haproxy_cfgs: dict[tuple[int, ...], tuple[bytes, bytes]] = {}  # one render per haproxy release
     out: dict[str, HostFiles] = {}
     for lb in inv.lbs:
-        ctx = dict(common, lb=lb, peers=[p for p in inv.lbs if p.name != lb.name])
+        have = (versions or {}).get(lb.name, {})
+        hv, kv = (have.get(pkg) or NEWEST_PROVEN[pkg] for pkg in ("haproxy", "keepalived"))
+        if hv not in haproxy_cfgs:
+            haproxy_cfgs[hv] = render("haproxy.cfg.j2", dict(common, haproxy_version=hv))
+        haproxy_cfg, haproxy_shown = haproxy_cfgs[hv]
+        ctx = dict(common, lb=lb, peers=[p for p in inv.lbs if p.name != lb.name], haproxy_version=hv,
+                   keepalived_version=kv)
         files = [
             # with a stats password inside, not world-readable (haproxy reads it as root, then as its group)
             ManagedFile(HAPROXY_CFG, haproxy_cfg, 0o640 if has_password else 0o644,

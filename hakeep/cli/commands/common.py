@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hakeep.cli import exitcodes, jsondoc, output, views
@@ -22,9 +22,10 @@ from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory
 from hakeep.layout import CHECK_ROOT
 from hakeep.plan.planner import build_plan
+from hakeep.plan.platform import render_versions
 from hakeep.plan.steps import Plan
 from hakeep.render.engine import render_all
-from hakeep.render.files import HostFiles
+from hakeep.render.files import HostFiles, Secrets
 from hakeep.render.secrets import resolve_secrets
 from hakeep.run.execute import facts_check, final_check, install, rollout, validate
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, ValidationOutcome, ValidationStatus
@@ -38,18 +39,28 @@ class Rendered:
     release_id: str
     desired: Mapping[str, HostFiles]
     check: Mapping[str, HostFiles]
+    secrets: Secrets
+    templates: Path | None
+
+    def for_versions(self, inv: Inventory, versions: Mapping[str, Mapping[str, tuple[int, ...]]]) -> Rendered:
+        """The same files rendered for each LB's haproxy/keepalived releases (known once facts are in)."""
+        def render(root: str) -> dict[str, HostFiles]:
+            return render_all(inv, self.secrets, templates=self.templates, root=root, versions=versions)
+        return replace(self, desired=render(""), check=render(CHECK_ROOT + self.release_id))
 
 
 def render_for_deploy(inv: Inventory, templates: Path | None) -> Rendered:
-    """Render before connecting: a missing secret or a broken template stops here, no host touched."""
+    """Render before connecting: a missing secret or a broken template stops here, no host touched.
+    (Rendered again for each LB's versions once its facts are in: :func:`plan_deploy`.)"""
     secrets = resolve_secrets(inv)
     release_id = new_release_id()
     return Rendered(release_id, render_all(inv, secrets, templates=templates),
-                    render_all(inv, secrets, templates=templates, root=CHECK_ROOT + release_id))
+                    render_all(inv, secrets, templates=templates, root=CHECK_ROOT + release_id), secrets, templates)
 
 
 def plan_deploy(inv: Inventory, rendered: Rendered, session: Session, limit: list[str] | None,
                 *, forget: Sequence[str] = (), decommission: Mapping[str, HostFacts] | None = None) -> Plan:
+    rendered = rendered.for_versions(inv, render_versions(session.facts, [lb.name for lb in inv.lbs]))
     return build_plan(inv, session.facts, rendered.desired, rendered.check, release_id=rendered.release_id,
                       now=now_iso(), operator=operator(), limit=limit, unreachable=session.reasons(), forget=forget,
                       decommission=decommission)

@@ -2,8 +2,8 @@
 # Facts: everything the planner needs to know about one LB, in one round trip, read-only. Prints
 # "@@MARK section" blocks that hakeep.hosts.facts.parse_facts reads; "end" last proves it completed.
 # Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
-# STATS_SOCKET, LOCK_OWNER (the lock's owner file; the lock, its name without .owner: held or free),
-# RELEASES (the release history folder),
+# STATS_SOCKET (haproxy's admin sockets, the first that answers), LOCK_OWNER (the lock's owner file; the lock, its name without .owner: held or free),
+# RELEASES (the release history folder), PACKAGES (haproxy keepalived: each its program's name too),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers,
 # ask on IFACE which MACs answer ARP for it: hk_vip_arp's lines, and try each of PORTS through the
 # VIP: "port=N:open|closed"),
@@ -51,6 +51,20 @@ done
 hk_section "versions"
 command -v haproxy >/dev/null 2>&1 && echo "haproxy=$(haproxy -v 2>/dev/null | head -n1)"
 command -v keepalived >/dev/null 2>&1 && echo "keepalived=$(keepalived -v 2>&1 | head -n1)"
+hk_section "candidates"
+# the packages not installed yet: the version the package manager would install, from its local
+# metadata only (-C: no download; apt-cache never downloads): "@MANAGER", then its own output
+set --
+for p in $PACKAGES; do command -v "$p" >/dev/null 2>&1 || set -- "$@" "$p"; done
+if [ $# -gt 0 ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "@apt-get"; apt-cache policy "$@" 2>/dev/null
+    elif command -v dnf >/dev/null 2>&1; then
+        echo "@dnf"; timeout 20 dnf -q -C repoquery --latest-limit 1 --qf '%{name}=%{version}\n' "$@" 2>/dev/null
+    elif command -v yum >/dev/null 2>&1; then
+        echo "@yum"; timeout 20 yum -q -C list available "$@" 2>/dev/null
+    fi
+fi
 hk_section "iface"
 ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
 hk_section "vip"
@@ -117,7 +131,7 @@ hk_section "listen"
     echo "$local ${exe:--}"
 done
 hk_section "haproxy_stat"
-if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then hk_show_stat "$STATS_SOCKET"; fi
+if hk_any_socket "$STATS_SOCKET" && hk_stat_reader; then hk_show_stats "$STATS_SOCKET"; fi
 hk_section "stale"
 if [ -f "$HAPROXY_CONFIG" ] && hk_unit_active haproxy && ! hk_runs_file haproxy "$HAPROXY_CONFIG"; then
     journalctl -u haproxy.service -n 200 --no-pager -o cat 2>/dev/null | hk_haproxy_failure | sed 's/^/haproxy=/'

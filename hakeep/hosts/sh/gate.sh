@@ -8,7 +8,7 @@
 # With HOLD_VIP set (the LB held the VIP and no peer can take it over), the LB must still hold it,
 # in MASTER. Variables: UNITS, VRRP_UNIT (keepalived, checked when in UNITS), PORTS, SERVERS ("backend/server" ...), REQUIRE_UP, KA_DATA (where
 # keepalived writes its dump), KA_LOCK, KA_EXPECT (hakeep.hosts.keepalived.expected of the new file, one
-# instance a line), STATS_SOCKET, HOLD_VIP ("" or the VIP's address), BINDS ("address:port" of the
+# instance a line), STATS_SOCKET (haproxy's admin sockets: the first that answers), HOLD_VIP ("" or the VIP's address), BINDS ("address:port" of the
 # frontends bound to one address: listening there exactly), CONFIG (haproxy's config: its newest
 # process must have started after the file was written, or a reload failed and an older config
 # still runs).
@@ -25,9 +25,9 @@ if [ -n "$HOLD_VIP" ]; then
 fi
 stat=""
 reader=0
-if [ -S "$STATS_SOCKET" ] && hk_stat_reader; then
+if hk_any_socket "$STATS_SOCKET" && hk_stat_reader; then
     reader=1
-    stat=$(hk_show_stat "$STATS_SOCKET" || true)
+    stat=$(hk_show_stats "$STATS_SOCKET" || true)
 fi
 if [ -n "$stat" ]; then
     for sv in $SERVERS; do

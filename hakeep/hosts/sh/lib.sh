@@ -289,6 +289,21 @@ hk_vip_interfaces() {
 # hk_stat_reader: true when this host can read haproxy's stats socket (socat, or python3).
 hk_stat_reader() { command -v socat >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1; }
 
+# hk_show_stats "SOCKET...": `show stat` from the first of these admin sockets that answers (the
+# config may name any of them: one left by an older config does not answer).
+hk_show_stats() {
+    for hk_s in $1; do
+        [ -S "$hk_s" ] && hk_show_stat "$hk_s" && return 0
+    done
+    return 1
+}
+
+# hk_any_socket "PATH...": true when one of the paths is a socket.
+hk_any_socket() {
+    for hk_s in $1; do [ -S "$hk_s" ] && return 0; done
+    return 1
+}
+
 # hk_show_stat SOCKET: haproxy's `show stat` CSV from its admin socket (2 s timeout).
 hk_show_stat() {
     if command -v socat >/dev/null 2>&1; then

@@ -41,11 +41,14 @@ def lab_hosts() -> dict[str, str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab_teardown: runs after every other test (it takes the lab down)")
+    config.addinivalue_line("markers", "lab_matrix: runs after the other lab tests (it reboots the lab per release)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked lab_teardown run last, so the lab stays up for everything else."""
-    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+    """Tests marked lab_matrix run after the others (they reboot the lab from other releases, then
+    give it back), lab_teardown ones last, so the lab stays up for everything else."""
+    items.sort(key=lambda item: (item.get_closest_marker("lab_teardown") is not None,
+                                 item.get_closest_marker("lab_matrix") is not None))
 
 
 @dataclass
@@ -81,9 +84,10 @@ class Lab:
         """os.environ plus HAKEEP_VRRP_PASS (the inventory's auth_pass_env) for running hakeep."""
         return {**os.environ, "HAKEEP_VRRP_PASS": self.vrrp_pass}
 
-    def run_lab(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def run_lab(self, *args: str, check: bool = True, timeout: float = 900,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run tests/lab/lab ARGS (output captured; with check, a failure shows it)."""
-        r = subprocess.run([str(LAB), *args], capture_output=True, text=True, check=False, timeout=timeout)
+        r = subprocess.run([str(LAB), *args], capture_output=True, text=True, check=False, timeout=timeout, env=env)
         if check and r.returncode != 0:
             raise AssertionError(f"lab {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
         return r

@@ -1,7 +1,9 @@
 """The real haproxy and keepalived accept every config hakeep renders, with no warning.
 
 The example inventory, variants exercising every option, and many generated valid inventories
-(hypothesis) are rendered and checked by ``haproxy -c`` and ``keepalived -t`` (see tests/sandbox.py).
+(hypothesis) are rendered and checked by ``haproxy -c`` and ``keepalived -t`` (see tests/sandbox.py):
+this machine's, and each lab release's own (Debian 11, 12, 13: haproxy 2.2, 2.6, 3.0, keepalived
+2.1, 2.2, 2.3), chrooted, with the files rendered for that release's versions.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hakeep.hosts.versions import version_key
 from hakeep.inventory.load import build_inventory, load_inventory
 from hakeep.inventory.model import Inventory
+from hakeep.layout import PROVEN
 from hakeep.render.engine import render_all
 from hakeep.render.files import HostFiles, Secrets
 from tests import sandbox
@@ -31,6 +35,15 @@ if releases_reason and os.environ.get("CI") == "true":
     raise RuntimeError(f"the releases' validators cannot be had under CI: {releases_reason}")
 # None: this machine's binaries; then every lab release's own (Debian 11, 12, 13), chrooted
 TARGETS: list[sandbox.Release | None] = [None, *RELEASES]
+target = pytest.mark.parametrize("release", TARGETS, ids=lambda r: r.name if r else "machine")
+
+
+def versions_of(inv: Inventory, release: sandbox.Release | None) -> dict[str, dict[str, tuple[int, ...]]] | None:
+    """Every LB of ``inv`` on ``release`` (None: unknown versions, rendered for the newest proven)."""
+    if release is None:
+        return None
+    keys = {pkg: version_key(getattr(release, pkg)) for pkg in ("haproxy", "keepalived")}
+    return {lb.name: {k: v for k, v in keys.items() if v} for lb in inv.lbs}
 
 SECRETS = Secrets(auth_pass="s3cr.t", stats_password="st4ts-pw")
 CA_PEM = (Path(__file__).parent / "data" / "ca.crt")
@@ -47,15 +60,26 @@ def assert_clean(host: HostFiles, release: sandbox.Release | None = None) -> Non
     assert result.keepalived_output.strip() == "", f"{where}: keepalived -t printed:\n{result.keepalived_output}"
 
 
-def test_example_inventory_passes_both_binaries() -> None:
+def test_the_lab_releases_are_the_proven_ones() -> None:
+    """README's table and hakeep.layout.PROVEN name what these tests check: keep them in step."""
+    if not RELEASES:
+        pytest.skip(releases_reason or "")
+    built = sorted(tuple(version_key(r.haproxy) or ())[:2] + tuple(version_key(r.keepalived) or ())[:2]
+                   for r in RELEASES)
+    assert built == sorted(p.haproxy[:2] + p.keepalived[:2] for p in PROVEN)
+
+
+@target
+def test_example_inventory_passes_both_binaries(release: sandbox.Release | None) -> None:
     inv = load_inventory(EXAMPLE)
-    hosts = render_all(inv, Secrets(auth_pass="1111"))
+    hosts = render_all(inv, Secrets(auth_pass="1111"), versions=versions_of(inv, release))
     assert set(hosts) == {"loadbalance-left", "loadbalance-right"}
     for host in hosts.values():
-        assert_clean(host)
+        assert_clean(host, release)
 
 
-def test_every_option_passes_both_binaries(tmp_path: Path) -> None:
+@target
+def test_every_option_passes_both_binaries(tmp_path: Path, release: sandbox.Release | None) -> None:
     doc = base_doc()
     (tmp_path / "ca.crt").write_bytes(CA_PEM.read_bytes())
     doc["frontend"][0].update(check="https", ca_file="ca.crt", check_path="/livez", balance="leastconn")
@@ -72,22 +96,23 @@ def test_every_option_passes_both_binaries(tmp_path: Path) -> None:
     path.write_text(dumps(doc))
     inv = load_inventory(path)
     assert inv.needs_nonlocal_bind
-    hosts = render_all(inv, SECRETS)
+    hosts = render_all(inv, SECRETS, versions=versions_of(inv, release))
     cfg = hosts["loadbalance-left"].file("/etc/haproxy/haproxy.cfg").content.decode()
     assert "verify required ca-file /etc/haproxy/hakeep/kube-apiserver-ca.crt" in cfg
     assert "http-check send meth GET uri /livez" in cfg
     assert "bind 10.220.62.31:30080" in cfg
     assert "stats auth ops:st4ts-pw" in cfg
     for host in hosts.values():
-        assert_clean(host)
+        assert_clean(host, release)
 
 
-def test_a_broken_template_is_caught_by_haproxy(tmp_path: Path) -> None:
+@target
+def test_a_broken_template_is_caught_by_haproxy(tmp_path: Path, release: sandbox.Release | None) -> None:
     """The check itself can fail: a config with an unknown keyword is rejected."""
     inv = load_inventory(EXAMPLE)
     (tmp_path / "haproxy.cfg.j2").write_text("global\n    no-such-keyword 1\n")
     host = render_all(inv, SECRETS, templates=tmp_path)["loadbalance-left"]
-    result = sandbox.check_host(host)
+    result = sandbox.check_host(host, release.root if release else None)
     assert result.haproxy_rc != 0
     assert "no-such-keyword" in result.haproxy_output
 
@@ -148,18 +173,19 @@ def inventories(draw: Any) -> dict[str, Any]:
     }
 
 
+@target
 @settings(max_examples=int(os.environ.get("HAKEEP_HYPOTHESIS_EXAMPLES", "25")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(inventories())
-def test_generated_inventories_pass_both_binaries(doc: dict[str, Any]) -> None:
+def test_generated_inventories_pass_both_binaries(release: sandbox.Release | None, doc: dict[str, Any]) -> None:
     inv: Inventory = build_inventory(doc, path=Path("/gen/inventory.toml"), digest="0" * 64)
-    hosts = render_all(inv, SECRETS)
-    # Every LB gets the same haproxy.cfg; check it once and every keepalived.conf.
+    hosts = render_all(inv, SECRETS, versions=versions_of(inv, release))
+    # Every LB (all on one release here) gets the same haproxy.cfg; check it once and every keepalived.conf.
     first = next(iter(hosts.values()))
-    assert_clean(first)
+    assert_clean(first, release)
     weight = inv.check_weight
     prios = [lb.priority for lb in inv.lbs]
     assert weight > max(prios) - min(prios)
     for host in list(hosts.values())[1:]:
         assert host.file("/etc/haproxy/haproxy.cfg").content == first.file("/etc/haproxy/haproxy.cfg").content
-        assert_clean(host)
+        assert_clean(host, release)

@@ -9,6 +9,7 @@ namespaces vanish with the process. Needs root plus the haproxy and keepalived b
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -25,6 +26,7 @@ mount --make-rprivate /
 # R: "" (this machine's binaries) or a release's validators root (see tests/lab/build-base)
 # each folder's own files kept (keepalived 2.3 reads keepalived.config-opts beside its config)
 keep=$(mktemp -d)
+trap 'rm -rf "$keep"' EXIT
 for d in /etc/haproxy /etc/keepalived; do
     mkdir -p "$R$d" "$keep$d" && cp -a "$R$d/." "$keep$d/" && mount -t tmpfs -o mode=0755 tmpfs "$R$d" &&
         cp -a "$keep$d/." "$R$d/" || exit 91
@@ -48,7 +50,6 @@ echo "@@rc=$?"
 echo "@@keepalived"
 $run keepalived -t -f /etc/keepalived/keepalived.conf </dev/null 2>&1
 echo "@@rc=$?"
-rm -rf "$keep"
 """
 
 
@@ -71,21 +72,24 @@ class Release:
 
 
 LAB = Path(__file__).resolve().parent / "lab" / "lab"
+RELEASE_NAMES = ("bullseye", "bookworm", "trixie")  # the lab's (tests/lab/lab build)
 
 
-def releases() -> tuple[list[Release], str | None]:
+@functools.cache
+def releases() -> tuple[dict[str, Release], str | None]:
     """Every lab release's validators (built once and cached by the lab; the first build of a
     release takes about 90 s), or why they cannot be had here."""
     if os.geteuid() != 0:
-        return [], "needs root (the lab's builds, chroot)"
-    proc = subprocess.run([str(LAB), "build"], capture_output=True, text=True, timeout=1800, check=False)
+        return {}, "needs root (the lab's builds, chroot)"
+    proc = subprocess.run([str(LAB), "build", *RELEASE_NAMES], capture_output=True, text=True, timeout=1800,
+                          check=False)
     if proc.returncode != 0:
-        return [], f"tests/lab/lab build failed: {proc.stderr.strip()[-500:]}"
-    out = []
+        return {}, f"tests/lab/lab build failed: {proc.stderr.strip()[-500:]}"
+    out = {}
     for line in proc.stdout.splitlines():
         name, build = line.split(maxsplit=1)
         versions = dict(x.split("=", 1) for x in (Path(build) / "versions").read_text().split())
-        out.append(Release(name, Path(build) / "validators", versions["haproxy"], versions["keepalived"]))
+        out[name] = Release(name, Path(build) / "validators", versions["haproxy"], versions["keepalived"])
     return out, None
 
 

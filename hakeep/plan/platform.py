@@ -49,6 +49,10 @@ BASE_NEEDS = (
 def needs(inv: Inventory) -> list[Need]:
     out = list(BASE_NEEDS)
     for i, fe in enumerate(inv.frontends):
+        if fe.balance == "random":
+            out.append(Need("haproxy", (1, 9), f"balance random in frontend {fe.name}",
+                            f"choose another balance for frontend[{i}] ({fe.name}), "
+                            "or upgrade haproxy to 2.2 or newer"))
         if fe.check == "https":
             out.append(Need("haproxy", (2, 2), f"the https health check of frontend {fe.name} "
                             "(http-check connect ssl, http-check send)",
@@ -62,7 +66,7 @@ class HostVersion:
 
     package: str
     version: str  # as reported; "" when unknown
-    source: str  # "installed", "candidate" (its package manager would install it), "" unknown
+    source: str  # "installed", "candidate" (its package manager would install it), "" not installed, unknown
 
     @property
     def key(self) -> Version | None:
@@ -70,6 +74,8 @@ class HostVersion:
 
     def describe(self) -> str:
         if not self.version:
+            if self.source == "installed":
+                return f"{self.package} installed (version unknown: its banner was not understood)"
             return f"{self.package} not installed (version unknown until the package lists are read)"
         return f"{self.package} {self.version}" + (" (to be installed)" if self.source == "candidate" else "")
 
@@ -78,7 +84,7 @@ def host_versions(f: HostFacts) -> dict[str, HostVersion]:
     out = {}
     for pkg in PACKAGES:
         if f.installed(pkg):
-            out[pkg] = HostVersion(pkg, f.versions.get(pkg, ""), "installed" if f.versions.get(pkg) else "")
+            out[pkg] = HostVersion(pkg, f.versions.get(pkg, ""), "installed")
         else:
             out[pkg] = HostVersion(pkg, f.candidates.get(pkg, ""), "candidate" if f.candidates.get(pkg) else "")
     return out

@@ -75,8 +75,8 @@ def render_all(
 
     ``versions``: per LB, the haproxy and keepalived releases it runs or will install, as numbers
     (:func:`hakeep.plan.platform.render_versions`); the templates get them as ``haproxy_version``
-    and ``keepalived_version`` (e.g. ``{% if haproxy_version >= (2, 4) %}``). An LB without them
-    renders for the newest release hakeep is proven on.
+    and ``keepalived_version`` (e.g. ``{% if haproxy_version >= (2, 4) %}``; haproxy.cfg is one file
+    for all LBs and gets no ``lb``). An LB without them renders for the newest release hakeep is proven on.
     """
     env = _environment(templates)
     ca_files = _read_ca_files(inv)
@@ -101,14 +101,15 @@ def render_all(
 
     known = secrets.values()
     has_password = inv.haproxy.stats is not None
-    haproxy_cfgs: dict[tuple[int, ...], tuple[bytes, bytes]] = {}  # one render per haproxy release
+    # one haproxy.cfg per (haproxy, keepalived) release pair: the same file on every LB of one pair
+    haproxy_cfgs: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[bytes, bytes]] = {}
     out: dict[str, HostFiles] = {}
     for lb in inv.lbs:
         have = (versions or {}).get(lb.name, {})
         hv, kv = (have.get(pkg) or NEWEST_PROVEN[pkg] for pkg in ("haproxy", "keepalived"))
-        if hv not in haproxy_cfgs:
-            haproxy_cfgs[hv] = render("haproxy.cfg.j2", dict(common, haproxy_version=hv))
-        haproxy_cfg, haproxy_shown = haproxy_cfgs[hv]
+        if (hv, kv) not in haproxy_cfgs:
+            haproxy_cfgs[hv, kv] = render("haproxy.cfg.j2", dict(common, haproxy_version=hv, keepalived_version=kv))
+        haproxy_cfg, haproxy_shown = haproxy_cfgs[hv, kv]
         ctx = dict(common, lb=lb, peers=[p for p in inv.lbs if p.name != lb.name], haproxy_version=hv,
                    keepalived_version=kv)
         files = [

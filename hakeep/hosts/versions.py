@@ -55,7 +55,7 @@ def parse_candidates(lines: Sequence[str]) -> dict[str, str]:
             elif current and line.strip().startswith("Candidate:"):
                 value = line.split(":", 1)[1].strip()
                 if value and value != "(none)":
-                    out[current] = value
+                    out.setdefault(current, value)
         elif manager == "dnf":
             # repoquery --qf '%{name}=%{version}\n' (dnf 4 and 5)
             name, sep, value = line.strip().partition("=")

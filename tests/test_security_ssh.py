@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import pytest
 
+from hakeep.hosts import sshresolve
 from hakeep.hosts.connecting import connect
 from hakeep.hosts.remote import ConnectError, HostKeyError
 from hakeep.hosts.sshhosts import connection, known_keys
@@ -225,9 +226,17 @@ TOKENS = [
 ]
 
 
+@pytest.fixture
+def no_ssh_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hakeep on a machine without OpenSSH's client: it reads ssh_config itself (paramiko) and
+    expands the known_hosts files' tokens itself, as the tests below check."""
+    monkeypatch.setattr(sshresolve, "ssh_client", lambda: None)
+
+
 @pytest.mark.parametrize("case", TOKENS, ids=[f"{t.word}{'-alias' if t.extra else ''}" for t in TOKENS])
 def test_user_known_hosts_file_tokens_expand_as_openssh_does(
-        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Token) -> None:
+        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Token,
+        no_ssh_client: None) -> None:
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HK_T8_PART", "from-env%h")
@@ -241,6 +250,37 @@ def test_user_known_hosts_file_tokens_expand_as_openssh_does(
                              check=True, timeout=30, stdin=subprocess.DEVNULL).stdout
         files = next(line.split()[1:] for line in out.splitlines() if line.startswith("userknownhostsfile "))
         assert Path(files[0]) == want[0]
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client")
+@pytest.mark.parametrize("case", TOKENS, ids=[f"{t.word}{'-alias' if t.extra else ''}" for t in TOKENS])
+def test_with_an_ssh_client_the_known_hosts_files_are_openssh_own(
+        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Token) -> None:
+    """With OpenSSH's client installed, ``ssh -G`` expands them, and hakeep uses exactly its answer."""
+    monkeypatch.setenv("HK_T8_PART", "from-env%h")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host {sshd.LOOPBACK}\n{_block(server, f'{tmp_path}/kh-{case.word} ~/second')}{case.extra}")
+    _, checkers = connection(server.lb(config=config), False)
+    out = subprocess.run(["ssh", "-G", "-F", str(config), "-p", str(server.port), "-l", server.user, sshd.LOOPBACK],
+                         capture_output=True, text=True, check=True, timeout=30, stdin=subprocess.DEVNULL).stdout
+    files = next(line.split()[1:] for line in out.splitlines() if line.startswith("userknownhostsfile "))
+    assert checkers[0].user_files == [Path(f) for f in files]
+    if case.word in ("%%h", "${HK_T8_PART}"):  # a % OpenSSH left in a path is not expanded again
+        assert "%h" in str(checkers[0].user_files[0])
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client")
+@pytest.mark.parametrize("value", ["${HK_T8_UNSET}", "${HAKEEP_SUDO_PASSWORD}"])
+def test_with_an_ssh_client_what_openssh_refuses_is_refused(
+        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.delenv("HK_T8_UNSET", raising=False)
+    monkeypatch.setenv("HAKEEP_SUDO_PASSWORD", "sudo-secret-8")  # ssh -G runs without it: unset there
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host {sshd.LOOPBACK}\n{_block(server, f'{tmp_path}/kh-{value}')}")
+    with pytest.raises(ConnectError) as info:
+        connection(server.lb(config=config), False)
+    assert info.value.message.startswith(f"lb1: OpenSSH cannot use the ssh config for {sshd.LOOPBACK}: ")
+    assert "sudo-secret-8" not in info.value.message + (info.value.hint or "")
 
 
 def test_a_tokened_user_known_hosts_file_is_where_the_key_is_found(server: sshd.Server, tmp_path: Path) -> None:
@@ -277,7 +317,8 @@ REFUSED = [
 
 @pytest.mark.parametrize("case", REFUSED, ids=[f"{r.keyword}-{r.value}" for r in REFUSED])
 def test_unsupported_known_hosts_tokens_are_refused(
-        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Refused) -> None:
+        server: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Refused,
+        no_ssh_client: None) -> None:
     monkeypatch.delenv("HK_T8_UNSET", raising=False)
     monkeypatch.setenv("HAKEEP_SUDO_PASSWORD", "sudo-secret-8")
     value = case.value.replace("{d}", str(tmp_path))

@@ -30,6 +30,7 @@ import paramiko
 import pytest
 
 from hakeep.errors import HakeepError, UsageError
+from hakeep.hosts import sshhosts, sshresolve
 from hakeep.hosts.connecting import _settle_privilege, connect, connect_all
 from hakeep.hosts.remote import (
     CommandResult,
@@ -671,6 +672,9 @@ def test_no_sudo_runs_as_the_login_user_and_nothing_shows_a_password(server: ssh
 
 def test_defaults_home_ssh_config_known_hosts_and_inventory_overrides(
         srv: sshd.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # $HOME's ~/.ssh: hakeep's own reading (OpenSSH's client would read the passwd entry's home)
+    monkeypatch.setattr(sshresolve, "ssh_client", lambda: None)
+    monkeypatch.setattr(sshhosts, "SYSTEM_CONFIG", tmp_path / "no-system-config")  # Debian's has an Include
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     (tmp_path / ".ssh").mkdir(mode=0o700)

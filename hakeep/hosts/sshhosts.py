@@ -30,6 +30,7 @@ from typing import Any
 
 import paramiko
 
+from hakeep.hosts import sshresolve
 from hakeep.hosts.childenv import child_env, match_exec
 from hakeep.hosts.knownhosts import (
     Hop,
@@ -104,13 +105,18 @@ class _SSHConfig(paramiko.SSHConfig):
 
 # --- ssh_config ----------------------------------------------------------------------------------
 
+SYSTEM_CONFIG = Path("/etc/ssh/ssh_config")
+
 
 def config_label(path: Path | None) -> str:
     return f"the ssh config {path}" if path is not None else "your ssh config (~/.ssh/config)"
 
 
-def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> paramiko.SSHConfig:
-    """The inventory's ssh config alone (like ``ssh -F``), else ~/.ssh/config then /etc/ssh/ssh_config.
+def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> tuple[str, paramiko.SSHConfig]:
+    """(the name to connect as, the ssh config for it): the inventory's ssh config alone (like
+    ``ssh -F``), else ~/.ssh/config then /etc/ssh/ssh_config, as OpenSSH's own ``ssh -G`` resolves
+    it where an ssh client is installed (:mod:`.sshresolve`: Include, Match, ``Host`` aliases of the
+    LB's name), else read by paramiko (a config with Include or Match then refused).
 
     The inventory's port and user come first, as ``ssh -p/-l`` would: ssh_config's first value wins,
     so they also expand ``%p``/``%r`` in a ProxyCommand. A ``Match exec`` command runs without the
@@ -120,19 +126,27 @@ def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> paramik
     if lb.ssh.user is not None and not USER_RE.fullmatch(lb.ssh.user):  # it goes into ssh_config text
         raise ConnectError(f"{name}: ssh user {lb.ssh.user!r} is not a login name",
                            hint="fix [ssh] user in the inventory")
+    if path is not None and not path.expanduser().is_file():
+        raise ConnectError(f"{name}: cannot read the ssh config {path.expanduser()}: no such file or directory",
+                           hint="fix [ssh] config in the inventory")
     config = _SSHConfig(secret_env)
+    resolved = sshresolve.resolve(lb, secret_env)
+    if resolved is not None:
+        target, text = resolved
+        config.parse(io.StringIO(text))
+        return target, config
     first = "".join(f"    {key} {value}\n" for key, value in (("Port", lb.ssh.port), ("User", lb.ssh.user))
                     if value is not None)
     if first:
         config.parse(io.StringIO(f"Host {lb.address}\n{first}"))
-    paths = [path.expanduser()] if path is not None else [Path.home() / ".ssh" / "config",
-                                                           Path("/etc/ssh/ssh_config")]
+    paths = [path.expanduser()] if path is not None else [Path.home() / ".ssh" / "config", SYSTEM_CONFIG]
     for file in paths:
         if path is None and not file.is_file():
             continue
         try:
-            with file.open(encoding="utf-8") as stream:
-                config.parse(stream)
+            text = file.read_text(encoding="utf-8")
+            sshresolve.refuse_unreadable(lb, text, file)
+            config.parse(io.StringIO(text))
         except OSError as exc:
             raise ConnectError(f"{name}: cannot read the ssh config {file}: {failure_reason(exc)}",
                                hint="fix [ssh] config in the inventory") from None
@@ -140,7 +154,7 @@ def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> paramik
             raise ConnectError(f"{name}: cannot use the ssh config {file}: {exc}",
                                hint="hakeep reads ssh_config with paramiko, which lacks a few "
                                     "OpenSSH keywords (e.g. Include); simplify that entry") from None
-    return config
+    return str(lb.address), config
 
 
 def connection(lb: LoadBalancer, accept_new: bool,
@@ -149,7 +163,7 @@ def connection(lb: LoadBalancer, accept_new: bool,
     process it starts (ProxyCommand, ``Match exec``) gets HAKEEP_SUDO_PASSWORD or ``secret_env``."""
     from fabric import Config, Connection
 
-    ssh_config = load_ssh_config(lb, secret_env)
+    target, ssh_config = load_ssh_config(lb, secret_env)
     connect_kwargs: dict[str, Any] = {}
     if lb.ssh.identity_file is not None:
         key = lb.ssh.identity_file.expanduser()
@@ -158,7 +172,7 @@ def connection(lb: LoadBalancer, accept_new: bool,
                                hint="fix [ssh] identity_file in the inventory")
         connect_kwargs["key_filename"] = [str(key)]
     try:
-        cxn = Connection(str(lb.address), user=lb.ssh.user, port=lb.ssh.port,
+        cxn = Connection(target, user=lb.ssh.user, port=lb.ssh.port,
                          config=Config(ssh_config=ssh_config, lazy=True),
                          connect_kwargs=connect_kwargs)
     except (ValueError, KeyError) as exc:

@@ -1,0 +1,149 @@
+"""An LB's SSH options as OpenSSH itself resolves them: ``ssh -G``.
+
+paramiko reads ssh_config itself, without ``Include`` and with its own idea of ``Match``,
+canonicalisation and tokens. Where an ``ssh`` client is installed, hakeep asks it instead:
+``ssh -G [-F FILE] [-p PORT] [-l USER] HOST`` prints every option OpenSSH would use for HOST, after
+``Include``, ``Host``/``Match`` (``Match exec`` run by ssh, without hakeep's secret variables),
+aliases and canonicalisation. Which name is asked (the documented precedence):
+
+1. the LB's ``name``, when the ssh config gives it a ``HostName`` (a ``Host lb1`` alias): OpenSSH's
+   options for that alias are used, as ``ssh lb1`` would; when that HostName is an IP address, it
+   must be the LB's ``address`` (else the run is refused: the two would name different hosts);
+2. otherwise the LB's ``address``, as ``ssh ADDRESS`` would.
+
+Each ProxyJump hop is resolved the same way (its own ``ssh -G``). The result is ssh_config text,
+one ``Host`` block per name with the resolved values, that :mod:`.sshhosts` hands to paramiko:
+what paramiko then sees is what OpenSSH decided. Without an ``ssh`` client, a config with
+``Include`` or ``Match`` is refused (paramiko would silently skip or misread it) rather than guessed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from hakeep.hosts.childenv import child_env
+from hakeep.hosts.remote import ConnectError
+from hakeep.inventory.model import LoadBalancer
+
+# the options hakeep's connection uses (the rest of ``ssh -G``'s output concerns what hakeep never does)
+USED = ("hostname", "user", "port", "identityfile", "identitiesonly", "identityagent", "proxycommand",
+        "proxyjump", "hostkeyalias", "userknownhostsfile", "globalknownhostsfile", "hashknownhosts",
+        "connecttimeout", "serveraliveinterval", "serveralivecountmax", "forwardagent")
+RESOLVE_TIMEOUT = 15.0  # seconds for one ``ssh -G`` (a Match exec may run a command)
+_NAME = re.compile(r"[A-Za-z0-9._:%\[\]-]+")
+
+
+def ssh_client() -> str | None:
+    return shutil.which("ssh")
+
+
+def resolve(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> tuple[str, str] | None:
+    """(the name to connect as, ssh_config text with OpenSSH's options for it and its jump hosts),
+    or None when no ``ssh`` client is installed (the caller then reads the config itself, refusing
+    what it cannot read: :func:`refuse_unreadable`)."""
+    ssh = ssh_client()
+    if ssh is None:
+        return None
+    by_name = _ask(ssh, lb, lb.name, secret_env)
+    hostname = (by_name.get("hostname") or [lb.name])[0]
+    if hostname != lb.name:
+        _same_host(lb, hostname)
+        target, options = lb.name, by_name
+    else:
+        target, options = str(lb.address), _ask(ssh, lb, str(lb.address), secret_env)
+    blocks = [_block(target, options)]
+    for hop in _hops(options):
+        if hop != target:
+            blocks.append(_block(hop, _ask(ssh, lb, hop, secret_env, jump=True)))
+    return target, "".join(blocks)
+
+
+def refuse_unreadable(lb: LoadBalancer, text: str, file: Path) -> None:
+    """Without an ``ssh`` client: a config paramiko would misread is refused, naming the line."""
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.strip().replace("=", " ", 1).split()
+        if words and words[0].lower() in ("include", "match"):
+            raise ConnectError(
+                f"{lb.name}: {file}:{number}: {words[0]} needs OpenSSH's own reading of the config, and no ssh "
+                "client is installed here",
+                hint="install the OpenSSH client (hakeep then asks `ssh -G`), or write that part out without "
+                     f"{words[0]} in a file of its own and name it as [ssh] config in the inventory")
+
+
+def _ask(ssh: str, lb: LoadBalancer, host: str, secret_env: Sequence[str], *,
+         jump: bool = False) -> dict[str, list[str]]:
+    if not _NAME.fullmatch(host) or host.startswith("-"):
+        raise ConnectError(f"{lb.name}: cannot ask ssh about {host!r}: not a host name",
+                           hint="check ProxyJump in your ssh config")
+    argv = [ssh, "-G"]
+    if lb.ssh.config is not None:
+        argv += ["-F", str(lb.ssh.config.expanduser())]
+    if not jump:  # the inventory's port and user, as `ssh -p -l` (a jump host keeps its own)
+        argv += [*(["-p", str(lb.ssh.port)] if lb.ssh.port is not None else []),
+                 *(["-l", lb.ssh.user] if lb.ssh.user is not None else [])]
+    try:
+        done = subprocess.run([*argv, host], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              env=child_env(secret_env), timeout=RESOLVE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConnectError(f"{lb.name}: `ssh -G {host}` did not answer within {RESOLVE_TIMEOUT:g}s",
+                           hint="a Match exec command in your ssh config may hang") from None
+    if done.returncode != 0:
+        why = "; ".join(line.strip() for line in done.stderr.splitlines()[:5] if line.strip()) or (
+            f"exit {done.returncode}")
+        raise ConnectError(f"{lb.name}: OpenSSH cannot use the ssh config for {host}: {why}",
+                           hint="`ssh -G` shows the same; fix that config")
+    options: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key.lower() in USED and value:
+            options.setdefault(key.lower(), []).append(value.strip())
+    return options
+
+
+def _same_host(lb: LoadBalancer, hostname: str) -> None:
+    try:
+        ip = ipaddress.ip_address(hostname.strip("[]"))
+    except ValueError:
+        return  # a DNS name: the host key check stands between it and a wrong host
+    if ip != lb.address:
+        raise ConnectError(
+            f"{lb.name}: your ssh config makes {lb.name} an alias of {ip}, but the inventory's address for it is "
+            f"{lb.address}",
+            hint=f"make the two agree: fix the HostName of `Host {lb.name}`, or lb.address in the inventory")
+
+
+def _hops(options: dict[str, list[str]]) -> list[str]:
+    """The hosts of ProxyJump ``[user@]host[:port],...`` (fabric takes user and port from the spec)."""
+    value = (options.get("proxyjump") or ["none"])[0]
+    if value.lower() == "none":
+        return []
+    hops = []
+    for spec in value.split(","):
+        host = spec.strip().removeprefix("ssh://").rsplit("@", 1)[-1]
+        if host.startswith("["):
+            host = host[1:host.index("]")] if "]" in host else host
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+        hops.append(host)
+    return hops
+
+
+def _block(host: str, options: dict[str, list[str]]) -> str:
+    lines = [f"Host {host}"]
+    for key in USED:
+        for value in options.get(key, []):
+            if key == "connecttimeout" and value == "none":
+                continue
+            if key == "proxycommand" and value.lower() == "none":
+                continue
+            if key == "proxyjump" and value.lower() == "none":
+                continue
+            # OpenSSH expanded UserKnownHostsFile's tokens already: none may be expanded again
+            shown = value.replace("%", "%%") if key == "userknownhostsfile" else value
+            lines.append(f"    {key} {shown}")
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,97 @@
+"""SSH options as OpenSSH resolves them (``ssh -G``: :mod:`hakeep.hosts.sshresolve`), against a
+real sshd on loopback: a config that reaches the host only through an ``Include`` and a ``Host lb1``
+alias, the precedence of the LB's name over its address, an alias naming another address, and,
+without an ssh client, the refusal of what paramiko would misread."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hakeep.hosts import sshresolve
+from hakeep.hosts.connecting import connect
+from hakeep.hosts.remote import ConnectError
+from hakeep.hosts.sshhosts import connection
+from hakeep.hosts.transport import SSHTransport
+from tests import sshd
+
+pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client")
+
+
+def included(server: sshd.Server, tmp_path: Path, host_line: str, extra: str = "") -> Path:
+    """An inventory ssh config whose only line is an Include of the file that names the host."""
+    (tmp_path / "conf.d").mkdir(exist_ok=True)
+    (tmp_path / "conf.d" / "lbs.conf").write_text(
+        f"{host_line}\n{sshd._client_block(server.dir, server.port, server.user)}{extra}")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Include {tmp_path}/conf.d/*.conf\n")
+    return config
+
+
+def run_on(server: sshd.Server, lb: object) -> str:
+    if not server.known_hosts.read_text():
+        server.trust()
+    t = connect(lb)  # type: ignore[arg-type]
+    assert isinstance(t, SSHTransport)
+    try:
+        return t.run("echo reached", privileged=False).stdout.decode().strip()
+    finally:
+        t.close()
+
+
+def test_a_host_reached_only_through_an_include_and_an_alias(server: sshd.Server, tmp_path: Path) -> None:
+    config = included(server, tmp_path, f"Host lb1\n    HostName {sshd.LOOPBACK}")
+    lb = server.lb("lb1", config=config)
+    target, text = sshresolve.resolve(lb) or ("", "")
+    assert target == "lb1"  # the LB's name: a Host block gives it a HostName
+    assert f"hostname {sshd.LOOPBACK}" in text
+    assert f"port {server.port}" in text
+    assert run_on(server, lb) == "reached"
+
+
+def test_the_address_is_asked_when_no_block_names_the_lb(server: sshd.Server, tmp_path: Path) -> None:
+    config = included(server, tmp_path, f"Host {sshd.LOOPBACK}")
+    lb = server.lb("lb1", config=config)
+    target, _ = sshresolve.resolve(lb) or ("", "")
+    assert target == sshd.LOOPBACK
+    assert run_on(server, lb) == "reached"
+
+
+def test_an_alias_naming_another_address_is_refused(server: sshd.Server, tmp_path: Path) -> None:
+    config = included(server, tmp_path, "Host lb1\n    HostName 127.0.0.9")
+    with pytest.raises(ConnectError) as info:
+        connection(server.lb("lb1", config=config), False)
+    assert info.value.message == ("lb1: your ssh config makes lb1 an alias of 127.0.0.9, but the inventory's address "
+                                  f"for it is {sshd.LOOPBACK}")
+
+
+def test_the_inventory_port_comes_first_as_ssh_p(server: sshd.Server, tmp_path: Path) -> None:
+    config = included(server, tmp_path, f"Host lb1\n    HostName {sshd.LOOPBACK}")
+    lb = server.lb("lb1", config=config, port=sshd.free_port())
+    _, text = sshresolve.resolve(lb) or ("", "")
+    assert f"port {lb.ssh.port}" in text
+    with pytest.raises(ConnectError, match="connection refused"):
+        connect(lb)
+
+
+def test_without_an_ssh_client_an_include_is_refused(server: sshd.Server, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sshresolve, "ssh_client", lambda: None)
+    config = included(server, tmp_path, f"Host lb1\n    HostName {sshd.LOOPBACK}")
+    with pytest.raises(ConnectError) as info:
+        connection(server.lb("lb1", config=config), False)
+    assert info.value.message == (f"lb1: {config}:1: Include needs OpenSSH's own reading of the config, and no ssh "
+                                  "client is installed here")
+    assert "ssh -G" in (info.value.hint or "")
+
+
+def test_a_config_openssh_rejects_is_named(server: sshd.Server, tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host lb1\n    NoSuchKeyword yes\n")
+    with pytest.raises(ConnectError) as info:
+        connection(replace(server.lb("lb1", config=config)), False)
+    assert info.value.message.startswith("lb1: OpenSSH cannot use the ssh config for lb1: ")
+    assert "nosuchkeyword" in info.value.message.lower()

@@ -9,6 +9,7 @@ honoured).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 
@@ -21,18 +22,55 @@ _out: Console | None = None
 _err: Console | None = None
 
 
+def _silence(stream: object) -> None:
+    """The reader of ``stream`` went away (``| head``): what is left to print goes nowhere, and the
+    command goes on to its own end and exit code (a deploy is never cut short by a closed pipe)."""
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno())
+    finally:
+        os.close(devnull)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:  # rich's own exits 1: a misleading code
+        self.quiet = True
+        _silence(self.file)
+
+
+def _width(stream: object) -> int | None:
+    """A terminal's own width (or COLUMNS); for a pipe or a file, no limit: a table there is as wide
+    as its values (a release id cut to ``20261127T05…`` could not be pasted into rollback --to)."""
+    isatty = getattr(stream, "isatty", None)
+    if os.environ.get("COLUMNS") or (isatty is not None and isatty()):
+        return None  # rich reads the terminal, or COLUMNS
+    return 100_000
+
+
 def out() -> Console:
     global _out
     if _out is None:
-        _out = Console(file=sys.stdout, soft_wrap=True, highlight=False)
+        _out = _Console(file=sys.stdout, soft_wrap=True, highlight=False, width=_width(sys.stdout))
     return _out
 
 
 def err() -> Console:
     global _err
     if _err is None:
-        _err = Console(file=sys.stderr, soft_wrap=True, highlight=False)
+        _err = _Console(file=sys.stderr, soft_wrap=True, highlight=False, width=_width(sys.stderr))
     return _err
+
+
+def emit(text: str) -> None:
+    """A document (JSON) on stdout, whole, or nowhere once its reader has gone."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence(sys.stdout)
 
 
 def error(exc: HakeepError) -> None:

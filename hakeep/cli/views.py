@@ -151,10 +151,10 @@ class LiveProgress:
 
 def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None, title: str = "hakeep deploy") -> Table:
     table = Table(title=title, show_lines=False)
-    table.add_column("host")
-    table.add_column("result")
-    table.add_column("time", justify="right")
-    table.add_column("detail")
+    table.add_column("host", overflow="fold")
+    table.add_column("result", overflow="fold")
+    table.add_column("time", justify="right", overflow="fold")
+    table.add_column("detail", overflow="fold")
     for o in outcomes:
         style = _OUTCOME_STYLE[o.status]
         result = o.status.value
@@ -173,7 +173,7 @@ def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None, tit
 def releases_table(host: str, releases: Sequence[Release], live_id: str | None) -> Table:
     table = Table(title=f"{host}: releases in {RELEASES_DIR}", title_justify="left")
     for col in ("", "id", "time", "kind", "status", "operator", "what changed"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in releases:
         style = _RELEASE_STYLE.get(r.status, "")
         table.add_row("*" if r.id == live_id else "", r.id, r.time, r.kind.value, Text(r.status.value, style=style),
@@ -191,7 +191,7 @@ def status_table(pair: PairStatus) -> Table:
     table = Table(title=f"VIP {pair.vip}", title_justify="left")
     for col in ("host", "address", "reached", "VIP", "VRRP", "haproxy", "keepalived", "servers up", "live release",
                 "drift"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
 
     def unit(state: str, pid: int) -> Text:
         return Text(f"{state} ({pid})" if pid else state, style="green" if state == "active" else "bold red")
@@ -275,7 +275,7 @@ def drill_table(results: Sequence[DrillResult]) -> Table:
     table = Table(title="hakeep drill", title_justify="left")
     for col in ("round", "mode", "from", "to", "failover", "frontends", "client gap", "failed connects",
                 "fail-back", "result"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in results:
         table.add_row(str(r.round), r.mode.value, r.old_holder, r.new_holder or "-", _secs(r.vip_moved_s),
                       _secs(r.frontends_s), _secs(r.probe.longest_gap_s) if r.probe else "-",

@@ -97,9 +97,15 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
     if not args.json:
         views.print_plan(plan)
     if not confirm(args, plan):
-        output.error(HakeepError("aborted: nothing was changed",
-                                 hint="files were edited on the hosts since the last release (drift): "
-                                 "review the diff, then run again with --yes" if plan.drift else None))
+        if not _interactive():
+            hint = (f"no terminal to ask on: a {plan.kind} without one must say it means it; review the plan "
+                    "(--dry-run), then run again with --yes")
+        elif plan.drift:
+            hint = ("files were edited on the hosts since the last release (drift): review the diff, then run "
+                    "again with --yes")
+        else:
+            hint = None
+        output.error(HakeepError("aborted: nothing was changed", hint=hint))
         return exitcodes.PREFLIGHT
     progress.start()
     with session.phase("install"):
@@ -127,18 +133,20 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
     return finish(args, plan, outcomes, final, session.timings)
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and os.environ.get("CI") != "true"
+
+
 def confirm(args: argparse.Namespace, plan: Plan) -> bool:
+    """--yes, or a person's "y" on a terminal. Without a terminal (a pipeline, cron, CI) and without
+    --yes, a change is refused, as Terraform's apply without -auto-approve."""
     if args.yes:
         return True
-    interactive = sys.stdin.isatty() and os.environ.get("CI") != "true"
-    if plan.drift:
-        for host, d in plan.drift:
-            output.err().print(f"drift: {host}: {d.path} was edited on the host since release {d.release}; "
-                               "this run overwrites it", style="yellow", markup=False, highlight=False)
-        if not interactive:
-            return False
-    if not interactive:
-        return True
+    for host, d in plan.drift:
+        output.err().print(f"drift: {host}: {d.path} was edited on the host since release {d.release}; "
+                           "this run overwrites it", style="yellow", markup=False, highlight=False)
+    if not _interactive():
+        return False
     answer = input(f"apply this {plan.kind}? [y/N] ").strip().lower()
     return answer in ("y", "yes")
 
@@ -146,7 +154,7 @@ def confirm(args: argparse.Namespace, plan: Plan) -> bool:
 def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
          *, dry_run: bool = False, timings: Mapping[str, float] | None = None) -> None:
     if args.json:
-        print(jsondoc.dump(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run, timings=timings)))
+        output.emit(jsondoc.dump(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run, timings=timings)))
     else:
         views.print_plan(plan, validations)
 
@@ -154,7 +162,7 @@ def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, Validat
 def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], final: FinalCheck | None,
            timings: Mapping[str, float] | None = None) -> int:
     if args.json:
-        print(jsondoc.dump(jsondoc.plan_doc(plan, outcomes, final, timings=timings)))
+        output.emit(jsondoc.dump(jsondoc.plan_doc(plan, outcomes, final, timings=timings)))
     else:
         output.out().print(views.summary_table(outcomes, final, title=f"hakeep {plan.kind}"))
         if not plan.changed:

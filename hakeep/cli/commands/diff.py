@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hakeep.cli import exitcodes, jsondoc, views
+    from hakeep.cli import exitcodes, jsondoc, output, views
     from hakeep.cli.commands.common import plan_deploy, render_for_deploy
     from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.load import load_inventory
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                       accept_new_host_keys=args.accept_new_host_keys) as session:
         plan = plan_deploy(inv, rendered, session, limit)
     if args.json:
-        print(jsondoc.dump(jsondoc.plan_doc(plan, dry_run=True)))
+        output.emit(jsondoc.dump(jsondoc.plan_doc(plan, dry_run=True)))
     else:
         views.print_plan(plan, steps=False)
     return exitcodes.CHANGES_PENDING if plan.changed or plan.drift else exitcodes.OK

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         pair = survey(session)
         if pair.verdict is not Verdict.HEALTHY:
             if args.json:
-                print(jsondoc.dump(jsondoc.status_doc(pair)))
+                output.emit(jsondoc.dump(jsondoc.status_doc(pair)))
             else:
                 output.out().print(views.status_table(pair))
                 views.print_verdict(pair)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 output.out().print(views.drill_line(result))
     if args.json:
-        print(jsondoc.dump([jsondoc.drill_doc(r) for r in results]))
+        output.emit(jsondoc.dump([jsondoc.drill_doc(r) for r in results]))
     else:
         output.out().print(views.drill_table(results))
         if all(r.ok for r in results):

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         for name, err in session.unreachable.items():
             output.warn(f"{name} cannot be reached ({err.message}); its releases are not listed")
     if args.json:
-        print(jsondoc.dump(jsondoc.releases_doc(histories)))
+        output.emit(jsondoc.dump(jsondoc.releases_doc(histories)))
         return exitcodes.OK
     for host, h in histories.items():
         output.out().print(views.releases_table(host, h.releases, h.live.id if h.live else None))

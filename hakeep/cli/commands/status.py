@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.VERDICTS[last.verdict] if last is not None else exitcodes.INTERRUPTED
     pair = snapshot()
     if args.json:
-        print(jsondoc.dump(jsondoc.status_doc(pair)))
+        output.emit(jsondoc.dump(jsondoc.status_doc(pair)))
     else:
         output.out().print(views.status_table(pair))
         views.print_verdict(pair)

@@ -62,3 +62,48 @@ def test_a_change_without_a_terminal_needs_yes(monkeypatch: pytest.MonkeyPatch) 
     plan = SimpleNamespace(drift=(), kind="deploy")
     assert confirm(SimpleNamespace(yes=False), plan) is False  # type: ignore[arg-type]
     assert confirm(SimpleNamespace(yes=True), plan) is True  # type: ignore[arg-type]
+
+
+def test_limit_takes_comma_lists_and_globs(tmp_path: Path) -> None:
+    from hakeep.cli.commands.options import checked_limit
+    from hakeep.errors import UsageError
+    from tests.fixtures import base_doc, load
+
+    doc = base_doc()
+    doc["lb"].append({"name": "other-lb", "address": "10.220.62.34", "interface": "ens192", "priority": 99})
+    inv = load(tmp_path, doc)
+    assert checked_limit(inv, None) is None
+    assert checked_limit(inv, ["loadbalance-*"]) == ["loadbalance-left", "loadbalance-right"]
+    assert checked_limit(inv, ["other-lb,loadbalance-left"]) == ["loadbalance-left", "other-lb"]  # inventory order
+    assert checked_limit(inv, ["*-right", "loadbalance-right"]) == ["loadbalance-right"]
+    with pytest.raises(UsageError) as info:
+        checked_limit(inv, ["lb9,loadbalance-left", "x*"])
+    assert info.value.message == f"--limit lb9, x*: no such LB in {inv.source}"
+    assert info.value.hint == "the LBs are: loadbalance-left, loadbalance-right, other-lb"
+
+
+def run_validate(*extra: str, env: dict[str, str] | None = None) -> str:
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    done = subprocess.run([sys.executable, "-m", "hakeep", "validate", str(EXAMPLE), *extra], capture_output=True,
+                          text=True, env={**base, **(env or {})}, cwd=ROOT, timeout=60, check=False)
+    assert "warning: " in done.stderr, done.stderr
+    return done.stderr
+
+
+def test_color_always_colours_the_prefix_only() -> None:
+    text = run_validate("--color", "always")
+    [line] = [ln for ln in text.splitlines() if "keeps a hung kube-apiserver" in ln]
+    prefix, _, message = line.partition("warning: ")
+    assert "\x1b[" in prefix  # the prefix is coloured...
+    assert message.startswith("\x1b[0m")  # ...then reset, and the message itself is plain
+    assert "\x1b[" not in message[len("\x1b[0m"):]
+
+
+@pytest.mark.parametrize(("extra", "env"), [((), None), (("--color", "never"), {"FORCE_COLOR": "1"}),
+                                             ((), {"NO_COLOR": "1"})])
+def test_no_colour_in_pipes_with_never_or_no_color(extra: tuple[str, ...], env: dict[str, str] | None) -> None:
+    assert "\x1b[" not in run_validate(*extra, env=env)
+
+
+def test_force_color_colours_a_pipe() -> None:
+    assert "\x1b[" in run_validate(env={"FORCE_COLOR": "1"})

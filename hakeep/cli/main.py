@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary, epilog=examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("inventory", metavar="INVENTORY", help="path of the inventory TOML file")
+        p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                       help="colour the output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces "
+                            "it), always, never")
         module = importlib.import_module(f"hakeep.cli.commands.{name}")
         module.add_arguments(p)
     return parser
@@ -151,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hakeep import signals
     from hakeep.cli import output
 
+    output.set_color(args.color)
     signals.install()
     try:
         module = importlib.import_module(f"hakeep.cli.commands.{args.command}")

@@ -20,6 +20,23 @@ from hakeep.errors import HakeepError, InventoryError, Problem
 
 _out: Console | None = None
 _err: Console | None = None
+_COLOR = "auto"  # --color: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces), always, never
+
+
+def set_color(choice: str) -> None:
+    """``--color``; call before the first output."""
+    global _COLOR, _out, _err
+    _COLOR, _out, _err = choice, None, None
+
+
+def _console(stream: object) -> Console:
+    kw: dict[str, object] = {}
+    if _COLOR == "always":
+        kw["force_terminal"] = True
+    elif _COLOR == "never":
+        kw["no_color"] = True
+        kw["color_system"] = None
+    return _Console(file=stream, soft_wrap=True, highlight=False, width=_width(stream), **kw)  # type: ignore[arg-type]
 
 
 def _silence(stream: object) -> None:
@@ -53,14 +70,14 @@ def _width(stream: object) -> int | None:
 def out() -> Console:
     global _out
     if _out is None:
-        _out = _Console(file=sys.stdout, soft_wrap=True, highlight=False, width=_width(sys.stdout))
+        _out = _console(sys.stdout)
     return _out
 
 
 def err() -> Console:
     global _err
     if _err is None:
-        _err = _Console(file=sys.stderr, soft_wrap=True, highlight=False, width=_width(sys.stderr))
+        _err = _console(sys.stderr)
     return _err
 
 
@@ -78,25 +95,27 @@ def error(exc: HakeepError) -> None:
     con = err()
     if isinstance(exc, InventoryError):
         for p in exc.problems:
-            con.print(Text(p.render(exc.source), style="red"))
+            text = p.render(exc.source)
+            head, sep, rest = text.partition(": ")
+            con.print(Text.assemble((head + sep, "red"), rest))
     else:
         for line in exc.message.splitlines() or [exc.message]:
-            con.print(Text("error: ", style="bold red") + Text(line))
+            con.print(Text.assemble(("error: ", "bold red")) + Text(line))
     if exc.hint:
-        con.print(Text("hint: ", style="cyan") + Text(exc.hint))
+        con.print(Text.assemble(("hint: ", "cyan")) + Text(exc.hint))
 
 
 def warnings(source: str, problems: Iterable[Problem]) -> int:
     count = 0
     for p in problems:
-        err().print(Text("warning: ", style="bold yellow") + Text(p.render(source), style="yellow"))
+        err().print(Text.assemble(("warning: ", "bold yellow")) + Text(p.render(source)))
         count += 1
     return count
 
 
 def warn(message: str) -> None:
     """One ``warning:`` line on stderr."""
-    err().print(Text("warning: ", style="bold yellow") + Text(message, style="yellow"))
+    err().print(Text.assemble(("warning: ", "bold yellow")) + Text(message))
 
 
 def line(message: str, style: str = "") -> None:
@@ -104,7 +123,7 @@ def line(message: str, style: str = "") -> None:
 
 
 def success(message: str) -> None:
-    out().print(Text("ok: ", style="bold green") + Text(message))
+    out().print(Text.assemble(("ok: ", "bold green")) + Text(message))
 
 
 def file_listing(title: str, text: str, lexer: str) -> None:

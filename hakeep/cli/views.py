@@ -69,9 +69,9 @@ def print_plan(plan: Plan, validations: Mapping[str, ValidationOutcome] | None =
                console: Console | None = None, *, steps: bool = True) -> None:
     con = console or out()
     for w in plan.warnings:
-        con.print(Text("warning: ", style="bold yellow") + Text(w, style="yellow"))
+        con.print(Text.assemble(("warning: ", "bold yellow")) + Text(w))
     for e in plan.errors:
-        con.print(Text("preflight: ", style="bold red") + Text(e))
+        con.print(Text.assemble(("preflight: ", "bold red")) + Text(e))
     if plan.side_by_side:
         con.print(Text("no LB serves traffic yet (no VIP, haproxy and keepalived stopped everywhere): "
                        "the LBs are set up side by side, each behind its own health gate"))
@@ -95,7 +95,7 @@ def _print_host(con: Console, hp: HostPlan, validation: ValidationOutcome | None
                  + " (deploy installs first, then validates before replacing anything)",
                  ValidationStatus.REJECTED: "the host REJECTS the new config:",
                  ValidationStatus.ERROR: "validation could not run:"}[validation.status]
-        con.print(Text("   validate: ", style="bold") + Text(label, style=_VALIDATION_STYLE[validation.status]))
+        con.print(Text.assemble(("   validate: ", "bold")) + Text(label, style=_VALIDATION_STYLE[validation.status]))
         if validation.status.refused and validation.output:
             con.print(Text("      " + validation.output.replace("\n", "\n      "), style="red"))
     if not hp.changed:
@@ -216,7 +216,7 @@ def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
     con = console or out()
     where = ", ".join(pair.holders) or "no LB"
     style = _VERDICT_STYLE[pair.verdict.value]
-    con.print(Text(f"{pair.verdict.value}: ", style=style) + Text(f"VIP {pair.vip} on {where}"))
+    con.print(Text.assemble((f"{pair.verdict.value}: ", style), f"VIP {pair.vip} on {where}"))
     for reason in pair.reasons:
         con.print(Text("  - " + reason))
 

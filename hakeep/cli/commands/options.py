@@ -20,17 +20,34 @@ def add_apply_arguments(parser: argparse.ArgumentParser, *, verb: str) -> None:
 
 
 def add_limit_argument(parser: argparse.ArgumentParser, *, verb: str) -> None:
-    parser.add_argument("--limit", metavar="NAME", action="append",
-                        help=f"{verb} only this LB (repeatable); the others are checked when they can be "
-                             "reached, and an unreachable one does not stop the run")
+    parser.add_argument("--limit", metavar="NAMES", action="append",
+                        help=f"{verb} only these LBs: names, comma lists and shell globs ('lb*', lb1,lb3; "
+                             "repeatable); the others are checked when they can be reached, and an unreachable "
+                             "one does not stop the run")
 
 
 def checked_limit(inv: Inventory, limit: list[str] | None) -> list[str] | None:
-    """``--limit`` as given, once every name is known to be an LB of the inventory."""
-    unknown = [n for n in limit or [] if n not in [lb.name for lb in inv.lbs]]
+    """``--limit`` values (each a comma list of LB names or shell globs) -> the LBs they name, in
+    inventory order; a name or glob that matches no LB is an error listing the valid names."""
+    if not limit:
+        return None
+    import fnmatch
+
+    names = [lb.name for lb in inv.lbs]
+    chosen: set[str] = set()
+    unknown: list[str] = []
+    for value in limit:
+        for word in (w.strip() for w in value.split(",")):
+            if not word:
+                continue
+            matched = [n for n in names if fnmatch.fnmatchcase(n, word)]
+            if not matched:
+                unknown.append(word)
+            chosen.update(matched)
     if unknown:
-        raise UsageError(f"--limit {', '.join(unknown)}: no such [[lb]] in {inv.source}")
-    return limit
+        raise UsageError(f"--limit {', '.join(unknown)}: no such LB in {inv.source}",
+                         hint=f"the LBs are: {', '.join(names)}")
+    return [n for n in names if n in chosen]
 
 
 def add_read_arguments(parser: argparse.ArgumentParser) -> None:

@@ -55,9 +55,12 @@ class InventoryError(UsageError):
         self.source = source
         self.problems = tuple(problems)
         lines = [p.render(source) for p in problems]
+        syntax = any(p.message.startswith("TOML syntax error") for p in problems)
         super().__init__(
             "\n".join(lines),
-            hint="fix the keys named above; `hakeep validate INVENTORY` re-checks them all",
+            hint=("the file is not valid TOML: fix it at that line and column (a missing quote, bracket or "
+                  "'=' is usual); `hakeep validate INVENTORY` reads it again") if syntax else
+                 "fix the keys named above; `hakeep validate INVENTORY` re-checks them all",
         )
 
 

@@ -107,3 +107,23 @@ def test_no_colour_in_pipes_with_never_or_no_color(extra: tuple[str, ...], env: 
 
 def test_force_color_colours_a_pipe() -> None:
     assert "\x1b[" in run_validate(env={"FORCE_COLOR": "1"})
+
+
+def test_an_unknown_option_shows_the_commands_usage() -> None:
+    done = subprocess.run([sys.executable, "-m", "hakeep", "deploy", str(EXAMPLE), "--no-such-option"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: hakeep deploy ")
+    assert "hakeep deploy: error: unrecognized arguments: --no-such-option" in done.stderr
+
+
+def test_a_toml_syntax_error_hints_at_the_syntax(tmp_path: Path) -> None:
+    bad = tmp_path / "inventory.toml"
+    bad.write_text("[cluster]\nname = \"x\nvip = 1\n")
+    done = subprocess.run([sys.executable, "-m", "hakeep", "validate", str(bad)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "TOML syntax error" in done.stderr
+    assert "keys named above" not in done.stderr
+    assert "not valid TOML" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,63 @@ def test_a_toml_syntax_error_hints_at_the_syntax(tmp_path: Path) -> None:
     assert "keys named above" not in done.stderr
     assert "not valid TOML" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def hakeep_out(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hakeep", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60, check=False, env={**os.environ, "HAKEEP_VRRP_PASS": "pw"})
+
+
+def test_init_prints_the_example_and_a_valid_inventory_for_a_topology(tmp_path: Path) -> None:
+    done = hakeep_out("init")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == EXAMPLE.read_text()
+    done = hakeep_out("init", "--vip", "10.0.0.10/24", "--lb", "lb1=10.0.0.11", "--lb", "lb2=10.0.0.12",
+                      "--master", "m1=10.0.0.21", "--master", "m2=10.0.0.22")
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "inventory.toml"
+    path.write_text(done.stdout)
+    check = hakeep_out("validate", str(path))
+    assert check.returncode == 0, check.stderr
+    assert "valid: cluster k8s, 2 LBs, 2 frontends, VIP 10.0.0.10/24" in check.stdout
+    assert "# the highest: the preferred VIP holder" in done.stdout
+    bad = hakeep_out("init", "--vip", "10.0.0.10/24", "--lb", "lb1=nope", "--lb", "lb2=10.0.0.12",
+                     "--master", "m=1.2.3.4")
+    assert bad.returncode == 2
+    assert "--lb lb1=nope: nope is not an IP address" in bad.stderr
+    outside = hakeep_out("init", "--vip", "10.9.0.10/24", "--lb", "lb1=10.0.0.11", "--lb", "lb2=10.0.0.12",
+                         "--master", "m1=10.0.0.21")
+    assert outside.returncode == 2  # validated before it is printed: the VIP is in no LB's subnet
+    assert outside.stdout == ""
+
+
+def test_bash_completion_completes_commands_options_and_lb_names() -> None:
+    script = hakeep_out("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    probe = f"""
+hakeep() {{ {sys.executable} -m hakeep "$@"; }}
+{script.stdout}
+complete_for() {{
+    COMP_WORDS=("$@"); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMPREPLY=(); _hakeep; echo "${{COMPREPLY[*]}}"
+}}
+complete_for hakeep dr
+complete_for hakeep deploy x.toml --dry
+complete_for hakeep deploy {EXAMPLE} --limit loadbalance-r
+complete_for hakeep status x.toml --color al
+complete_for hakeep completion z
+"""
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+                          env={**os.environ, "HAKEEP_VRRP_PASS": "pw"})
+    assert done.stdout.splitlines() == ["drill", "--dry-run", "loadbalance-right", "always", "zsh"], done.stderr
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_scripts(shell: str) -> None:
+    script = hakeep_out("completion", shell)
+    assert script.returncode == 0, script.stderr
+    assert "deploy" in script.stdout
+    assert "--limit" in script.stdout or "-l limit" in script.stdout
+    if shutil.which(shell):
+        syntax = subprocess.run([shell, "-n"], input=script.stdout, capture_output=True, text=True, timeout=30,
+                                check=False)
+        assert syntax.returncode == 0, syntax.stderr

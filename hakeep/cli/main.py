@@ -121,7 +121,29 @@ With -o, writes DIR/<lb name>/etc/haproxy/haproxy.cfg, DIR/<lb name>/etc/keepali
 override the shipped templates of the same name.
 """,
     ),
+    "init": (
+        "print a commented, valid inventory to start from (the example, or one for --vip/--lb/--master)",
+        """examples:
+  hakeep init > inventory.toml
+  hakeep init --vip 10.0.0.10/24 --lb lb1=10.0.0.11 --lb lb2=10.0.0.12 \\
+              --master m1=10.0.0.21 --master m2=10.0.0.22 --master m3=10.0.0.23 > inventory.toml
+""",
+    ),
+    "completion": (
+        "print the shell completion script for bash, zsh or fish",
+        """examples:
+  hakeep completion bash > ~/.local/share/bash-completion/completions/hakeep
+  hakeep completion zsh > "${fpath[1]}/_hakeep"
+  hakeep completion fish > ~/.config/fish/completions/hakeep.fish
+
+Completes commands and options, the LB names of the inventory on the line for --limit, and, for
+rollback --to, the release ids `hakeep releases INVENTORY --json` reports (that asks the hosts).
+""",
+    ),
 }
+
+
+NO_INVENTORY = ("init", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary, epilog=examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(command_parser=p)
-        p.add_argument("inventory", metavar="INVENTORY", help="path of the inventory TOML file")
+        if name not in NO_INVENTORY:
+            p.add_argument("inventory", metavar="INVENTORY", help="path of the inventory TOML file")
         p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                        help="colour the output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces "
                             "it), always, never")

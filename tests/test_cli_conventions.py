@@ -84,7 +84,7 @@ def test_limit_takes_comma_lists_and_globs(tmp_path: Path) -> None:
 
 
 def run_validate(*extra: str, env: dict[str, str] | None = None) -> str:
-    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")} | {"HAKEEP_VRRP_PASS": "pw"}
     done = subprocess.run([sys.executable, "-m", "hakeep", "validate", str(EXAMPLE), *extra], capture_output=True,
                           text=True, env={**base, **(env or {})}, cwd=ROOT, timeout=60, check=False)
     assert "warning: " in done.stderr, done.stderr
@@ -188,3 +188,22 @@ def test_zsh_and_fish_scripts(shell: str) -> None:
         syntax = subprocess.run([shell, "-n"], input=script.stdout, capture_output=True, text=True, timeout=30,
                                 check=False)
         assert syntax.returncode == 0, syntax.stderr
+
+
+def test_validate_checks_the_password_variables_unless_offline() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HAKEEP_VRRP_PASS"}
+    for value in (None, ""):
+        done = subprocess.run([sys.executable, "-m", "hakeep", "validate", str(EXAMPLE)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60, check=False,
+                              env=env if value is None else {**env, "HAKEEP_VRRP_PASS": value})
+        assert done.returncode == 2, done.stderr
+        assert "cluster.auth_pass_env: environment variable HAKEEP_VRRP_PASS is not set" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "hakeep", "validate", str(EXAMPLE), "--offline"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def test_equal_priorities_get_a_lint_note() -> None:
+    text = run_validate()
+    assert ("lb: loadbalance-left, loadbalance-right share priority 100: between equals VRRP elects the one with "
+            "the highest IP address") in text

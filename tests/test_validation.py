@@ -267,16 +267,17 @@ def test_cli_validate_syntax_error_and_missing_file(tmp_path: Path) -> None:
 
 def test_cli_validate_ok_with_warnings() -> None:
     from tests.fixtures import EXAMPLE
-    proc = run_cli("validate", str(EXAMPLE))
+    proc = run_cli("validate", str(EXAMPLE), "--offline")
     assert proc.returncode == 0, proc.stderr
     assert "valid: cluster devops, 2 LBs, 2 frontends" in proc.stdout
     assert 'warning: inventory.example.toml: frontend[0].check: "tcp" keeps a hung' in proc.stderr
 
 
-def test_render_needs_the_password_env_but_validate_does_not(tmp_path: Path) -> None:
+def test_render_needs_the_password_env_and_validate_offline_does_not(tmp_path: Path) -> None:
     path = write(tmp_path, base_doc())
     env = {"PATH": "/usr/bin:/bin"}
-    assert run_cli("validate", str(path), env=env).returncode == 0
+    assert run_cli("validate", str(path), "--offline", env=env).returncode == 0
+    assert run_cli("validate", str(path), env=env).returncode == 2
     proc = run_cli("render", str(path), "-o", str(tmp_path / "out"), env=env)
     assert proc.returncode == 2
     assert "cluster.auth_pass_env: environment variable HAKEEP_VRRP_PASS is not set" in proc.stderr

@@ -29,6 +29,15 @@ def lint(inv: Inventory) -> list[Problem]:
         names = ", ".join(lb.name for lb in low)
         out.append(Problem("cluster.check_weight", f"priority minus weight drops below 1 on {names}; "
                            "keepalived clamps it, so failed hosts may tie"))
+    by_prio: dict[int, list[str]] = {}
+    for lb in inv.lbs:
+        by_prio.setdefault(lb.priority, []).append(lb.name)
+    for prio, equal in by_prio.items():
+        if len(equal) > 1:
+            out.append(Problem("lb", f"{', '.join(equal)} share priority {prio}: between equals VRRP elects the "
+                               "one with the highest IP address, and one that comes back never takes the VIP "
+                               "back (no preemption among equals); give the preferred VIP holder the highest "
+                               "priority if it matters which LB serves"))
     if not float(inv.cluster.advert_int).is_integer():
         out.append(Problem("cluster.advert_int", f"{inv.cluster.advert_int:g} is not a whole number of "
                            "seconds; VRRPv2 rounds it"))

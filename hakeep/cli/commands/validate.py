@@ -9,7 +9,8 @@ from hakeep.cli import exitcodes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser  # no options beyond INVENTORY
+    parser.add_argument("--offline", action="store_true",
+                        help="check the file only: skip the environment (the password variables it names)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,6 +19,10 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.inventory.load import load_inventory
 
     inv = load_inventory(Path(args.inventory))
+    if not args.offline:  # a deploy would stop at a missing or empty password variable: say so now
+        from hakeep.render.secrets import resolve_secrets
+
+        resolve_secrets(inv)
     warned = output.warnings(inv.source, lint(inv))
     summary = (f"{inv.source}: valid: cluster {inv.cluster.name}, {len(inv.lbs)} LBs, "
                f"{len(inv.frontends)} frontends, VIP {inv.cluster.vip}")

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -207,3 +208,39 @@ def test_equal_priorities_get_a_lint_note() -> None:
     text = run_validate()
     assert ("lb: loadbalance-left, loadbalance-right share priority 100: between equals VRRP elects the one with "
             "the highest IP address") in text
+
+
+def test_verbose_and_debug_show_each_remote_command_and_the_ssh_log(server: object, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from hakeep.hosts import remote
+    from hakeep.hosts.connecting import connect
+    from tests import sshd
+
+    assert isinstance(server, sshd.Server)
+    server.trust()
+    stream = io.StringIO()
+    monkeypatch.setattr(output, "_err", output._Console(file=stream, soft_wrap=True, width=1000))
+    monkeypatch.setattr(remote, "TRACE", None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    log = logging.getLogger("paramiko")
+    handlers, level = list(log.handlers), log.level
+    try:
+        output.verbose(debug=True)
+        t = connect(server.lb())
+        try:
+            t.run("echo hello; exit 3", display="say hello", privileged=False, check=False)
+        finally:
+            t.close()
+    finally:
+        for h in log.handlers[len(handlers):]:
+            log.removeHandler(h)
+            h.close()
+        log.setLevel(level)
+    text = stream.getvalue()
+    assert f"ssh {sshd.LOOPBACK}: say hello (" in text or "ssh lb1: say hello (" in text, text
+    assert "s, exit 3)" in text
+    [path] = [w for w in text.split() if w.startswith(str(tmp_path)) and w.endswith(".log")]
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert "Authentication" in Path(path).read_text() or "auth" in Path(path).read_text().lower()

@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(command_parser=p)
         if name not in NO_INVENTORY:
             p.add_argument("inventory", metavar="INVENTORY", help="path of the inventory TOML file")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="print each remote command as it ends: host, what it was, seconds, exit code")
+        p.add_argument("--debug", action="store_true",
+                       help="-v, and the SSH library's own log in a file (its path is printed first)")
         p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                        help="colour the output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces "
                             "it), always, never")
@@ -182,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hakeep.cli import output
 
     output.set_color(args.color)
+    if args.verbose or args.debug:
+        output.verbose(debug=args.debug)
     signals.install()
     try:
         module = importlib.import_module(f"hakeep.cli.commands.{args.command}")

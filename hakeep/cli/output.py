@@ -135,3 +135,27 @@ def file_listing(title: str, text: str, lexer: str) -> None:
         con.print(Syntax(text, lexer, theme="ansi_dark", word_wrap=False, background_color="default"))
     else:
         con.print(Text(text), end="")
+
+
+def verbose(*, debug: bool = False) -> None:
+    """-v: one stderr line per remote command as it ends (its display name holds no secret);
+    --debug: that, and paramiko's own log in a private file whose path is printed first."""
+    from hakeep.hosts import remote
+
+    def trace(host: str, what: str, seconds: float, code: int | None) -> None:
+        status = "no exit status" if code is None or code < 0 else f"exit {code}"
+        err().print(Text.assemble(("  ssh ", "dim"), f"{host}: {what} ({seconds:.2f}s, {status})"))
+
+    remote.TRACE = trace
+    if debug:
+        import logging
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="hakeep-debug-", suffix=".log")  # 0600
+        os.close(fd)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(threadName)s %(message)s"))
+        log = logging.getLogger("paramiko")
+        log.setLevel(logging.DEBUG)
+        log.addHandler(handler)
+        err().print(Text.assemble(("debug: ", "bold"), f"the SSH library's log goes to {path}"))

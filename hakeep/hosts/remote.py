@@ -16,7 +16,7 @@ import math
 import re
 import secrets
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +25,10 @@ from hakeep.hosts.scripts import compose
 
 TAIL_LINES = 20
 _DISPLAY_WIDTH = 80
+
+# -v (hakeep.cli.output.verbose): called after every remote command a transport runs, with (host,
+# the command's secret-free display name, seconds, exit code or None)
+TRACE: Callable[[str, str, float, int | None], None] | None = None
 
 
 @dataclass(frozen=True)

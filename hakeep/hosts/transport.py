@@ -23,6 +23,7 @@ import paramiko
 
 from hakeep import signals
 from hakeep.errors import HakeepError
+from hakeep.hosts import remote
 from hakeep.hosts.channel import collect, feed, read_lock_answer
 from hakeep.hosts.remote import (
     DEADLINE_MARK,
@@ -140,11 +141,19 @@ class SSHTransport:
             command, data = shell_command(script), stdin
         with self._guard:
             self._inflight.add(token)
+        started, code = time.monotonic(), None
         try:
-            return self._exec(command, shown, data, timeout=timeout, check=check, token=token, private=private)
+            result = self._exec(command, shown, data, timeout=timeout, check=check, token=token, private=private)
+            code = result.exit_code
+            return result
+        except RemoteCommandError as exc:
+            code = exc.result.exit_code
+            raise
         finally:
             with self._guard:
                 self._inflight.discard(token)
+            if remote.TRACE is not None:  # -v: each remote command, by its secret-free display name
+                remote.TRACE(self.host, shown, time.monotonic() - started, code)
 
     def _secret(self) -> str | None:
         return self._password.reveal() if self._password is not None else None

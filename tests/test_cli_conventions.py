@@ -244,3 +244,44 @@ def test_verbose_and_debug_show_each_remote_command_and_the_ssh_log(server: obje
     [path] = [w for w in text.split() if w.startswith(str(tmp_path)) and w.endswith(".log")]
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert "Authentication" in Path(path).read_text() or "auth" in Path(path).read_text().lower()
+
+
+def test_limit_naming_nothing_is_an_error(tmp_path: Path) -> None:
+    from hakeep.cli.commands.options import checked_limit
+    from hakeep.errors import UsageError
+    from tests.fixtures import base_doc, load
+
+    inv = load(tmp_path, base_doc())
+    for empty in ([""], [","], [" , "]):
+        with pytest.raises(UsageError, match="--limit names no LB"):
+            checked_limit(inv, empty)
+
+
+def test_completion_never_expands_what_a_host_named(tmp_path: Path) -> None:
+    script = hakeep_out("completion", "bash").stdout
+    marker = tmp_path / "pwned"
+    probe = f"""
+hakeep() {{ printf '%s\\n' '20261127T053012Z-4f2a9c' '$(touch {marker})' '`touch {marker}`'; }}
+{script}
+COMP_WORDS=(hakeep rollback inv.toml --to ''); COMP_CWORD=4; COMPREPLY=(); _hakeep
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert not marker.exists()
+    assert done.stdout.splitlines() == ["20261127T053012Z-4f2a9c", f"$(touch {marker})", f"`touch {marker}`"]
+
+
+@pytest.mark.parametrize("args", [("render", str(EXAMPLE)), ("validate", str(EXAMPLE)), ("completion", "bash"),
+                                  ("init",)])
+def test_a_reader_already_gone_is_a_quiet_exit_0(args: tuple[str, ...]) -> None:
+    read, write = os.pipe()
+    os.close(read)  # every write to stdout now fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "hakeep", *args], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=60, check=False,
+                              env={**os.environ, "HAKEEP_VRRP_PASS": "pw"})
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Broken pipe" not in done.stderr

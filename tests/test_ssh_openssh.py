@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,34 @@ def test_a_config_openssh_rejects_is_named(server: sshd.Server, tmp_path: Path) 
         connection(replace(server.lb("lb1", config=config)), False)
     assert info.value.message.startswith("lb1: OpenSSH cannot use the ssh config for lb1: ")
     assert "nosuchkeyword" in info.value.message.lower()
+
+
+def test_a_name_in_capitals_is_not_taken_for_an_alias(server: sshd.Server, tmp_path: Path) -> None:
+    config = included(server, tmp_path, f"Host {sshd.LOOPBACK}")
+    target, _ = sshresolve.resolve(server.lb("LB1", config=config)) or ("", "")
+    assert target == sshd.LOOPBACK  # ssh -G prints "lb1": the same name, not an alias
+
+
+def test_a_dns_alias_must_resolve_to_the_lbs_address(server: sshd.Server, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    config = included(server, tmp_path, "Host lb1\n    HostName localhost")
+    target, _ = sshresolve.resolve(server.lb("lb1", config=config)) or ("", "")
+    assert target == "lb1"  # localhost is the LB's address (127.0.0.1) here
+    import socket
+
+    real = socket.getaddrinfo  # the resolver's answer for a name elsewhere, at its seam
+
+    def elsewhere(host: str, *args: Any, **kw: Any) -> Any:
+        return [(2, 1, 6, "", ("10.9.9.9", 0))] if host == "lb1.example" else real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", elsewhere)
+    (tmp_path / "conf.d" / "lbs.conf").write_text(
+        (tmp_path / "conf.d" / "lbs.conf").read_text().replace("HostName localhost", "HostName lb1.example"))
+    with pytest.raises(ConnectError, match=r"an alias of lb1\.example, which resolves to 10\.9\.9\.9, not the inv"):
+        sshresolve.resolve(server.lb("lb1", config=config))
+
+
+def test_dev_null_as_the_config_means_no_config(server: sshd.Server) -> None:
+    target, text = sshresolve.resolve(server.lb("lb1", config=Path("/dev/null"))) or ("", "")
+    assert target == sshd.LOOPBACK
+    assert "port 22" in text  # nothing from any file: OpenSSH's defaults

@@ -1,6 +1,6 @@
 # hakeep completion for bash (and zsh through bashcompinit): `hakeep completion bash`
 _hakeep() {
-    local cur prev cmd inv opts w
+    local cur prev cmd inv opts w what
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
@@ -14,8 +14,11 @@ _hakeep() {
     done
     case "$prev" in
         --limit|--to)
-            w=--names; [ "$prev" = --to ] && w=--releases
-            [ -n "$inv" ] && COMPREPLY=($(compgen -W "$(hakeep completion "$w" "$inv" 2>/dev/null)" -- "$cur"))
+            what=--names; [ "$prev" = --to ] && what=--releases
+            # each word as it is (compgen -W would expand $(...) in what a host named)
+            [ -n "$inv" ] && while IFS= read -r w; do
+                case "$w" in "$cur"*) COMPREPLY+=("$w") ;; esac
+            done < <(hakeep completion "$what" "$inv" 2>/dev/null)
             return ;;
         --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         --templates|-o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;

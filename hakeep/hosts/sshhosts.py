@@ -126,7 +126,7 @@ def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> tuple[s
     if lb.ssh.user is not None and not USER_RE.fullmatch(lb.ssh.user):  # it goes into ssh_config text
         raise ConnectError(f"{name}: ssh user {lb.ssh.user!r} is not a login name",
                            hint="fix [ssh] user in the inventory")
-    if path is not None and not path.expanduser().is_file():
+    if path is not None and (path.expanduser().is_dir() or not os.access(path.expanduser(), os.R_OK)):
         raise ConnectError(f"{name}: cannot read the ssh config {path.expanduser()}: no such file or directory",
                            hint="fix [ssh] config in the inventory")
     config = _SSHConfig(secret_env)

@@ -19,9 +19,13 @@ what paramiko then sees is what OpenSSH decided. Without an ``ssh`` client, a co
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,15 +55,21 @@ def resolve(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> tuple[str, str]
         return None
     by_name = _ask(ssh, lb, lb.name, secret_env)
     hostname = (by_name.get("hostname") or [lb.name])[0]
-    if hostname != lb.name:
-        _same_host(lb, hostname)
+    if hostname.casefold() != lb.name.casefold():  # ssh -G prints names in lower case
+        _same_host(lb, hostname, proxied=bool(_hops(by_name) or by_name.get("proxycommand")))
         target, options = lb.name, by_name
     else:
         target, options = str(lb.address), _ask(ssh, lb, str(lb.address), secret_env)
     blocks = [_block(target, options)]
-    for hop in _hops(options):
-        if hop != target:
-            blocks.append(_block(hop, _ask(ssh, lb, hop, secret_env, jump=True)))
+    seen, queue = {target}, _hops(options)
+    while queue:  # each jump host as OpenSSH sees it, and its own jump hosts
+        hop = queue.pop(0)
+        if hop in seen:
+            continue
+        seen.add(hop)
+        hop_options = _ask(ssh, lb, hop, secret_env, jump=True)
+        blocks.append(_block(hop, hop_options))
+        queue += _hops(hop_options)
     return target, "".join(blocks)
 
 
@@ -86,12 +96,17 @@ def _ask(ssh: str, lb: LoadBalancer, host: str, secret_env: Sequence[str], *,
     if not jump:  # the inventory's port and user, as `ssh -p -l` (a jump host keeps its own)
         argv += [*(["-p", str(lb.ssh.port)] if lb.ssh.port is not None else []),
                  *(["-l", lb.ssh.user] if lb.ssh.user is not None else [])]
-    try:
-        done = subprocess.run([*argv, host], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              env=child_env(secret_env), timeout=RESOLVE_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise ConnectError(f"{lb.name}: `ssh -G {host}` did not answer within {RESOLVE_TIMEOUT:g}s",
-                           hint="a Match exec command in your ssh config may hang") from None
+    with subprocess.Popen([*argv, host], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=child_env(secret_env), start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=RESOLVE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)  # ssh and any Match exec command it started
+            proc.communicate()
+            raise ConnectError(f"{lb.name}: `ssh -G {host}` did not answer within {RESOLVE_TIMEOUT:g}s",
+                               hint="a Match exec command in your ssh config may hang") from None
+    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
     if done.returncode != 0:
         why = "; ".join(line.strip() for line in done.stderr.splitlines()[:5] if line.strip()) or (
             f"exit {done.returncode}")
@@ -105,11 +120,27 @@ def _ask(ssh: str, lb: LoadBalancer, host: str, secret_env: Sequence[str], *,
     return options
 
 
-def _same_host(lb: LoadBalancer, hostname: str) -> None:
+def _same_host(lb: LoadBalancer, hostname: str, *, proxied: bool) -> None:
+    """An alias must name the LB's own address: an IP HostName must be it; a DNS one, reached without
+    a proxy, must resolve to it. (Behind a proxy only the proxy resolves it: preflight then refuses
+    a host that does not carry the LB's address on its interface, before anything changes.)"""
     try:
         ip = ipaddress.ip_address(hostname.strip("[]"))
     except ValueError:
-        return  # a DNS name: the host key check stands between it and a wrong host
+        if proxied:
+            return
+        try:
+            found = {ipaddress.ip_address(str(info[4][0]).split("%")[0])
+                     for info in socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)}
+        except (OSError, ValueError):
+            return  # not resolvable here: connecting will say so
+        if lb.address not in found:
+            raise ConnectError(
+                f"{lb.name}: your ssh config makes {lb.name} an alias of {hostname}, which resolves to "
+                f"{', '.join(sorted(map(str, found)))}, not the inventory's address {lb.address}",
+                hint=f"make the two agree: fix the HostName of `Host {lb.name}`, or lb.address in the inventory"
+            ) from None
+        return
     if ip != lb.address:
         raise ConnectError(
             f"{lb.name}: your ssh config makes {lb.name} an alias of {ip}, but the inventory's address for it is "

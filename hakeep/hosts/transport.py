@@ -153,7 +153,8 @@ class SSHTransport:
             with self._guard:
                 self._inflight.discard(token)
             if remote.TRACE is not None:  # -v: each remote command, by its secret-free display name
-                remote.TRACE(self.host, shown, time.monotonic() - started, code)
+                with contextlib.suppress(Exception):  # a trace never changes a step's result
+                    remote.TRACE(self.host, shown, time.monotonic() - started, code)
 
     def _secret(self) -> str | None:
         return self._password.reveal() if self._password is not None else None

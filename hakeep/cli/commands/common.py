@@ -147,7 +147,9 @@ def confirm(args: argparse.Namespace, plan: Plan) -> bool:
                            "this run overwrites it", style="yellow", markup=False, highlight=False)
     if not _interactive():
         return False
-    answer = input(f"apply this {plan.kind}? [y/N] ").strip().lower()
+    sys.stderr.write(f"apply this {plan.kind}? [y/N] ")  # not stdout: that may be a --json file or a pipe
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
     return answer in ("y", "yes")
 
 

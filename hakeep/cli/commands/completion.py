@@ -11,11 +11,14 @@ through ``bashcompinit``.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from pathlib import Path
 
 from hakeep.cli import exitcodes
 from hakeep.errors import UsageError
+
+RELEASE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
         inv = load_inventory(Path(args.releases))
         with open_session(inv, lock=False, command="releases", limit=None, accept_new_host_keys=False) as session:
-            ids = {r.id for f in session.facts.values() for r in History.of(f).releases}
+            ids = {r.id for f in session.facts.values() for r in History.of(f).releases
+                   if RELEASE_ID.fullmatch(r.id)}  # a host names its folders: nothing else reaches the shell
         output.emit("\n".join(sorted(ids, reverse=True)))
         return exitcodes.OK
     scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         for n in range(1, args.rounds + 1):
             lb = inv.lb(holder)
             via = str(getattr(session.transports[holder], "address", lb.address)).rsplit(":", 1)[0]
+            if not _is_ip(via):  # a DNS name from the ssh config: assume it is the LB's address (refuse more)
+                via = str(lb.address)
             if mode is Mode.LINK and not args.allow_ssh_loss and any(
                     a.split("/")[0] == via for a in session.facts[holder].iface_addresses):
                 return refuse(f"--mode link: hakeep reaches {holder} at {via}, on {lb.interface}, the interface "
@@ -103,3 +105,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             output.line("drill FAILED", style="bold red")
     return exitcodes.OK if all(r.ok for r in results) else exitcodes.FAILED
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True

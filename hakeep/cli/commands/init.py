@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.cli import output
     from hakeep.inventory.load import build_inventory
 
-    asked = args.vip or args.lb or args.master
+    asked = args.vip or args.lb or args.master or args.name != "k8s" or args.interface != "eth0"
     text = generate(args) if asked else example_path().read_text(encoding="utf-8")
     build_inventory(tomllib.loads(text), path=Path("init.toml").resolve(),  # what validate would refuse
                     digest=hashlib.sha256(text.encode()).hexdigest())

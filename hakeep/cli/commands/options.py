@@ -47,6 +47,8 @@ def checked_limit(inv: Inventory, limit: list[str] | None) -> list[str] | None:
     if unknown:
         raise UsageError(f"--limit {', '.join(unknown)}: no such LB in {inv.source}",
                          hint=f"the LBs are: {', '.join(names)}")
+    if not chosen:
+        raise UsageError("--limit names no LB", hint=f"the LBs are: {', '.join(names)}")
     return [n for n in names if n in chosen]
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import paramiko
 
 from hakeep.hosts import sshresolve
-from hakeep.hosts.childenv import child_env, match_exec
+from hakeep.hosts.childenv import child_env
 from hakeep.hosts.knownhosts import (
     Hop,
     fingerprint,
@@ -78,31 +78,6 @@ class _ProxyCommand(paramiko.ProxyCommand):
             raise paramiko.ProxyCommandFailure(" ".join(self.cmd), exc.strerror or str(exc)) from None
 
 
-class _SSHConfig(paramiko.SSHConfig):
-    """paramiko's, except that ``Match exec`` runs as OpenSSH runs it (:func:`.childenv.match_exec`):
-    paramiko's runs it through invoke, with all of hakeep's environment and its stdin."""
-
-    def __init__(self, secret_env: Sequence[str] = ()) -> None:
-        super().__init__()
-        self.secret_env = tuple(secret_env)
-
-    def _does_match(self, match_list: list[dict[str, Any]], target_hostname: str, canonical: bool,
-                    final: bool, options: Any) -> Any:
-        base: Any = paramiko.SSHConfig  # its criteria one at a time, in order; exec ours
-        matched: list[dict[str, Any]] = []
-        for candidate in match_list:
-            if candidate["type"] == "exec":
-                command = base._tokenize(self, options, target_hostname, "match-exec", candidate["param"])
-                if base._should_fail(self, match_exec(command, self.secret_env), candidate):
-                    return False
-            else:
-                result = base._does_match(self, [candidate], target_hostname, canonical, final, options)
-                if result is True or not result:  # "all" matches outright; a failed criterion ends it
-                    return result
-            matched.append(candidate)
-        return matched
-
-
 # --- ssh_config ----------------------------------------------------------------------------------
 
 SYSTEM_CONFIG = Path("/etc/ssh/ssh_config")
@@ -129,7 +104,7 @@ def load_ssh_config(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> tuple[s
     if path is not None and (path.expanduser().is_dir() or not os.access(path.expanduser(), os.R_OK)):
         raise ConnectError(f"{name}: cannot read the ssh config {path.expanduser()}: no such file or directory",
                            hint="fix [ssh] config in the inventory")
-    config = _SSHConfig(secret_env)
+    config = paramiko.SSHConfig()  # with no Match in it (ssh -G decided those, or they were refused)
     resolved = sshresolve.resolve(lb, secret_env)
     if resolved is not None:
         target, text = resolved

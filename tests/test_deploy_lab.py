@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests import schemas
 from tests.conftest import Lab
 from tests.test_lab_smoke import wait_for
 from tests.tomlgen import dumps
@@ -47,8 +48,12 @@ def write_inventory(tmp: Path, doc: dict[str, Any], name: str = "inventory.toml"
 
 def hakeep(lab: Lab, *args: str, env: dict[str, str] | None = None,
            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hakeep", *args], capture_output=True, text=True,
-                          env={**lab.env(), **(env or {})}, timeout=timeout, check=False)
+    """``hakeep ARGS`` on the lab; a --json run's document is checked against its command's schema."""
+    r = subprocess.run([sys.executable, "-m", "hakeep", *args], capture_output=True, text=True,
+                       env={**lab.env(), **(env or {})}, timeout=timeout, check=False)
+    if "--json" in args:
+        schemas.check(r.stdout, args[0], lines="--watch" in args)
+    return r
 
 
 def holders(lab: Lab) -> list[str]:
@@ -136,7 +141,7 @@ def test_hakeep_drill_times_the_failover(fresh: Lab, v1: Path) -> None:
     before = holders(lab)
     r = hakeep(lab, "drill", str(v1), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    [doc] = json.loads(r.stdout)  # one round
+    [doc] = json.loads(r.stdout)["rounds"]  # one round
     print(f"hakeep drill: VIP moved in {doc['vip_moved_s']:.2f}s, frontends in {doc['frontends_s']:.2f}s")
     assert doc["old_holder"] == before[0]
     assert doc["new_holder"] != before[0]

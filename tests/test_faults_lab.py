@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests import schemas
 from tests.conftest import Lab
 from tests.test_deploy_lab import PROBE, VIP, hakeep, holders, lab_doc, snapshot, write_inventory
 from tests.test_lab_smoke import wait_for
@@ -250,7 +251,7 @@ def test_each_drill_mode_with_a_client_probe(healthy: Lab, inv: Path, mode: str,
     extra = ("--allow-ssh-loss",) if mode == "link" else ()
     r = drill_in_ctl(healthy, inv, "--mode", mode, "--max-seconds", str(limit), "--rounds", str(rounds), *extra)
     assert r.returncode == 0, r.stdout + r.stderr
-    results = json.loads(r.stdout)
+    results = schemas.check(r.stdout, "drill")["rounds"]
     assert [x["round"] for x in results] == list(range(1, rounds + 1))
     result = results[-1]
     assert (result["mode"], result["old_holder"], result["new_holder"]) == (mode, "lb1", "lb2")

@@ -31,7 +31,7 @@ CFG = "/etc/haproxy/haproxy.cfg"
 def releases(lab: Lab, inv: Path) -> list[dict[str, Any]]:
     r = hakeep(lab, "releases", str(inv), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    doc: list[dict[str, Any]] = json.loads(r.stdout)
+    doc: list[dict[str, Any]] = json.loads(r.stdout)["hosts"]
     return doc
 
 

@@ -14,7 +14,6 @@ interrupted. A process on an LB named to forge facts (run as nobody) changes not
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from hakeep.hosts import commands
 from hakeep.hosts.remote import LOCK_HEARTBEAT_TIMEOUT
+from tests import schemas
 from tests.conftest import Lab
 from tests.test_deploy_lab import holders, snapshot
 from tests.test_faults_lab import healthy, inv
@@ -85,7 +85,7 @@ def test_a_signal_just_after_haproxy_cfg_was_replaced_restores_lb2(healthy: Lab,
     listed = subprocess.run([sys.executable, "-m", "hakeep", "releases", str(inv), "--json"], capture_output=True,
                             text=True, env=lab.env(), timeout=60, check=False)
     assert "interrupted" in listed.stdout, listed.stdout + listed.stderr
-    json.loads(listed.stdout)
+    schemas.check(listed.stdout, "releases")
 
 
 def test_sigterm_during_a_drill_brings_keepalived_back_on_the_holder(healthy: Lab, inv: Path) -> None:
@@ -155,8 +155,8 @@ def test_a_run_cut_off_mid_rollout_frees_the_lock_within_its_bound(healthy: Lab,
     assert lab.ssh("lb2", "ls -A /run/hakeep/steps 2>/dev/null", check=False).stdout.strip() == ""
     listed = subprocess.run([sys.executable, "-m", "hakeep", "releases", str(inv), "--json"], capture_output=True,
                             text=True, env=lab.env(), timeout=60, check=False)
-    doc = json.loads(listed.stdout)
-    statuses = {r["id"]: r["status"] for h in doc if h["host"] == "lb2" for r in h["releases"]}
+    doc = schemas.check(listed.stdout, "releases")
+    statuses = {r["id"]: r["status"] for h in doc["hosts"] if h["host"] == "lb2" for r in h["releases"]}
     assert statuses[cut_id] == "interrupted", statuses
 
 
@@ -217,7 +217,7 @@ def test_a_hostile_process_on_an_lb_forges_nothing(healthy: Lab, inv: Path) -> N
         r = subprocess.run([sys.executable, "-m", "hakeep", "status", str(inv), "--json"], capture_output=True,
                            text=True, env=lab.env(), timeout=60, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert json.loads(r.stdout)["holders"] == ["lb1"]
+        assert schemas.check(r.stdout, "status")["holders"] == ["lb1"]
         for cmd in (("releases",), ("diff",), ("deploy", "--dry-run")):
             r = subprocess.run([sys.executable, "-m", "hakeep", cmd[0], str(inv), *cmd[1:]], capture_output=True,
                                text=True, env=lab.env(), timeout=120, check=False)

@@ -40,7 +40,7 @@ def test_an_include_and_host_aliases_reach_the_lbs(lab: Lab, tmp_path: Path) -> 
     inv = write_inventory(tmp_path, doc)
     r = hakeep(lab, "releases", str(inv), "--json", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert {d["host"] for d in json.loads(r.stdout)} == set(lab.lbs)
+    assert {d["host"] for d in json.loads(r.stdout)["hosts"]} == set(lab.lbs)
     r = hakeep(lab, "status", str(inv), "--json", timeout=120)
     assert r.returncode != 5, r.stdout + r.stderr  # 5: unreachable
     assert {h["host"] for h in json.loads(r.stdout)["hosts"] if h["reachable"]} == set(lab.lbs)

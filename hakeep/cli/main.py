@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from hakeep import __version__
 from hakeep.cli import exitcodes
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         """examples:
   hakeep validate inventory.toml
   hakeep validate tests/lab/inventory.toml
+  hakeep validate inventory.toml --json --offline   # the summary and every problem, as JSON; no env checks
 
 Exits 0 when the inventory is usable (warnings are printed in yellow), 2 when it is not:
 one line per problem, `FILE: KEY.PATH: what is wrong`.
@@ -86,6 +88,8 @@ Exit codes: 0 every LB matches the inventory, 3 a deploy would change something 
   hakeep status inventory.toml
   hakeep status tests/lab/inventory.toml --json
   hakeep status inventory.toml --watch          # refresh every 2 s until Ctrl-C
+  hakeep status inventory.toml --watch --json   # one JSON document per refresh, one per line
+  hakeep status inventory.toml --limit lb1      # ask lb1 only (the verdict is then at best degraded)
 
 Every LB is asked at once; one that cannot be reached is shown with why (timeout, refused, auth,
 host key), within connect_timeout + 2 s. The VIP's frontend ports are probed from every LB reached
@@ -114,6 +118,7 @@ holder came back; 1 otherwise. The LBs are locked during the drill.
         """examples:
   HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml            # print (secrets masked)
   HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml -o out     # out/<lb>/etc/...
+  HAKEEP_VRRP_PASS=s3cret hakeep render inventory.toml --json     # every file, path, mode, content (masked)
   hakeep render inventory.toml -o out --templates my-templates/
 
 With -o, writes DIR/<lb name>/etc/haproxy/haproxy.cfg, DIR/<lb name>/etc/keepalived/keepalived.conf
@@ -146,8 +151,24 @@ rollback --to, the release ids `hakeep releases INVENTORY --json` reports (that 
 NO_INVENTORY = ("init", "completion")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error on a ``--json`` line is a JSON document on stdout too."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            from hakeep.cli import jsondoc
+
+            command = self.prog.split()[1] if len(self.prog.split()) > 1 else ""
+            with contextlib.suppress(OSError):
+                print(jsondoc.dump(jsondoc.envelope(command, None, UsageError(message, hint=f"{self.prog} --help"),
+                                                    exitcodes.INVALID)), flush=True)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hakeep",
         description="HAProxy + Keepalived in front of a Kubernetes control plane, from one TOML "
         "inventory, over plain SSH.",
@@ -175,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_errors = "--json" in argv
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # the command's own usage, not the top level's
@@ -189,24 +212,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose or args.debug:
         output.verbose(debug=args.debug)
     signals.install()
+    if getattr(args, "json", False):
+        output.json_document(args.command)
+    code, failure = _run(args)
+    output.finish_document(code, failure)
+    return code
+
+
+def _run(args: argparse.Namespace) -> tuple[int, HakeepError | None]:
+    """The command's exit code, and what ended it when that was not an error it printed itself."""
+    from hakeep import signals
+    from hakeep.cli import output
+
     try:
         module = importlib.import_module(f"hakeep.cli.commands.{args.command}")
         code: int = module.run(args)
-        return code
+        return code, None
     except UsageError as exc:
         output.error(exc)
-        return exitcodes.INVALID
+        return exitcodes.INVALID, None
     except UnreachableError as exc:
         output.error(exc)
-        return exitcodes.UNREACHABLE
+        return exitcodes.UNREACHABLE, None
     except HakeepError as exc:
         output.error(exc)
-        return exitcodes.FAILED
+        return exitcodes.FAILED, None
     except signals.Interrupted as exc:
         with contextlib.suppress(OSError):
             print(f"interrupted ({exc.name})", file=sys.stderr)
-        return exitcodes.SIGNALS.get(exc.signum, exitcodes.INTERRUPTED)
+        return exitcodes.SIGNALS.get(exc.signum, exitcodes.INTERRUPTED), HakeepError(f"interrupted ({exc.name})")
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):
             print("interrupted", file=sys.stderr)
-        return exitcodes.INTERRUPTED
+        return exitcodes.INTERRUPTED, HakeepError("interrupted")

@@ -21,6 +21,11 @@ from hakeep.errors import HakeepError, InventoryError, Problem
 _out: Console | None = None
 _err: Console | None = None
 _COLOR = "auto"  # --color: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces), always, never
+# --json: the run prints one document on stdout when it ends, whatever happens (see finish_document)
+_doc_command: str | None = None
+_doc: dict[str, object] | None = None
+_doc_error: HakeepError | None = None
+_doc_streamed = False  # status --watch --json: a line per refresh; at the end, only an error's
 
 
 def set_color(choice: str) -> None:
@@ -90,8 +95,50 @@ def emit(text: str) -> None:
         _silence(sys.stdout)
 
 
+def json_document(command: str) -> None:
+    """--json: this run ends by printing one JSON document (:func:`finish_document`), even when it fails."""
+    global _doc_command, _doc, _doc_error, _doc_streamed
+    _doc_command, _doc, _doc_error, _doc_streamed = command, None, None, False
+
+
+def document(body: dict[str, object]) -> None:
+    """The command's own fields of its --json document (printed when the run ends, with its exit code)."""
+    global _doc
+    _doc = body
+
+
+def stream_document(body: dict[str, object], code: int) -> None:
+    """One document now, on one line (JSON Lines: ``status --watch --json``)."""
+    global _doc_streamed
+    from hakeep.cli import jsondoc
+
+    _doc_streamed = True
+    emit(jsondoc.dump(jsondoc.envelope(_doc_command or "", body, None, code), compact=True))
+
+
+def finish_document(code: int, failure: HakeepError | None = None) -> None:
+    """Print the --json document: the command's fields (if it got that far), its exit code, and the
+    first error the run printed (or ``failure``); nothing without --json. After streamed lines, only
+    an error's document, on one line too."""
+    global _doc_command
+    if _doc_command is None:
+        return
+    from hakeep.cli import jsondoc
+
+    command, _doc_command = _doc_command, None
+    error = _doc_error or failure
+    if _doc_streamed and error is None:
+        return
+    emit(jsondoc.dump(jsondoc.envelope(command, None if _doc_streamed else _doc, error, code),
+                      compact=_doc_streamed))
+
+
 def error(exc: HakeepError) -> None:
-    """An inventory's problems print as bare ``FILE: KEY.PATH: message`` lines; others as ``error:``."""
+    """An inventory's problems print as bare ``FILE: KEY.PATH: message`` lines; others as ``error:``.
+    With --json, the first one is also the document's ``error``."""
+    global _doc_error
+    if _doc_command is not None and _doc_error is None:
+        _doc_error = exc
     con = err()
     if isinstance(exc, InventoryError):
         for p in exc.problems:

@@ -22,7 +22,7 @@ from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.inventory.model import LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_DATA
 from hakeep.plan.releases import History
-from hakeep.run.session import Session, gather_facts, reason
+from hakeep.run.session import NotAsked, Session, gather_facts, reason
 
 HERE = "here"  # the vantage point of the machine hakeep runs on
 PROBE_TIMEOUT = 1.0
@@ -170,7 +170,8 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
     reached = [h for h in hosts if h.reachable]
     gone = [h for h in hosts if not h.reachable]
     holders = tuple(h.host for h in reached if h.holds_vip)
-    lost = [f"{h.host} cannot be reached ({h.reason})" for h in gone]
+    lost = [f"{h.host} not asked (--limit): the verdict cannot vouch for it" if h.reason == NotAsked.kind
+            else f"{h.host} cannot be reached ({h.reason})" for h in gone]
 
     def verdict(v: Verdict, *reasons: str) -> PairStatus:
         return PairStatus(vip, v, tuple(reasons), holders, tuple(hosts), tuple(probes), tuple(arp))

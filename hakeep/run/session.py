@@ -40,6 +40,12 @@ class PreflightError(HakeepError):
     """Some hosts cannot be used; nothing was changed anywhere."""
 
 
+class NotAsked(HakeepError):
+    """An LB left out by ``status --limit``: not connected to, so nothing is known of it."""
+
+    kind = "not asked (--limit)"
+
+
 def operator() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
@@ -150,6 +156,7 @@ def open_session(
     accept_new_host_keys: bool = False,
     sudo_password: Callable[[], str] | None = None,
     connect: Connector | None = None,
+    only: Sequence[str] | None = None,
 ) -> Session:
     """Connect to every LB (parallel), lock the reachable ones when ``lock``, and gather their facts.
 
@@ -159,6 +166,8 @@ def open_session(
     :attr:`Session.unreachable` (the pair is degraded); with ``tolerate_unreachable`` (status) every
     unreachable LB is. ``deadline_s`` bounds the connecting, however many LBs are down. Without
     ``gather``, facts are left to the caller (status gathers them side by side with its probes).
+    With ``only`` (status --limit), the other LBs are not even connected to: they are recorded as
+    :class:`NotAsked`.
     """
     if connect is None:
         from hakeep.hosts.connecting import connect_all
@@ -166,11 +175,13 @@ def open_session(
         connect = connect_all
     started = time.monotonic()
     deadline = started + deadline_s if deadline_s is not None else None
-    results = connect(inv.lbs, accept_new_host_keys=accept_new_host_keys,
+    asked = [lb for lb in inv.lbs if only is None or lb.name in only]
+    results = connect(asked, accept_new_host_keys=accept_new_host_keys,
                       sudo_password=sudo_password or SudoPassword(), deadline=deadline,
                       secret_env=secret_env_names(inv))
     transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
-    failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
+    failed: dict[str, HakeepError] = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
+    failed.update({lb.name: NotAsked(f"{lb.name}: not asked (--limit)") for lb in inv.lbs if lb not in asked})
     session = Session(inv, transports, {}, dict(failed), {"connect": round(time.monotonic() - started, 3)})
     try:
         usage = [e for e in failed.values() if isinstance(e, UsageError)]

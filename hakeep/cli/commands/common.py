@@ -94,19 +94,12 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
         return finish(args, plan, [HostOutcome(hp.host, Outcome.UNCHANGED) for hp in plan.hosts], proof,
                       session.timings)
     progress.stop()
-    if not args.json:
+    if args.json:  # (a refusal below still shows what would have changed)
+        output.document(jsondoc.plan_doc(plan))
+    else:
         views.print_plan(plan)
     if not confirm(args, plan):
-        if not _interactive():
-            hint = (f"no terminal to ask on: a {plan.kind} without one must say it means it; review the plan "
-                    "(--dry-run), then run again with --yes")
-        elif plan.drift:
-            hint = ("files were edited on the hosts since the last release (drift): review the diff, then run "
-                    "again with --yes")
-        else:
-            hint = None
-        output.error(HakeepError("aborted: nothing was changed", hint=hint))
-        return exitcodes.PREFLIGHT
+        return _unconfirmed(plan)
     progress.start()
     with session.phase("install"):
         failures = install(plan, session.transports, progress)
@@ -133,6 +126,19 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
     return finish(args, plan, outcomes, final, session.timings)
 
 
+def _unconfirmed(plan: Plan) -> int:
+    if not _interactive():
+        hint = (f"no terminal to ask on: a {plan.kind} without one must say it means it; review the plan "
+                "(--dry-run), then run again with --yes")
+    elif plan.drift:
+        hint = ("files were edited on the hosts since the last release (drift): review the diff, then run "
+                "again with --yes")
+    else:
+        hint = None
+    output.error(HakeepError("aborted: nothing was changed", hint=hint))
+    return exitcodes.PREFLIGHT
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty() and os.environ.get("CI") != "true"
 
@@ -156,7 +162,7 @@ def confirm(args: argparse.Namespace, plan: Plan) -> bool:
 def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, ValidationOutcome] | None = None,
          *, dry_run: bool = False, timings: Mapping[str, float] | None = None) -> None:
     if args.json:
-        output.emit(jsondoc.dump(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run, timings=timings)))
+        output.document(jsondoc.plan_doc(plan, validations=validations, dry_run=dry_run, timings=timings))
     else:
         views.print_plan(plan, validations)
 
@@ -164,7 +170,7 @@ def show(args: argparse.Namespace, plan: Plan, validations: Mapping[str, Validat
 def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], final: FinalCheck | None,
            timings: Mapping[str, float] | None = None) -> int:
     if args.json:
-        output.emit(jsondoc.dump(jsondoc.plan_doc(plan, outcomes, final, timings=timings)))
+        output.document(jsondoc.plan_doc(plan, outcomes, final, timings=timings))
     else:
         output.out().print(views.summary_table(outcomes, final, title=f"hakeep {plan.kind}"))
         if not plan.changed:
@@ -172,12 +178,12 @@ def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], fi
     if any(o.status is Outcome.FAILED for o in outcomes):
         return exitcodes.FAILED
     if final is not None and not final.ok:
-        if not args.json and final.outside:
+        if final.outside:
             output.error(HakeepError(f"split brain outside the set: a host that is no LB of this inventory answers "
                                      f"for the VIP too: {', '.join(final.outside)}",
                                      hint="find that host by its MAC and remove the VIP from it (a dropped LB: stop "
                                           "its keepalived)"))
-        elif not args.json:
+        else:
             want = "exactly one LB" if final.expect_vip else "no LB"
             output.error(HakeepError(f"the VIP should be on {want}; it is on {len(final.holders)} "
                                      f"({', '.join(final.holders) or 'none'}), or a frontend does not answer",

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                       accept_new_host_keys=args.accept_new_host_keys) as session:
         plan = plan_deploy(inv, rendered, session, limit)
     if args.json:
-        output.emit(jsondoc.dump(jsondoc.plan_doc(plan, dry_run=True)))
+        output.document(jsondoc.plan_doc(plan, dry_run=True))
     else:
         views.print_plan(plan, steps=False)
     return exitcodes.CHANGES_PENDING if plan.changed or plan.drift else exitcodes.OK

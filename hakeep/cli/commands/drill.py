@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hakeep.ops.drill import DrillResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
     from hakeep.errors import UsageError
     from hakeep.inventory.load import load_inventory
-    from hakeep.ops.drill import DrillRefused, DrillResult, Mode, run_drill
+    from hakeep.ops.drill import DrillRefused, Mode, run_drill
     from hakeep.ops.probe import Prober, reachable
-    from hakeep.ops.status import Verdict, survey
+    from hakeep.ops.status import PairStatus, Verdict, survey
     from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
@@ -58,13 +62,18 @@ def run(args: argparse.Namespace) -> int:
         return exitcodes.PREFLIGHT
 
     results: list[DrillResult] = []
+    before: PairStatus | None = None
+
+    def document() -> None:  # --json: what the drill found and did so far, whatever ends it
+        if args.json:
+            output.document(jsondoc.drill_doc(mode.value, before, results))
+
     with open_session(inv, lock=True, command="drill", tolerate_unreachable=True,
                       accept_new_host_keys=args.accept_new_host_keys) as session:
-        pair = survey(session)
+        pair = before = survey(session)
+        document()
         if pair.verdict is not Verdict.HEALTHY:
-            if args.json:
-                output.emit(jsondoc.dump(jsondoc.status_doc(pair)))
-            else:
+            if not args.json:
                 output.out().print(views.status_table(pair))
                 views.print_verdict(pair)
             output.error(DrillRefused(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an "
@@ -91,20 +100,25 @@ def run(args: argparse.Namespace) -> int:
             except DrillRefused as exc:
                 return refuse(exc.message, exc.hint or "")
             results.append(result)
+            document()
             holder = result.final_holder or holder
             if not args.json:
                 output.out().print(views.drill_line(result))
-    if args.json:
-        output.emit(jsondoc.dump([jsondoc.drill_doc(r) for r in results]))
-    else:
-        output.out().print(views.drill_table(results))
-        if all(r.ok for r in results):
-            worst = max(r.vip_moved_s or 0.0 for r in results)
-            output.success(f"{len(results)} round(s) of --mode {mode.value}: VIP moved in at most {worst:.2f}s "
-                           f"(limit {limit_s:g}s)")
-        else:
-            output.line("drill FAILED", style="bold red")
+    if not args.json:
+        _report(results, mode.value, limit_s)
     return exitcodes.OK if all(r.ok for r in results) else exitcodes.FAILED
+
+
+def _report(results: list[DrillResult], mode: str, limit_s: float) -> None:
+    from hakeep.cli import output, views
+
+    output.out().print(views.drill_table(results))
+    if all(r.ok for r in results):
+        worst = max(r.vip_moved_s or 0.0 for r in results)
+        output.success(f"{len(results)} round(s) of --mode {mode}: VIP moved in at most {worst:.2f}s "
+                       f"(limit {limit_s:g}s)")
+    else:
+        output.line("drill FAILED", style="bold red")
 
 
 def _is_ip(text: str) -> bool:

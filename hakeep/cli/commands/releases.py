@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         for name, err in session.unreachable.items():
             output.warn(f"{name} cannot be reached ({err.message}); its releases are not listed")
     if args.json:
-        output.emit(jsondoc.dump(jsondoc.releases_doc(histories)))
+        output.document(jsondoc.releases_doc(histories, session.reasons()))
         return exitcodes.OK
     for host, h in histories.items():
         output.out().print(views.releases_table(host, h.releases, h.live.id if h.live else None))

@@ -29,18 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder whose templates override the shipped ones")
     parser.add_argument("--show-secrets", action="store_true",
                         help="print passwords instead of ******** (only without -o)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON report (every LB's files, modes and contents, masked) instead of text")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hakeep.cli import output
+    from hakeep.cli import jsondoc, output
     from hakeep.inventory.lint import lint
     from hakeep.inventory.load import load_inventory
     from hakeep.render.engine import render_all
     from hakeep.render.secrets import resolve_secrets
 
     inv = load_inventory(Path(args.inventory))
-    output.warnings(inv.source, lint(inv))
+    warnings = list(lint(inv))
+    output.warnings(inv.source, warnings)
     hosts = render_all(inv, resolve_secrets(inv), templates=args.templates)
+    if args.json and args.output is None:
+        output.document(jsondoc.render_doc(hosts, warnings, show_secrets=args.show_secrets))
+        return exitcodes.OK
     if args.output is None:
         for name, host in hosts.items():
             for f in host.files:
@@ -49,19 +55,23 @@ def run(args: argparse.Namespace) -> int:
                                     LEXERS.get(Path(f.path).suffix, "text"))
         return exitcodes.OK
     written = write_tree(args.output, hosts)
-    for path in written:
+    if args.json:
+        output.document(jsondoc.render_doc(hosts, warnings, show_secrets=False, output=str(args.output),
+                                           written={k: str(v) for k, v in written.items()}))
+        return exitcodes.OK
+    for path in written.values():
         output.line(str(path))
     output.success(f"wrote {len(written)} files for {len(hosts)} LBs under {args.output}")
     return exitcodes.OK
 
 
-def write_tree(root: Path, hosts: dict[str, HostFiles]) -> list[Path]:
-    """Write every host's files under ``root/<lb>/`` with their remote modes, safely in a folder
-    others may have prepared: ``root`` and every folder below it must be writable by its owner only
-    (this user or root); no symbolic link is followed below ``root``; each file is written to a new
-    temp file of its own (``O_CREAT|O_EXCL|O_NOFOLLOW``) and renamed over the final name (a link
-    planted there is replaced, never written through)."""
-    written = []
+def write_tree(root: Path, hosts: dict[str, HostFiles]) -> dict[tuple[str, str], Path]:
+    """Write every host's files under ``root/<lb>/`` with their remote modes and return (LB, remote
+    path) -> the file written; safely in a folder others may have prepared: ``root`` and every folder
+    below it must be writable by its owner only (this user or root); no symbolic link is followed
+    below ``root``; each file is written to a new temp file of its own (``O_CREAT|O_EXCL|O_NOFOLLOW``)
+    and renamed over the final name (a link planted there is replaced, never written through)."""
+    written: dict[tuple[str, str], Path] = {}
     try:
         top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
@@ -82,7 +92,7 @@ def write_tree(root: Path, hosts: dict[str, HostFiles]) -> list[Path]:
                     _write_file(folder, target, f.content, f.mode)
                 finally:
                     os.close(folder)
-                written.append(target)
+                written[(name, f.path)] = target
     finally:
         os.close(top)
     return written

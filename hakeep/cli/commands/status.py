@@ -9,12 +9,20 @@ healthy 0, unreachable 5, degraded 6, split brain 7, VIP lost 8. ``--watch`` ref
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hakeep.ops.status import PairStatus
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hakeep.cli.commands.options import add_read_arguments
 
+    parser.add_argument("--limit", metavar="NAMES", action="append",
+                        help="ask only these LBs: names, comma lists and shell globs ('lb*', lb1,lb3; repeatable); "
+                             "the others are shown as not asked, and the verdict is at best degraded")
     add_read_arguments(parser)
     parser.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
                         help="refresh every SECONDS (default 2) until Ctrl-C; VIP moves are printed with the time")
@@ -22,11 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
+    from hakeep.cli.commands.options import checked_limit
     from hakeep.inventory.load import load_inventory
-    from hakeep.ops.status import PairStatus, survey
+    from hakeep.ops.status import survey
     from hakeep.run.session import SudoPassword, open_session
 
     inv = load_inventory(Path(args.inventory))
+    limit = checked_limit(inv, args.limit)
     wait = max(lb.ssh.connect_timeout for lb in inv.lbs)
 
     sudo = SudoPassword()  # one for every refresh, asked before the clock starts
@@ -35,17 +45,39 @@ def run(args: argparse.Namespace) -> int:
 
     def snapshot() -> PairStatus:  # connect_timeout + 0.3 s to connect, then facts and probes side by side
         with open_session(inv, lock=False, command="status", tolerate_unreachable=True, deadline_s=wait + 0.3,
-                          gather=False, sudo_password=sudo,
+                          gather=False, sudo_password=sudo, only=limit,
                           accept_new_host_keys=args.accept_new_host_keys) as session:
             return survey(session, facts_timeout=1.5)
 
+    if args.watch is not None and args.json:
+        return _watch_json(snapshot, max(0.5, args.watch))
     if args.watch is not None:
         last = views.watch_status(snapshot, max(0.5, args.watch))
         return exitcodes.VERDICTS[last.verdict] if last is not None else exitcodes.INTERRUPTED
     pair = snapshot()
     if args.json:
-        output.emit(jsondoc.dump(jsondoc.status_doc(pair)))
+        output.document(jsondoc.status_doc(pair))
     else:
         output.out().print(views.status_table(pair))
         views.print_verdict(pair)
     return exitcodes.VERDICTS[pair.verdict]
+
+
+def _watch_json(snapshot: Callable[[], PairStatus], interval: float) -> int:
+    """--watch --json: one document per refresh, each on one line (JSON Lines), until Ctrl-C."""
+    import signal
+    import time
+
+    from hakeep.cli import exitcodes, jsondoc, output
+
+    code = exitcodes.INTERRUPTED
+    try:
+        while True:
+            pair = snapshot()
+            code = exitcodes.VERDICTS[pair.verdict]
+            output.stream_document(jsondoc.status_doc(pair), code)
+            time.sleep(interval)
+    except KeyboardInterrupt as exc:  # Ctrl-C ends watching; SIGTERM and SIGHUP end hakeep
+        if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:
+            raise
+    return code

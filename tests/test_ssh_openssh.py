@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,103 @@ def test_dev_null_as_the_config_means_no_config(server: sshd.Server) -> None:
     target, text = sshresolve.resolve(server.lb("lb1", config=Path("/dev/null"))) or ("", "")
     assert target == sshd.LOOPBACK
     assert "port 22" in text  # nothing from any file: OpenSSH's defaults
+
+
+def settled_logins(server: sshd.Server, before: int, expected: int) -> int:
+    """Logins since ``before``, once sshd has logged ``expected`` of them (or 2 s have passed)."""
+    deadline = time.monotonic() + 2
+    while server.logins() - before < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.logins() - before
+
+
+def relay_command(server: sshd.Server) -> str:
+    """The ProxyCommand of the server's proxy config: a relay that logs "%h %p" to proxy.log."""
+    return next(line.strip().removeprefix("ProxyCommand ") for line in server.proxy_config.read_text().splitlines()
+                if line.strip().startswith("ProxyCommand "))
+
+
+def gateways(cxn: Any) -> list[str]:
+    """The hops a connection goes through, nearest first (the target's gateway, then its gateway...)."""
+    names = []
+    hop = cxn.gateway
+    while hop is not None and not isinstance(hop, str):
+        names.append(hop.original_host)
+        hop = hop.gateway
+    return names
+
+
+def test_a_proxyjump_chain_is_walked_in_openssh_order(server: sshd.Server, tmp_path: Path) -> None:
+    """``ProxyJump first,second``: OpenSSH reaches first directly (as its own config says: here through
+    the logging relay), second through first, the target through second. fabric alone would connect
+    second directly and first through it (its ProxyCommand then never runs)."""
+    block = sshd._client_block(server.dir, server.port, server.user)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host first\n    HostName {sshd.LOOPBACK}\n{block}    ProxyCommand {relay_command(server)}\n\n"
+                      f"Host second\n    HostName {sshd.LOOPBACK}\n{block}\n"
+                      f"Host lb1\n    HostName {sshd.LOOPBACK}\n{block}    ProxyJump first,second\n")
+    log = server.dir / "proxy.log"
+    log.write_text("")
+    lb = server.lb("lb1", config=config)
+    cxn, _ = connection(lb, False)
+    assert gateways(cxn) == ["second", "first"]
+    assert isinstance(cxn.gateway.gateway.gateway, str)  # first: through its own ProxyCommand
+    before = server.logins()
+    assert run_on(server, lb) == "reached"
+    assert log.read_text() == f"{sshd.LOOPBACK} {server.port}\n"  # only first went through the relay, once
+    assert settled_logins(server, before, 3) == 3  # first, second through it, the target through second
+
+
+def test_jump_specs_with_a_user_a_port_ssh_urls_and_ipv6(server: sshd.Server, tmp_path: Path) -> None:
+    """(``ssh -G`` prints a chain as written; OpenSSH 9.2 takes ``user@[v6]:port``, not ``ssh://`` with v6.)"""
+    block = sshd._client_block(server.dir, server.port, "nobody-by-default").replace(f"Port {server.port}", "Port 1")
+    own = sshd._client_block(server.dir, server.port, server.user)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host jumpbox\n    HostName {sshd.LOOPBACK}\n{block}\n"
+                      f"Host lb1\n    HostName {sshd.LOOPBACK}\n{own}"
+                      f"    ProxyJump someone@[2001:db8::7]:2222,ssh://{server.user}@jumpbox:{server.port}\n")
+    target, text = sshresolve.resolve(server.lb("lb1", config=config)) or ("", "")
+    blocks = {b.split("\n")[0].removeprefix("Host "): b for b in text.strip().split("\n\n")}
+    assert set(blocks) == {"lb1", "hakeep-jump-1", "jumpbox"}
+    v6 = blocks["hakeep-jump-1"]  # fabric cannot take [2001:db8::7]:2222 as a name: a block of its own
+    assert "hostname 2001:db8::7" in v6
+    assert "port 2222" in v6
+    assert "user someone" in v6
+    assert "proxyjump" not in v6
+    jump = blocks["jumpbox"]  # the spec's user and port win over the block's, as with ssh -J
+    assert f"user {server.user}\n" in jump
+    assert f"port {server.port}\n" in jump
+    assert "proxyjump hakeep-jump-1\n" in jump  # the second hop through the first
+    assert "proxyjump jumpbox\n" in blocks["lb1"]
+    assert target == "lb1"
+    config.write_text(config.read_text().replace("someone@[2001:db8::7]:2222,", ""))
+    before = server.logins()
+    assert run_on(server, server.lb("lb1", config=config)) == "reached"  # user@host:port from the spec, for real
+    assert settled_logins(server, before, 2) == 2
+
+
+@pytest.mark.parametrize("spec", ["host:0", "host:99999", "a,host:0"])
+def test_a_jump_spec_with_a_bad_port_is_refused(server: sshd.Server, tmp_path: Path, spec: str) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host lb1\n    HostName {sshd.LOOPBACK}\n    ProxyJump {spec}\n")
+    with pytest.raises(ConnectError, match=r"Invalid ProxyJump|is not a port"):  # OpenSSH's words, or hakeep's
+        sshresolve.resolve(server.lb("lb1", config=config))
+
+
+def test_jump_specs_are_parsed_as_openssh_writes_them() -> None:
+    hops = sshresolve._hops  # (what ssh -G prints: a chain as written, one hop normalised)
+    assert hops({"proxyjump": ["none"]}) == []
+    assert hops({"proxyjump": ["a,ssh://u@b:2200,u@[2001:db8::1]:22,[::1],c:7"]}) == [
+        (None, "a", None), ("u", "b", 2200), ("u", "2001:db8::1", 22), (None, "::1", None), (None, "c", 7)]
+    assert hops({"proxyjump": ["us@er@h"]}) == [("us@er", "h", None)]
+    for bad in ("h:0", "h:65536", "h:x", "[::1]:0"):
+        with pytest.raises(ConnectError, match="is not a port"):
+            hops({"proxyjump": [bad]})
+
+
+def test_a_jump_host_jumping_to_itself_is_refused(server: sshd.Server, tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host lb1\n    HostName {sshd.LOOPBACK}\n    ProxyJump bastion\n\n"
+                      "Host bastion\n    HostName 127.0.0.1\n    ProxyJump bastion\n")
+    with pytest.raises(ConnectError, match="more than 10 ProxyJump hops"):
+        sshresolve.resolve(server.lb("lb1", config=config))

@@ -156,7 +156,8 @@ def connection(lb: LoadBalancer, accept_new: bool,
     checkers: list[HostKeyCheck] = []
     hop = cxn
     while isinstance(hop, Connection):  # the target, then each ProxyJump hop
-        label = lb.name if hop is cxn else f"{lb.name}: jump host {hop.original_host}"
+        shown = hop.host if hop.original_host.startswith(sshresolve.JUMP_PREFIX) else hop.original_host
+        label = lb.name if hop is cxn else f"{lb.name}: jump host {shown}"
         checker = HostKeyCheck(label, hop.host, int(hop.port), hop.ssh_config, accept_new, user=hop.user,
                                original=hop.original_host, secret_env=secret_env)
         checkers.append(checker)

@@ -11,9 +11,13 @@ aliases and canonicalisation. Which name is asked (the documented precedence):
    must be the LB's ``address`` (else the run is refused: the two would name different hosts);
 2. otherwise the LB's ``address``, as ``ssh ADDRESS`` would.
 
-Each ProxyJump hop is resolved the same way (its own ``ssh -G``). The result is ssh_config text,
+Each ProxyJump hop is resolved the same way (its own ``ssh -G``, with the user and port its
+``[ssh://][user@]host[:port]`` spec gives, as ssh does for ``-J``). The result is ssh_config text,
 one ``Host`` block per name with the resolved values, that :mod:`.sshhosts` hands to paramiko:
-what paramiko then sees is what OpenSSH decided. Without an ``ssh`` client, a config with
+what paramiko then sees is what OpenSSH decided. A chain ``ProxyJump a,b`` is written as OpenSSH
+runs it, one hop per block (the target through ``b``, ``b`` through ``a``, ``a`` as its own config
+says): fabric would otherwise connect the hops in reverse order, and it cannot parse IPv6 or
+``ssh://`` specs (such a hop gets a block named ``hakeep-jump-N``). Without an ``ssh`` client, a config with
 ``Include`` or ``Match`` is refused (paramiko would silently skip or misread it) rather than guessed.
 """
 
@@ -28,6 +32,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hakeep.hosts.childenv import child_env
@@ -60,17 +65,49 @@ def resolve(lb: LoadBalancer, secret_env: Sequence[str] = ()) -> tuple[str, str]
         target, options = lb.name, by_name
     else:
         target, options = str(lb.address), _ask(ssh, lb, str(lb.address), secret_env)
-    blocks = [_block(target, options)]
-    seen, queue = {target}, _hops(options)
-    while queue:  # each jump host as OpenSSH sees it, and its own jump hosts
-        hop = queue.pop(0)
-        if hop in seen:
-            continue
-        seen.add(hop)
-        hop_options = _ask(ssh, lb, hop, secret_env, jump=True)
-        blocks.append(_block(hop, hop_options))
-        queue += _hops(hop_options)
-    return target, "".join(blocks)
+    chain = _Chain(ssh, lb, secret_env, used={target})
+    chain.add(target, options)
+    return target, "".join(chain.blocks)
+
+
+JUMP_PREFIX = "hakeep-jump-"  # the block of a hop whose spec fabric cannot take as a name
+MAX_HOPS = 10
+
+
+@dataclass
+class _Chain:
+    """The ``Host`` blocks of a target and its ProxyJump chain, as OpenSSH runs it."""
+
+    ssh: str
+    lb: LoadBalancer
+    secret_env: Sequence[str]
+    used: set[str]
+    blocks: list[str] = field(default_factory=list)
+
+    def add(self, name: str, options: dict[str, list[str]], depth: int = 0) -> None:
+        """``name``'s block, and its chain's: each hop as ``ssh -G`` resolves it (its spec's user and
+        port given), every hop but the first reached through the one before it, the first through
+        whatever its own config says (resolved the same way)."""
+        specs = _hops(options)
+        if specs:
+            if depth + len(specs) > MAX_HOPS:
+                raise ConnectError(f"{self.lb.name}: more than {MAX_HOPS} ProxyJump hops (a jump host jumping to "
+                                   "itself?)", hint="check ProxyJump in your ssh config")
+            previous = ""
+            for user, host, port in specs:
+                hop = _ask(self.ssh, self.lb, host, self.secret_env, jump=True, user=user, port=port)
+                hop_name = host if re.fullmatch(r"[A-Za-z0-9._-]+", host) and host not in self.used else \
+                    f"{JUMP_PREFIX}{len(self.used)}"
+                self.used.add(hop_name)
+                if not previous:
+                    self.add(hop_name, hop, depth + len(specs))
+                else:  # as `ssh -J previous host`: the jump on the command line wins over the host's own
+                    hop = {k: v for k, v in hop.items() if k != "proxycommand"}
+                    hop["proxyjump"] = [previous]
+                    self.blocks.append(_block(hop_name, hop))
+                previous = hop_name
+            options = {**options, "proxyjump": [previous]}
+        self.blocks.append(_block(name, options))
 
 
 def refuse_unreadable(lb: LoadBalancer, text: str, file: Path) -> None:
@@ -86,16 +123,18 @@ def refuse_unreadable(lb: LoadBalancer, text: str, file: Path) -> None:
 
 
 def _ask(ssh: str, lb: LoadBalancer, host: str, secret_env: Sequence[str], *,
-         jump: bool = False) -> dict[str, list[str]]:
+         jump: bool = False, user: str | None = None, port: int | None = None) -> dict[str, list[str]]:
     if not _NAME.fullmatch(host) or host.startswith("-"):
         raise ConnectError(f"{lb.name}: cannot ask ssh about {host!r}: not a host name",
                            hint="check ProxyJump in your ssh config")
     argv = [ssh, "-G"]
     if lb.ssh.config is not None:
         argv += ["-F", str(lb.ssh.config.expanduser())]
-    if not jump:  # the inventory's port and user, as `ssh -p -l` (a jump host keeps its own)
-        argv += [*(["-p", str(lb.ssh.port)] if lb.ssh.port is not None else []),
-                 *(["-l", lb.ssh.user] if lb.ssh.user is not None else [])]
+    if not jump:  # the inventory's port and user, as `ssh -p -l`; a jump host's from its ProxyJump spec
+        user, port = lb.ssh.user, lb.ssh.port
+    if user is not None and (not user or user.startswith("-")):
+        raise ConnectError(f"{lb.name}: cannot ask ssh about user {user!r}", hint="check ProxyJump in your ssh config")
+    argv += [*(["-p", str(port)] if port is not None else []), *(["-l", user] if user is not None else [])]
     with subprocess.Popen([*argv, host], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=child_env(secret_env), start_new_session=True) as proc:
         try:
@@ -148,19 +187,30 @@ def _same_host(lb: LoadBalancer, hostname: str, *, proxied: bool) -> None:
             hint=f"make the two agree: fix the HostName of `Host {lb.name}`, or lb.address in the inventory")
 
 
-def _hops(options: dict[str, list[str]]) -> list[str]:
-    """The hosts of ProxyJump ``[user@]host[:port],...`` (fabric takes user and port from the spec)."""
+def _hops(options: dict[str, list[str]]) -> list[tuple[str | None, str, int | None]]:
+    """(user, host, port) of each hop of ProxyJump ``[ssh://][user@]host[:port],...``, in order; a
+    host may be ``[IPv6]``."""
     value = (options.get("proxyjump") or ["none"])[0]
     if value.lower() == "none":
         return []
     hops = []
     for spec in value.split(","):
-        host = spec.strip().removeprefix("ssh://").rsplit("@", 1)[-1]
-        if host.startswith("["):
-            host = host[1:host.index("]")] if "]" in host else host
-        elif host.count(":") == 1:
-            host = host.split(":", 1)[0]
-        hops.append(host)
+        rest = spec.strip().removeprefix("ssh://").rstrip("/")
+        user, at, rest = rest.rpartition("@")
+        port: int | None = None
+        if rest.startswith("[") and "]" in rest:
+            host, _, tail = rest[1:].partition("]")
+            port_text = tail.removeprefix(":") if tail.startswith(":") else ""
+        elif rest.count(":") == 1:
+            host, _, port_text = rest.partition(":")
+        else:
+            host, port_text = rest, ""
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ConnectError(f"ProxyJump {spec.strip()!r}: {port_text!r} is not a port",
+                                   hint="check ProxyJump in your ssh config")
+            port = int(port_text)
+        hops.append((user if at else None, host, port))
     return hops
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -179,16 +180,62 @@ complete_for hakeep completion z
     assert done.stdout.splitlines() == ["drill", "--dry-run", "loadbalance-right", "always", "zsh"], done.stderr
 
 
-@pytest.mark.parametrize("shell", ["zsh", "fish"])
-def test_zsh_and_fish_scripts(shell: str) -> None:
-    script = hakeep_out("completion", shell)
+EXPECTED = ["drill", "--dry-run", "loadbalance-right", "always", "zsh"]  # for the lines of completing_lines()
+
+
+def completing_lines() -> list[str]:
+    """What is typed, word by word, before asking for completions (the last word is being completed)."""
+    return ["hakeep dr", "hakeep deploy x.toml --dry", f"hakeep deploy {EXAMPLE} --limit loadbalance-r",
+            "hakeep status x.toml --color al", "hakeep completion z"]
+
+
+def shell_or_skip(shell: str) -> str:
+    path = shutil.which(shell)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{shell} is not installed (scripts/install-test-deps installs it)")
+        pytest.skip(f"no {shell}")
+    return path
+
+
+def test_zsh_completion_in_a_real_zsh() -> None:
+    """Loaded as a user's .zshrc would (compinit, then the script), registered for hakeep, and the
+    candidates zsh keeps (those starting with the word typed: zsh filters bash-style replies so)."""
+    zsh = shell_or_skip("zsh")
+    script = hakeep_out("completion", "zsh")
     assert script.returncode == 0, script.stderr
-    assert "deploy" in script.stdout
-    assert "--limit" in script.stdout or "-l limit" in script.stdout
-    if shutil.which(shell):
-        syntax = subprocess.run([shell, "-n"], input=script.stdout, capture_output=True, text=True, timeout=30,
-                                check=False)
-        assert syntax.returncode == 0, syntax.stderr
+    calls = "\n".join(f"cf {line}" for line in completing_lines())
+    probe = f"""
+autoload -U +X compinit && compinit -u -D
+hakeep() {{ {sys.executable} -m hakeep "$@"; }}
+{script.stdout}
+print -r -- "registered: ${{_comps[hakeep]}}"
+setopt ksharrays  # as bashcompinit's _bash_complete sets it before calling _hakeep
+cf() {{
+    COMP_WORDS=("$@"); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMPREPLY=(); _hakeep
+    local cur="${{COMP_WORDS[COMP_CWORD]}}"
+    print -r -- "${{(M)COMPREPLY[@]:#${{cur}}*}}"
+}}
+{calls}
+"""
+    done = subprocess.run([zsh, "-f", "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          check=False, env={**os.environ, "HAKEEP_VRRP_PASS": "pw"})
+    lines = done.stdout.splitlines()
+    assert lines[0] == "registered: _bash_complete -o filenames -F _hakeep", done.stdout + done.stderr
+    assert lines[1:] == EXPECTED, done.stdout + done.stderr
+
+
+def test_fish_completion_in_a_real_fish() -> None:
+    fish = shell_or_skip("fish")
+    script = hakeep_out("completion", "fish")
+    assert script.returncode == 0, script.stderr
+    calls = "\n".join(f"complete -C {shlex.quote(line)}; echo ==" for line in completing_lines())
+    probe = f"function hakeep; {sys.executable} -m hakeep $argv; end\n{script.stdout}\n{calls}\n"
+    done = subprocess.run([fish, "--no-config", "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60, check=False, env={**os.environ, "HAKEEP_VRRP_PASS": "pw"})
+    answers = done.stdout.split("==\n")[:-1]  # each: one candidate per line, a tab before any description
+    assert [[c.split("\t")[0] for c in a.splitlines()] for a in answers] == [[w] for w in EXPECTED], (
+        done.stdout + done.stderr)
 
 
 def test_validate_checks_the_password_variables_unless_offline() -> None:

@@ -209,6 +209,29 @@ def test_dry_run_shows_the_diff_and_changes_nothing(fresh: Lab, v1: Path, tmp_pa
     assert json.loads(r.stdout)["changed"] is False
 
 
+def test_without_a_terminal_deploy_and_rollback_need_yes(fresh: Lab, v1: Path, tmp_path: Path) -> None:
+    """As Terraform's apply without -auto-approve: a pipeline must say it means it (exit 4, nothing changed)."""
+    doc = lab_doc(fresh, masters=2)
+    doc["frontend"][1]["balance"] = "leastconn"
+    path = write_inventory(tmp_path, doc)
+    before = snapshot(fresh)
+    env = {k: v for k, v in fresh.env().items() if k != "CI"}  # no terminal is what refuses, not CI=true
+    for args in (("deploy", str(path)), ("rollback", str(v1), "--json")):
+        r = subprocess.run([sys.executable, "-m", "hakeep", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, env=env, timeout=120, check=False)
+        assert r.returncode == 4, r.stdout + r.stderr
+        assert "error: aborted: nothing was changed" in r.stderr
+        assert "no terminal to ask on" in r.stderr
+        assert "run again with --yes" in r.stderr
+        assert "[y/N]" not in r.stderr  # nobody was asked
+        if "--json" in args:
+            refused = schemas.check(r.stdout, args[0])
+            assert refused["error"]["message"] == "aborted: nothing was changed"
+            assert refused["changed"] is True  # the plan it would have run
+            assert refused["kind"] == "rollback"
+        assert snapshot(fresh) == before
+
+
 PROBE = r"""
 import socket, sys, threading, time
 ok = fail = 0

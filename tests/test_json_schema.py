@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -237,7 +238,7 @@ def test_status_json_with_no_lb_reached_is_its_document(tmp_path: Path) -> None:
     r = run_isolated("status", str(inv), "--json", "--limit", "loadbalance-r*")
     doc = schemas.check(r.stdout, "status")
     assert [h["reason"] for h in doc["hosts"]] == ["not asked (--limit)", "no route"]
-    assert "loadbalance-left not asked (--limit): the verdict cannot vouch for it" in doc["reasons"]
+    assert doc["reasons"][0].startswith("loadbalance-left not asked (--limit): the verdict cannot vouch for it")
 
 
 def test_deploy_json_with_an_lb_unreachable_is_an_error_document(tmp_path: Path) -> None:
@@ -311,11 +312,26 @@ def test_releases_and_drill_documents() -> None:
     pair = judge("10.220.62.31", [HOLDER, up("lb2")], probes("lb2"), (6443, 30080))
     rounds = [DrillResult(1, Mode.STOP, "lb1", "lb2", 1.05, 1.1, 2.0, 3.1, "lb1", 3.0, ProbeResult(120, 2, 1.2)),
               DrillResult(2, Mode.STOP, "lb1", None, None, None, None, None, None, 3.0)]
-    doc = schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("stop", pair, rounds), 1)), "drill")
+    doc = schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("stop", pair, rounds, rounds=2, finished=True),
+                                            1)), "drill")
     assert [r["ok"] for r in doc["rounds"]] == [True, False]
     assert doc["ok"] is False
-    refused = jsondoc.drill_doc("crash", judge("10.220.62.31", [down("lb1"), up("lb2")], [], (6443,)), [])
+    refused = jsondoc.drill_doc("crash", judge("10.220.62.31", [down("lb1"), up("lb2")], [], (6443,)), [], rounds=1)
     doc = schemas.check(json.dumps(envelope("drill", refused, 6, HakeepError("drill refused: degraded"))), "drill")
     assert doc["ok"] is False
     assert doc["status"]["verdict"] == "VIP lost"
-    schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("link", None, []), 5, HakeepError("x"))), "drill")
+    schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("link", None, [], rounds=1), 5, HakeepError("x"))),
+                  "drill")
+
+
+def test_a_watch_whose_reader_went_away_ends(tmp_path: Path) -> None:
+    """``status --watch --json | head -1``: a watch prints for its reader only; once it is gone, it ends.
+    (Without --json a watch in a pipe prints only VIP moves as they happen, and ends at the next.)"""
+    argv = " ".join(shlex.quote(a) for a in isolated("status", str(unreachable_inventory(tmp_path)), "--json",
+                                                     "--watch", "0.2"))
+    done = subprocess.run(["bash", "-c", f"{argv} | head -1; echo \"rc=${{PIPESTATUS[0]}}\" >&2"],
+                          capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=60, check=False)
+    assert len(done.stdout.splitlines()) == 1, done.stdout + done.stderr
+    schemas.check(done.stdout, "status", lines=True)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith("rc=5"), done.stderr  # its own code: the last verdict (unreachable)

@@ -110,12 +110,14 @@ def releases_doc(histories: Mapping[str, History], unreachable: Mapping[str, str
         "unreachable": [{"host": n, "reason": why} for n, why in unreachable.items()]}
 
 
-def drill_doc(mode: str, before: PairStatus | None, results: Sequence[DrillResult]) -> Doc:
-    """The pair as the drill found it (``null``: it did not get that far), then every round; ``ok``
-    only when there were rounds and each moved the VIP in time and came back."""
-    return {"mode": mode, "status": status_doc(before) if before is not None else None,
+def drill_doc(mode: str, before: PairStatus | None, results: Sequence[DrillResult], *, rounds: int,
+              finished: bool = False) -> Doc:
+    """The pair as the drill found it (``null``: it did not get that far), then every round done;
+    ``ok`` only when the drill ran to its end, every round asked for was done, and each moved the
+    VIP in time and came back (a drill refused, failed or interrupted after a good round is not ok)."""
+    return {"mode": mode, "rounds_asked": rounds, "status": status_doc(before) if before is not None else None,
             "rounds": [{**asdict(r), "ok": r.ok} for r in results],  # probe: None, or {attempts, failed, longest_gap_s}
-            "ok": bool(results) and all(r.ok for r in results)}
+            "ok": finished and len(results) == rounds and all(r.ok for r in results)}
 
 
 def validate_doc(source: str, inv: Inventory | None, errors: Sequence[Problem] = (), warnings: Sequence[Problem] = (),

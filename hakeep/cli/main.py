@@ -157,7 +157,7 @@ class _Parser(argparse.ArgumentParser):
     json_errors = False
 
     def error(self, message: str) -> NoReturn:
-        if _Parser.json_errors:
+        if _Parser.json_errors and any("--json" in a.option_strings for a in self._actions):
             from hakeep.cli import jsondoc
 
             command = self.prog.split()[1] if len(self.prog.split()) > 1 else ""
@@ -169,7 +169,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="hakeep",
+        prog="hakeep", allow_abbrev=False,
         description="HAProxy + Keepalived in front of a Kubernetes control plane, from one TOML "
         "inventory, over plain SSH.",
         epilog="Run `hakeep COMMAND --help` for a command's options and examples.",
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.set_defaults(command_parser=None)
     for name, (summary, examples) in COMMANDS.items():
-        p = sub.add_parser(name, help=summary, description=summary, epilog=examples,
+        p = sub.add_parser(name, help=summary, description=summary, epilog=examples, allow_abbrev=False,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(command_parser=p)
         if name not in NO_INVENTORY:
@@ -213,8 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.verbose(debug=args.debug)
     signals.install()
     if getattr(args, "json", False):
-        output.json_document(args.command)
-    code, failure = _run(args)
+        output.json_document(args.command, lines=getattr(args, "watch", None) is not None)
+    try:
+        code, failure = _run(args)
+    except Exception as exc:  # a bug: its traceback follows, but a --json reader still gets its document
+        output.finish_document(exitcodes.FAILED, HakeepError(f"internal error: {type(exc).__name__}: {exc}",
+                                                             hint="please report it, with the traceback"))
+        raise
     output.finish_document(code, failure)
     return code
 

@@ -25,7 +25,9 @@ _COLOR = "auto"  # --color: auto (a terminal, unless NO_COLOR; FORCE_COLOR force
 _doc_command: str | None = None
 _doc: dict[str, object] | None = None
 _doc_error: HakeepError | None = None
-_doc_streamed = False  # status --watch --json: a line per refresh; at the end, only an error's
+_doc_lines = False  # status --watch --json: a document per refresh, each on one line (JSON Lines)
+_doc_streamed = False  # ... and one was printed: at the end, only an error's follows
+_reader_gone = False  # stdout's reader went away (``| head``)
 
 
 def set_color(choice: str) -> None:
@@ -46,7 +48,10 @@ def _console(stream: object) -> Console:
 
 def _silence(stream: object) -> None:
     """The reader of ``stream`` went away (``| head``): what is left to print goes nowhere, and the
-    command goes on to its own end and exit code (a deploy is never cut short by a closed pipe)."""
+    command goes on to its own end and exit code (a deploy is never cut short by a closed pipe;
+    a watch, that prints for its reader only, asks :func:`reader_gone` and ends)."""
+    global _reader_gone
+    _reader_gone = _reader_gone or stream is sys.stdout
     fileno = getattr(stream, "fileno", None)
     if fileno is None:
         return
@@ -95,10 +100,16 @@ def emit(text: str) -> None:
         _silence(sys.stdout)
 
 
-def json_document(command: str) -> None:
-    """--json: this run ends by printing one JSON document (:func:`finish_document`), even when it fails."""
-    global _doc_command, _doc, _doc_error, _doc_streamed
-    _doc_command, _doc, _doc_error, _doc_streamed = command, None, None, False
+def reader_gone() -> bool:
+    """Whether stdout's reader went away (a ``--watch`` then has nobody to print for)."""
+    return _reader_gone
+
+
+def json_document(command: str, *, lines: bool = False) -> None:
+    """--json: this run ends by printing one JSON document (:func:`finish_document`), even when it
+    fails; with ``lines`` (a watch), documents are printed as they come, one per line."""
+    global _doc_command, _doc, _doc_error, _doc_streamed, _doc_lines
+    _doc_command, _doc, _doc_error, _doc_streamed, _doc_lines = command, None, None, False, lines
 
 
 def document(body: dict[str, object]) -> None:
@@ -107,13 +118,15 @@ def document(body: dict[str, object]) -> None:
     _doc = body
 
 
-def stream_document(body: dict[str, object], code: int) -> None:
-    """One document now, on one line (JSON Lines: ``status --watch --json``)."""
+def stream_document(body: dict[str, object], code: int) -> bool:
+    """One document now, on one line (JSON Lines: ``status --watch --json``); False once the reader
+    has gone."""
     global _doc_streamed
     from hakeep.cli import jsondoc
 
     _doc_streamed = True
     emit(jsondoc.dump(jsondoc.envelope(_doc_command or "", body, None, code), compact=True))
+    return not _reader_gone
 
 
 def finish_document(code: int, failure: HakeepError | None = None) -> None:
@@ -130,7 +143,7 @@ def finish_document(code: int, failure: HakeepError | None = None) -> None:
     if _doc_streamed and error is None:
         return
     emit(jsondoc.dump(jsondoc.envelope(command, None if _doc_streamed else _doc, error, code),
-                      compact=_doc_streamed))
+                      compact=_doc_lines))
 
 
 def error(exc: HakeepError) -> None:

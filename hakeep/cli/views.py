@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hakeep.cli.output import out
+from hakeep.cli.output import out, reader_gone
 from hakeep.layout import RELEASES_DIR
 from hakeep.plan.releases import Release, ReleaseStatus
 from hakeep.plan.steps import ChangeKind, HostPlan, Plan, Step
@@ -246,6 +246,8 @@ def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairSta
                 grid.add_row(Text(f"{time.strftime('%H:%M:%S')}: refreshing every {interval:g}s; Ctrl-C to stop",
                                   style="dim"))
                 live.update(grid, refresh=True)
+                if reader_gone():  # `| head`: nobody to print for
+                    break
                 time.sleep(interval)
     except KeyboardInterrupt as exc:  # Ctrl-C ends watching; SIGTERM and SIGHUP end hakeep
         if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:

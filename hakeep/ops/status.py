@@ -170,7 +170,8 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
     reached = [h for h in hosts if h.reachable]
     gone = [h for h in hosts if not h.reachable]
     holders = tuple(h.host for h in reached if h.holds_vip)
-    lost = [f"{h.host} not asked (--limit): the verdict cannot vouch for it" if h.reason == NotAsked.kind
+    lost = [f"{h.host} not asked (--limit): the verdict cannot vouch for it, nor tell it from a host outside the "
+            "inventory answering ARP for the VIP" if h.reason == NotAsked.kind
             else f"{h.host} cannot be reached ({h.reason})" for h in gone]
 
     def verdict(v: Verdict, *reasons: str) -> PairStatus:

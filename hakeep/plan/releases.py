@@ -137,7 +137,8 @@ def parse_manifest(rid: str, data: bytes) -> Release:
         hakeep_version=str(m.get("hakeep_version", "")), inventory=str(m.get("inventory", "")),
         inventory_digest=str(m.get("inventory_digest", "")), before=_states(m.get("files")),
         deployed=_states(m.get("deployed")), units_before=units or {},
-        packages_installed=tuple(m.get("packages_installed") or ()), rolls_back=m.get("rolls_back"),
+        packages_installed=tuple(str(p) for p in m.get("packages_installed") or () if isinstance(p, str)),
+        rolls_back=m["rolls_back"] if isinstance(m.get("rolls_back"), str) else None,
         members={str(k): str(v) for k, v in m["members"].items()} if isinstance(m.get("members"), dict) else {},
         forgotten=tuple(str(x) for x in m.get("forgotten") or () if isinstance(x, str)),
     )

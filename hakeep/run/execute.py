@@ -104,12 +104,15 @@ def validate(plan: Plan, transports: Mapping[str, Transport], progress: Progress
             for h, r in out.items()}
 
 
-def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
+def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress,
+            settled: list[HostOutcome] | None = None) -> list[HostOutcome]:
     """Apply host by host in plan order; the first failure restores that host and stops the rollout.
-    A plan for LBs that serve nothing yet (``plan.side_by_side``) applies them all at once."""
+    A plan for LBs that serve nothing yet (``plan.side_by_side``) applies them all at once.
+    ``settled`` (the caller's list) gets each host's outcome as soon as it has one, so an interrupted
+    run can still say which hosts were done."""
     if plan.side_by_side:
-        return _side_by_side(plan, transports, progress)
-    outcomes: list[HostOutcome] = []
+        return _side_by_side(plan, transports, progress, settled)
+    outcomes: list[HostOutcome] = [] if settled is None else settled
     failed = False
     for hp in plan.hosts:
         if failed:
@@ -124,7 +127,8 @@ def rollout(plan: Plan, transports: Mapping[str, Transport], progress: Progress)
     return outcomes
 
 
-def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Progress) -> list[HostOutcome]:
+def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Progress,
+                  settled: list[HostOutcome] | None = None) -> list[HostOutcome]:
     """Every host at once, each behind its own gates, with its own restore when it fails (the
     others go on: none of them served anything before). Interrupted, each host still being applied
     has what it runs stopped and is restored by its worker (the signal waits for that), a settled
@@ -146,6 +150,8 @@ def _side_by_side(plan: Plan, transports: Mapping[str, Transport], progress: Pro
                 parallel(lambda h: stoppers[h].stop(transports[h]), list(stoppers), workers=len(stoppers))
                 pending = futures_wait(pending, timeout=0.5).not_done
         pool.shutdown(wait=False)
+        if settled is not None:  # the hosts that finished on their own (a stopped one raised)
+            settled.extend(f.result() for f in futures.values() if f.done() and f.exception() is None)
         raise
     pool.shutdown()
     return [done.get(hp.host, HostOutcome(hp.host, Outcome.UNCHANGED)) for hp in plan.hosts]

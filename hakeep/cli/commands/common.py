@@ -84,6 +84,8 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
         progress.stop()
         show(args, plan, validations, dry_run=True, timings=session.timings)
         if validations and any(v.status.refused for v in validations.values()):
+            output.error(HakeepError("the hosts' own haproxy/keepalived rejected the new configs; a deploy would "
+                                     "change nothing", hint="fix the inventory or --templates, then try again"))
             return exitcodes.PREFLIGHT
         return exitcodes.CHANGES_PENDING if plan.changed else exitcodes.OK
     if not plan.changed:
@@ -117,13 +119,23 @@ def apply(args: argparse.Namespace, plan: Plan, session: Session, progress: Live
                                      "no configuration was changed",
                                      hint="fix the inventory or --templates, then deploy again"))
             return exitcodes.PREFLIGHT
-    with session.phase("rollout"):
-        outcomes = rollout(plan, session.transports, progress)
+    outcomes = _rollout(args, plan, session, progress)
     progress.message("checking the VIP")  # after a failure too: the user must know where the VIP is
     with session.phase("proof"):
         final: FinalCheck | None = final_check(plan, session.transports)
     progress.stop()
     return finish(args, plan, outcomes, final, session.timings)
+
+
+def _rollout(args: argparse.Namespace, plan: Plan, session: Session, progress: LiveProgress) -> list[HostOutcome]:
+    settled: list[HostOutcome] = []
+    try:
+        with session.phase("rollout"):
+            return rollout(plan, session.transports, progress, settled)
+    except BaseException:  # interrupted (the host being changed was restored): say which hosts were done
+        if args.json:
+            output.document(jsondoc.plan_doc(plan, settled, timings=session.timings))
+        raise
 
 
 def _unconfirmed(plan: Plan) -> int:

@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     results: list[DrillResult] = []
     before: PairStatus | None = None
 
-    def document() -> None:  # --json: what the drill found and did so far, whatever ends it
+    def document(*, finished: bool = False) -> None:  # --json: what the drill found and did so far, whatever ends it
         if args.json:
-            output.document(jsondoc.drill_doc(mode.value, before, results))
+            output.document(jsondoc.drill_doc(mode.value, before, results, rounds=args.rounds, finished=finished))
 
     with open_session(inv, lock=True, command="drill", tolerate_unreachable=True,
                       accept_new_host_keys=args.accept_new_host_keys) as session:
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             holder = result.final_holder or holder
             if not args.json:
                 output.out().print(views.drill_line(result))
+    document(finished=True)
     if not args.json:
         _report(results, mode.value, limit_s)
     return exitcodes.OK if all(r.ok for r in results) else exitcodes.FAILED

@@ -70,14 +70,15 @@ def _watch_json(snapshot: Callable[[], PairStatus], interval: float) -> int:
 
     from hakeep.cli import exitcodes, jsondoc, output
 
-    code = exitcodes.INTERRUPTED
+    code: int | None = None
     try:
         while True:
             pair = snapshot()
             code = exitcodes.VERDICTS[pair.verdict]
-            output.stream_document(jsondoc.status_doc(pair), code)
+            if not output.stream_document(jsondoc.status_doc(pair), code):
+                break  # the reader went away (`| head -1`)
             time.sleep(interval)
     except KeyboardInterrupt as exc:  # Ctrl-C ends watching; SIGTERM and SIGHUP end hakeep
-        if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:
-            raise
+        if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT or code is None:
+            raise  # (before the first refresh, Ctrl-C ends it with an error line: nothing was said yet)
     return code

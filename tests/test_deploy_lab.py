@@ -256,14 +256,14 @@ print(ok, fail, errors[:5])
 """
 
 
-def under_probe(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+def under_probe(lab: Lab, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run hakeep while a probe in the control namespace connects through the VIP non-stop; assert
     the run succeeded and not one connection failed."""
     probe = subprocess.Popen(["ip", "netns", "exec", "hklab-ctl", "python3", "-c", PROBE, VIP, "30080"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)  # let the probe make its first connections before hakeep starts
-        r = hakeep(lab, *args)
+        r = hakeep(lab, *args, env=env)
     finally:
         out, _ = probe.communicate(input="", timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -126,6 +126,20 @@ With -o, writes DIR/<lb name>/etc/haproxy/haproxy.cfg, DIR/<lb name>/etc/keepali
 override the shipped templates of the same name.
 """,
     ),
+    "import": (
+        "take over a pair set up by hand: read its live configs, write the inventory, show the first deploy",
+        """examples:
+  hakeep import --lb lb1=10.0.0.11 --lb lb2=10.0.0.12 -o inventory.toml
+  hakeep import --lb lb1=10.0.0.11 --lb lb2=10.0.0.12 --user ops --sudo --ssh-config ~/.ssh/config -o inv.toml
+
+Reads /etc/keepalived/keepalived.conf (its includes too) and /etc/haproxy/haproxy.cfg on each LB
+(read-only), writes an inventory that reproduces them, with a comment block listing what it does not
+carry, what hakeep writes its own way and where the LBs disagree; then prints what
+`hakeep deploy FILE` would change (validated on the hosts). The VRRP password stays out of the
+file unless --include-secrets. Exit codes: as deploy --dry-run (3: the first deploy changes
+something), 2 a config it cannot read (naming host, file and line), 5 an LB cannot be reached.
+""",
+    ),
     "init": (
         "print a commented, valid inventory to start from (the example, or one for --vip/--lb/--master)",
         """examples:
@@ -148,7 +162,14 @@ rollback --to, the release ids `hakeep releases INVENTORY --json` reports (that 
 }
 
 
-NO_INVENTORY = ("init", "completion")
+NO_INVENTORY = ("init", "completion", "import")
+
+
+def module_name(command: str) -> str:
+    """The module of a command: its name, with a ``_`` after a Python keyword (``import_``)."""
+    import keyword
+
+    return f"{command}_" if keyword.iskeyword(command) else command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                        help="colour the output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces "
                             "it), always, never")
-        module = importlib.import_module(f"hakeep.cli.commands.{name}")
+        module = importlib.import_module(f"hakeep.cli.commands.{module_name(name)}")
         module.add_arguments(p)
     return parser
 
@@ -230,7 +251,7 @@ def _run(args: argparse.Namespace) -> tuple[int, HakeepError | None]:
     from hakeep.cli import output
 
     try:
-        module = importlib.import_module(f"hakeep.cli.commands.{args.command}")
+        module = importlib.import_module(f"hakeep.cli.commands.{module_name(args.command)}")
         code: int = module.run(args)
         return code, None
     except UsageError as exc:

@@ -288,3 +288,29 @@ def vip_moved(vip_ip: str, ports: Sequence[int], probe_timeout: int = 2) -> str:
     """On an LB leaving the set, once its keepalived stopped: the VIP is gone from it and answers
     from another host (ARP and every frontend port)."""
     return compose("vip_moved.sh", VIP_IP=vip_ip, PORTS=ports, PROBE_TIMEOUT=probe_timeout)
+
+
+def read_configs(patterns: Sequence[str]) -> str:
+    """The files ``patterns`` name (paths or globs, expanded on the host) and the host's IPv4
+    addresses: ``@@file PATH`` + base64, ``@@addr IFACE CIDR`` (:func:`parse_read`)."""
+    return compose("read_configs.sh", FILES=" ".join(patterns))
+
+
+def parse_read(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(files as (path, text), addresses as (iface, cidr)) from :func:`read_configs`' output."""
+    import base64
+    import binascii
+
+    files, addresses = [], []
+    lines = iter(text.splitlines())
+    for line in lines:
+        if line.startswith("@@file "):
+            try:
+                files.append((line[7:], base64.b64decode(next(lines, ""), validate=True).decode("utf-8",
+                                                                                               errors="replace")))
+            except binascii.Error:
+                continue
+        elif line.startswith("@@addr "):
+            iface, _, cidr = line[7:].partition(" ")
+            addresses.append((iface, cidr))
+    return files, addresses

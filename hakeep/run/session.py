@@ -299,3 +299,28 @@ def _combine(errors: Sequence[HakeepError], summary: str) -> PreflightError:
     lines = [e.message for e in errors]
     hints = sorted({e.hint for e in errors if e.hint})
     return PreflightError("\n".join([*lines, summary]), hint="; ".join(hints) or None)
+
+
+def connect_hosts(lbs: Sequence[LoadBalancer], *, accept_new_host_keys: bool = False,
+                  connect: Connector | None = None) -> dict[str, Transport]:
+    """Connect to these LBs (no inventory yet: ``hakeep import``); every one must answer, else
+    :class:`~hakeep.errors.UnreachableError` naming each and why (the others are closed)."""
+    if connect is None:
+        from hakeep.hosts.connecting import connect_all
+
+        connect = connect_all
+    results = connect(lbs, accept_new_host_keys=accept_new_host_keys, sudo_password=SudoPassword(),
+                      deadline=time.monotonic() + max(lb.ssh.connect_timeout for lb in lbs) + 5)
+    failed = {n: r for n, r in results.items() if isinstance(r, HakeepError)}
+    transports = {n: r for n, r in results.items() if not isinstance(r, HakeepError)}
+    if failed:
+        for t in transports.values():
+            with contextlib.suppress(Exception):
+                t.close()
+        usage = [e for e in failed.values() if isinstance(e, UsageError)]
+        if usage:
+            raise usage[0]
+        raise UnreachableError("\n".join(e.message for e in failed.values()) + "\nnothing was read: every LB of "
+                               "the pair is needed", hint=next(iter(failed.values())).hint,
+                               hosts={n: reason(e) for n, e in failed.items()})
+    return transports

@@ -49,10 +49,11 @@ class Rendered:
         return replace(self, desired=render(""), check=render(CHECK_ROOT + self.release_id))
 
 
-def render_for_deploy(inv: Inventory, templates: Path | None) -> Rendered:
+def render_for_deploy(inv: Inventory, templates: Path | None, env: Mapping[str, str] | None = None) -> Rendered:
     """Render before connecting: a missing secret or a broken template stops here, no host touched.
-    (Rendered again for each LB's versions once its facts are in: :func:`plan_deploy`.)"""
-    secrets = resolve_secrets(inv)
+    (Rendered again for each LB's versions once its facts are in: :func:`plan_deploy`.) ``env``:
+    where the password variables are read (default: the environment)."""
+    secrets = resolve_secrets(inv, env)
     release_id = new_release_id()
     return Rendered(release_id, render_all(inv, secrets, templates=templates),
                     render_all(inv, secrets, templates=templates, root=CHECK_ROOT + release_id), secrets, templates)

@@ -1,0 +1,188 @@
+"""The inventory a live pair's configs make: cluster and frontends from the LB that holds the VIP
+(what clients are served by now), each LB's own address, interface and priority, and every place
+the LBs disagree beyond that. Pure: the hosts' parsed configs in, an :class:`Imported` out."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hakeep.errors import UsageError
+from hakeep.takeover.mapping import PASSWORD_ENV, STATS_PASSWORD_ENV, HostValues, Note
+
+DEFAULT_PRIORITY = 100  # keepalived's, for an instance that names none
+
+
+@dataclass(frozen=True)
+class LiveLB:
+    """One LB as read: its name and address as the user gave them, its configs in hakeep's terms,
+    the IPv4 addresses on its interfaces (``iface``, ``address/prefix``) and whether it holds the VIP."""
+
+    name: str
+    address: str
+    values: HostValues
+    addresses: tuple[tuple[str, str], ...]
+    holds_vip: bool
+
+
+@dataclass(frozen=True)
+class Imported:
+    doc: dict[str, Any]  # the inventory, in the order it is written
+    reference: str  # the LB whose values were taken
+    replaced: tuple[str, ...]  # what hakeep writes its own way (the documented fixes)
+    unmapped: tuple[str, ...]  # what hakeep does not carry
+    disagreements: tuple[str, ...]
+    remarks: tuple[str, ...]  # what the first deploy changes that the user must know first
+    secrets: dict[str, str]  # the live passwords (for the dry-run): never written unless asked
+
+
+def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], include_secrets: bool) -> Imported:
+    ref = next((lb for lb in lbs if lb.holds_vip), lbs[0])
+    ka = ref.values.keepalived
+    notes: list[str] = []
+    vip = _vip(ref, notes)
+    cluster: dict[str, Any] = {"name": name or _cluster_name(ka.get("instance", "")), "vip": str(vip),
+                               "virtual_router_id": ka.get("virtual_router_id"),
+                               "advert_int": _plain_number(ka.get("advert_int") or 1)}
+    password = ref.values.secrets.get("vrrp")
+    if include_secrets and password is not None:
+        cluster["auth_pass"] = password
+    else:
+        cluster["auth_pass_env"] = PASSWORD_ENV
+    if password is None:
+        notes.append(f"{ref.name}: the live pair has no VRRP password; hakeep requires one. While the first deploy "
+                     "has changed one LB and not yet the other, the two do not hear each other and both may hold "
+                     "the VIP: deploy in a quiet moment")
+    if ka.get("auth_type", "PASS") != "PASS":
+        notes.append(f"{ref.name}: auth_type {ka['auth_type']}: hakeep uses PASS")
+    if cluster["virtual_router_id"] is None:
+        raise UsageError(f"{ref.name}: the live vrrp_instance has no virtual_router_id")
+    doc: dict[str, Any] = {"cluster": cluster, "ssh": ssh}
+    hp = {k: v for k, v in ref.values.haproxy.items() if k != "stats"}
+    if hp:
+        doc["haproxy"] = hp
+    stats = ref.values.haproxy.get("stats")
+    if stats:
+        table = {k: v for k, v in stats.items() if k in ("bind", "port", "user") and v is not None}
+        secret = ref.values.secrets.get("stats")
+        if include_secrets and secret:
+            table["password"] = secret
+        else:
+            table["password_env"] = STATS_PASSWORD_ENV
+        if not secret:
+            notes.append(f"{ref.name}: the live stats page has no password; hakeep requires one "
+                         f"(${STATS_PASSWORD_ENV})")
+        doc.setdefault("haproxy", {})["stats"] = table
+    doc["lb"] = [_lb(lb, lbs, notes) for lb in lbs]
+    doc["frontend"] = [_frontend(fe) for fe in ref.values.frontends]
+    disagreements = [d for lb in lbs if lb is not ref for d in _differences(ref, lb)]
+    return Imported(doc, ref.name, _grouped(n for lb in lbs for n in lb.values.replaced),
+                    _grouped(n for lb in lbs for n in lb.values.unmapped), tuple(disagreements),
+                    tuple(dict.fromkeys(notes)), dict(ref.values.secrets))
+
+
+def _vip(ref: LiveLB, notes: list[str]) -> ipaddress.IPv4Interface:
+    text = ref.values.keepalived["vip"]
+    try:
+        vip = ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise UsageError(f"{ref.name}:{ref.values.keepalived.get('vip_where', '')}: virtual_ipaddress {text}: "
+                         "not an IPv4 address (hakeep manages an IPv4 VIP)") from None
+    if "/" not in text:  # keepalived makes it a /32; hakeep needs the LB subnet's prefix
+        own = next((ipaddress.IPv4Interface(cidr) for _, cidr in ref.addresses
+                    if vip.ip in ipaddress.IPv4Interface(cidr).network and not cidr.startswith(f"{vip.ip}/")), None)
+        if own is not None:
+            vip = ipaddress.IPv4Interface(f"{vip.ip}/{own.network.prefixlen}")
+            notes.append(f"{ref.name}: the live VIP {text} has no prefix (keepalived adds it as /32); the inventory "
+                         f"gives it its subnet's, /{own.network.prefixlen}")
+    return vip
+
+
+def _lb(lb: LiveLB, lbs: Sequence[LiveLB], notes: list[str]) -> dict[str, Any]:
+    own = lb.values.own
+    src, peers = own.get("unicast_src_ip"), own.get("unicast_peers")
+    if src is not None and src != lb.address:
+        notes.append(f"{lb.name}: unicast_src_ip {src} is not its address {lb.address}; hakeep uses the address")
+    others = sorted(o.address for o in lbs if o is not lb)
+    if peers is None:
+        notes.append(f"{lb.name}: no unicast_peer (VRRP by multicast); hakeep sends unicast to the other LBs. While "
+                     "the first deploy has changed one LB and not yet the other, the two do not hear each other "
+                     "and both may hold the VIP: deploy in a quiet moment")
+    elif sorted(peers) != others:
+        notes.append(f"{lb.name}: unicast_peer lists {', '.join(peers) or 'nothing'}; the other LBs are "
+                     f"{', '.join(others)}, and hakeep lists those")
+    return {"name": lb.name, "address": lb.address, "interface": own.get("interface"),
+            "priority": own.get("priority") or DEFAULT_PRIORITY}
+
+
+def _frontend(fe: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": fe["name"], "port": fe["port"]}
+    if fe.get("bind", "*") != "*":
+        out["bind"] = fe["bind"]
+    out["check"] = fe.get("check", "tcp")
+    if fe.get("check_path") and fe.get("check_path") != "/readyz":
+        out["check_path"] = fe["check_path"]
+    if fe.get("balance") and fe["balance"] != "roundrobin":
+        out["balance"] = fe["balance"]
+    out["servers"] = [dict(s) for s in fe["servers"]]
+    return out
+
+
+def _differences(ref: LiveLB, other: LiveLB) -> list[str]:
+    said = f"{other.name} differs from {ref.name}"
+    out = []
+    a, b = ref.values.keepalived, other.values.keepalived
+    for key in ("vip", "virtual_router_id", "advert_int", "auth_type"):
+        if a.get(key) != b.get(key):
+            out.append(f"{said}: {key} {_show(b.get(key))} (taken: {_show(a.get(key))})")
+    if ref.values.secrets.get("vrrp") != other.values.secrets.get("vrrp"):
+        out.append(f"{said}: the VRRP passwords differ (taken: {ref.name}'s)")
+    mine = {fe["name"]: {"balance": "roundrobin", **_frontend(fe)} for fe in ref.values.frontends}
+    theirs = {fe["name"]: {"balance": "roundrobin", **_frontend(fe)} for fe in other.values.frontends}
+    for name in sorted(set(mine) | set(theirs)):
+        if name not in theirs:
+            out.append(f"{said}: it has no frontend {name}")
+        elif name not in mine:
+            out.append(f"{said}: it has a frontend {name} more (not taken)")
+        elif mine[name] != theirs[name]:
+            for key in sorted(set(mine[name]) | set(theirs[name])):
+                if mine[name].get(key) != theirs[name].get(key):
+                    out.append(f"{said}: frontend {name}: {key} {_show(theirs[name].get(key))} "
+                               f"(taken: {_show(mine[name].get(key))})")
+    for key in sorted(set(ref.values.haproxy) | set(other.values.haproxy)):
+        left, right = ref.values.haproxy.get(key), other.values.haproxy.get(key)
+        if key == "stats":
+            left, right = ({k: v for k, v in (s or {}).items() if k != "where"} for s in (left, right))
+        if left != right:
+            out.append(f"{said}: haproxy {key} {_show(right)} (taken: {_show(left)})")
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(f"{s['name']} {s['address']}:{s['port']}" if isinstance(s, dict) else str(s)
+                         for s in value) or "none"
+    if isinstance(value, float):
+        return str(_plain_number(value))
+    return "none" if value is None else str(value)
+
+
+def _grouped(notes: Iterable[Note]) -> tuple[str, ...]:
+    """One line per (place, text), naming every host it was seen on (the pair's files are alike)."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for n in notes:
+        seen.setdefault((n.where, n.text), []).append(n.host)
+    return tuple(f"{', '.join(dict.fromkeys(hosts))}: {where}: {text}" if where else f"{', '.join(hosts)}: {text}"
+                 for (where, text), hosts in seen.items())
+
+
+def _cluster_name(instance: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", re.sub(r"[-_]?vip$", "", instance, flags=re.IGNORECASE)).strip("-._")
+    return name[:63] or "cluster"
+
+
+def _plain_number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value

@@ -1,0 +1,72 @@
+"""An imported inventory as commented TOML: a header saying where it came from, what hakeep writes
+its own way, what it does not carry and where the LBs disagree; then the tables, in the order of
+``inventory.example.toml`` (servers as inline tables, one per line)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from hakeep.takeover.assemble import Imported
+
+
+def render(imported: Imported, *, sources: Sequence[str], when: str, secrets_written: bool) -> str:
+    out = [f"# Imported by `hakeep import` on {when} from {', '.join(sources)}.",
+           f"# Cluster-wide values are {imported.reference}'s (it held the VIP, or was named first);",
+           "# `hakeep deploy --dry-run` on this file shows what the first deploy changes.", "#"]
+    if secrets_written:
+        out += ["# WARNING: this file holds the live VRRP (and stats) passwords (--include-secrets).",
+                "# Keep it private, or replace them with auth_pass_env / password_env.", "#"]
+    else:
+        out += ["# The VRRP password is read from $HAKEEP_VRRP_PASS (set it to the live one: `hakeep import`",
+                "# does not write it; --include-secrets would).", "#"]
+    for title, lines in (("Read before deploying:", imported.remarks),
+                         ("The LBs disagree (beyond address, interface, priority and state):", imported.disagreements),
+                         ("Not carried: hakeep has no equivalent (review these before deploying):", imported.unmapped),
+                         ("Written hakeep's own way (README: What the generated configs fix in the recipe):",
+                          imported.replaced)):
+        if lines:
+            out.append(f"# {title}")
+            out += [f"#   {line}" for line in lines]
+            out.append("#")
+    doc = imported.doc
+    out.append("")
+    out += _table("cluster", doc["cluster"])
+    if doc.get("ssh"):
+        out += _table("ssh", doc["ssh"])
+    if doc.get("haproxy"):
+        out += _table("haproxy", {k: v for k, v in doc["haproxy"].items() if k != "stats"})
+        if doc["haproxy"].get("stats"):
+            out += _table("haproxy.stats", doc["haproxy"]["stats"])
+    for lb in doc["lb"]:
+        out += _table("lb", lb, array=True)
+    for fe in doc["frontend"]:
+        servers = fe["servers"]
+        out += _table("frontend", {k: v for k, v in fe.items() if k != "servers"}, array=True)[:-1]
+        out.append("servers = [")
+        out += [f"  {_inline(s)}," for s in servers]
+        out += ["]", ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _table(name: str, values: dict[str, Any], *, array: bool = False) -> list[str]:
+    lines = [f"[[{name}]]" if array else f"[{name}]"]
+    lines += [f"{key} = {_value(v)}" for key, v in values.items() if v is not None]
+    return [*lines, ""]
+
+
+def _inline(values: dict[str, Any]) -> str:
+    return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in values.items()) + " }"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(value, dict):
+        return _inline(value)
+    raise TypeError(f"no TOML for {value!r}")

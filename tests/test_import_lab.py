@@ -110,7 +110,8 @@ def test_import_deploy_and_rollback_of_a_hand_made_pair(pair: tuple[Lab, dict[st
         assert got == want, (host, got, want)
         servers = [[s.args[:2] for s in sec.all("server")] for sec in haproxy_cfg.parse(
             (tmp_path / "rendered" / host / FILES[0].lstrip("/")).read_text(), FILES[0]) if sec.kind == "backend"]
-        assert servers == [[(f"m{i}", f"10.77.0.1{i}:{port}") for i in (1, 2, 3)] for port in (6443, 30080)]
+        assert servers == [[(f"devops-master-0{i}", f"10.77.0.1{i}:{port}") for i in (1, 2, 3)]
+                           for port in (6443, 30080)]
     # the takeover: rolling, the VIP holder last; a client through the VIP sees nothing
     first = holders(lab)
     with HolderSampler(["lb1", "lb2"]) as sampler:

@@ -61,6 +61,7 @@ def composed() -> dict[str, str]:
         "stop": stop_script(["0123abcd0123abcd0123abcd"]),
         "batch": batch_script([Step(Action.STAGE, "s", "cat > /tmp/x", b"abc"), Step(Action.GATE, "g", "true", wait=5)],
                               [300.0, 30.0]),
+        "read_configs": commands.read_configs(["/etc/haproxy/haproxy.cfg", "/etc/keepalived/conf.d/*.conf"]),
     }
 
 
@@ -234,7 +235,7 @@ def test_every_script_gets_every_variable_it_reads() -> None:
     lib = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source("lib.sh")))
     files = {"facts": "facts.sh", "gate": "gate.sh", "units_gate": "units_gate.sh", "vip_check": "vip_check.sh",
              "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh", "stop": "stop.sh",
-             "batch": "batch.sh"}
+             "batch": "batch.sh", "read_configs": "read_configs.sh"}
     assert set(files.values()) | {"lib.sh"} == set(names())
     for name, script in composed().items():
         assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))
@@ -411,3 +412,21 @@ def test_a_failed_refresh_fails_the_install_and_leaves_the_stamp(tmp_path: Path)
     assert r.returncode != 0
     assert [c.split()[1] for c in log.read_text().splitlines()[1:]] == ["update"]
     assert not stamp.exists()
+
+
+def test_read_configs_prints_each_file_a_glob_names_and_the_addresses(tmp_path: Path) -> None:
+    """hakeep import's reader, run here by sh: files (a glob expanded, a missing one skipped) and
+    the host's IPv4 addresses come back as parse_read reads them, bytes intact."""
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "main.conf").write_text("include conf.d/*.conf\n")
+    (tmp_path / "conf.d" / "b.conf").write_text("vrrp_instance X {\n  # \u00e9 \"q\"\n}\n")
+    (tmp_path / "conf.d" / "a.conf").write_text("")
+    script = commands.read_configs([str(tmp_path / "main.conf"), str(tmp_path / "conf.d" / "*.conf"),
+                                    str(tmp_path / "missing.cfg")])
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    files, addresses = commands.parse_read(done.stdout)
+    assert files == [(str(tmp_path / "main.conf"), "include conf.d/*.conf\n"),
+                     (str(tmp_path / "conf.d" / "a.conf"), ""),
+                     (str(tmp_path / "conf.d" / "b.conf"), "vrrp_instance X {\n  # \u00e9 \"q\"\n}\n")]
+    assert ("lo", "127.0.0.1/8") in addresses

@@ -89,9 +89,15 @@ def set_mode(path: str, mode: int, owner: str, group: str) -> str:
     return script(f"chown {q(owner)}:{q(group)} {q(path)}", f"chmod {mode:04o} {q(path)}")
 
 
-def validate_staged(argv: Sequence[str], path: str) -> str:
-    """Run a validator (``haproxy -c -f {}``) on the staged file; its output shows on failure."""
+def validate_staged(argv: Sequence[str], path: str, *, tolerate: bool = False) -> str:
+    """Run a validator (``haproxy -c -f {}``) on the staged file; its output shows on failure. With
+    ``tolerate`` (a file that ran on this host before), a refusal is printed on stderr and the step
+    goes on."""
     cmd = " ".join(q(a) for a in validate_argv(argv, staged(path)))
+    if tolerate:
+        return script(f"out=$({cmd} 2>&1) || printf '%s\\n%s\\n' "
+                      f"{q('hakeep: the validator refuses this file, which ran here before; restoring it anyway:')} "
+                      '"$out" >&2', "exit 0")
     return script(f"{cmd} 2>&1")
 
 

@@ -235,7 +235,8 @@ def restored_files(host: str, target: Release, facts: HostFacts) -> tuple[list[M
             remove.append(f.path)
             continue
         mode = saved.mode if saved.mode is not None else (f.mode if f.mode is not None else 0o644)
-        write.append(ManagedFile(f.path, saved.content or b"", mode, saved.owner or "root", saved.group or "root"))
+        write.append(ManagedFile(f.path, saved.content or b"", mode, saved.owner or "root", saved.group or "root",
+                                 ran_before=True))
     return write, remove
 
 

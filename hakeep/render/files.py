@@ -41,6 +41,10 @@ class ManagedFile:
     shown: bytes | None = field(default=None, repr=False)
     #: the run's secrets: words of a live file's removed lines that are one of them are masked too
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: put back by a rollback: the file was live on this host before (a hand-made one may carry what
+    #: the validator refuses but the daemon ran, as the recipe's ``vrrp_garp_interval 0``); its
+    #: validator's refusal is then shown, not fatal, and the health gate decides
+    ran_before: bool = False
 
     @property
     def service(self) -> str:

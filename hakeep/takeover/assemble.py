@@ -47,6 +47,11 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
     cluster: dict[str, Any] = {"name": name or _cluster_name(ka.get("instance", "")), "vip": str(vip),
                                "virtual_router_id": ka.get("virtual_router_id"),
                                "advert_int": _plain_number(ka.get("advert_int") or 1)}
+    instance = ka.get("instance", "")
+    if instance != f"{cluster['name']}-vip":
+        notes.append(f"{ref.name}: hakeep names the VRRP instance {cluster['name']}-vip, the live one is {instance!r}: "
+                     "keepalived takes a renamed instance for a new one, so on the VIP holder the first deploy moves "
+                     "the VIP (a failover). Keep the name: a vrrp_instance NAME-vip with --name NAME")
     password = ref.values.secrets.get("vrrp")
     if include_secrets and password is not None:
         cluster["auth_pass"] = password

@@ -25,7 +25,8 @@ if [ -n "$HOLD_VIP" ]; then
 fi
 stat=""
 reader=0
-if hk_any_socket "$STATS_SOCKET" && hk_stat_reader; then
+# (nothing to look up -- a rollback's gate: the files put back may name another socket, or none)
+if [ -n "$SERVERS$REQUIRE_UP" ] && hk_any_socket "$STATS_SOCKET" && hk_stat_reader; then
     reader=1
     stat=$(hk_show_stats "$STATS_SOCKET" || true)
 fi

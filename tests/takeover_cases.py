@@ -78,6 +78,7 @@ CASES = [
     Case("recipe"),
     Case("recipe-right-holds-the-vip", holder="loadbalance-right", cluster_name="devops"),
     Case("include-glob", included),
+    Case("keepalived-sample-instance-name", sub(KEEPALIVED, "vrrp_instance haproxy-vip {", "vrrp_instance VI_1 {")),
     Case("comments-and-quotes", both(
         sub(KEEPALIVED, "  router_id LVS_DEVEL\n", "  ! the router\n  router_id \"LVS_DEVEL\"   # quoted\n"),
         sub(HAPROXY, "    pidfile     /var/run/haproxy.pid", "    pidfile     \"/var/run/haproxy.pid\" # quoted"),

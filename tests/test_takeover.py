@@ -149,3 +149,23 @@ def test_ssh_paths_are_written_relative_to_the_inventory(tmp_path: Path) -> None
                               identity_file=tmp_path / "keys" / "id", ssh_config=tmp_path / "ssh_config")
     assert _ssh_table(args) == {"user": "ops", "port": 2222, "identity_file": "../keys/id", "config": "../ssh_config",
                                 "sudo": True}
+
+
+def test_a_kept_instance_name_is_what_keepalived_gets(tmp_path: Path) -> None:
+    """An imported pair keeps its instance's name (a renamed one is a new instance: the VIP would move)."""
+    from hakeep.render.engine import render_all
+    from hakeep.render.files import Secrets
+
+    case = next(c for c in CASES if c.name == "keepalived-sample-instance-name")
+    result, text = imported(case)
+    assert result.doc["cluster"]["name"] == "VI_1"
+    assert result.doc["cluster"]["vrrp_instance"] == "VI_1"
+    path = tmp_path / "inv.toml"
+    path.write_text(text)
+    inv = load_inventory(path)
+    conf = render_all(inv, Secrets(auth_pass="1111"))["loadbalance-left"].file(KEEPALIVED).content.decode()
+    assert "vrrp_instance VI_1 {" in conf
+    recipe_inv = tmp_path / "recipe.toml"
+    recipe_inv.write_text(imported(CASES[0])[1])
+    files = render_all(load_inventory(recipe_inv), Secrets(auth_pass="1111"))["loadbalance-left"]
+    assert "vrrp_instance haproxy-vip {" in files.file(KEEPALIVED).content.decode()

@@ -152,6 +152,7 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      "spread"),
     ("check-weight-range", set_("cluster.check_weight", 0), "cluster.check_weight", "between 1 and 253"),
     ("keep-releases", set_("cluster.keep_releases", 0), "cluster.keep_releases", "between 1 and 1000"),
+    ("vrrp-instance", set_("cluster.vrrp_instance", "VI 1"), "cluster.vrrp_instance", "letters, digits"),
     ("third-lb-outside", add_lb(address="192.168.1.5"), "lb[2].address", "outside the VIP's subnet"),
 ]
 

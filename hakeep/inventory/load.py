@@ -42,7 +42,7 @@ from hakeep.inventory.parse import parse_toml
 TOP_KEYS = ("cluster", "ssh", "haproxy", "lb", "frontend")
 CLUSTER_KEYS = (
     "name", "vip", "virtual_router_id", "advert_int", "auth_pass", "auth_pass_env",
-    "check_weight", "keep_releases",
+    "check_weight", "keep_releases", "vrrp_instance",
 )
 SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout")
 LB_KEYS = ("name", "address", "interface", "priority", "ssh")
@@ -134,13 +134,14 @@ def _cluster(t: Table) -> Cluster | None:
         t.error("auth_pass_env", "is required (or auth_pass): the VRRP password")
     weight = t.get_int("check_weight", lo=1, hi=253)
     keep = t.get_int("keep_releases", lo=1, hi=1000)
+    instance = t.get_str("vrrp_instance", pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
     if name is None or vip is None or vrid is None or (auth_pass is None and auth_env is None):
         return None
     return Cluster(
         name=name, vip=vip, virtual_router_id=vrid,
         advert_int=advert if advert is not None else 1.0,
         auth_pass=auth_pass, auth_pass_env=auth_env, check_weight=weight,
-        keep_releases=keep if keep is not None else 10,
+        keep_releases=keep if keep is not None else 10, vrrp_instance=instance,
     )
 
 

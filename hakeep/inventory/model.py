@@ -97,6 +97,13 @@ class Cluster:
     auth_pass_env: str | None
     check_weight: int | None  # None: derived from the priorities
     keep_releases: int
+    vrrp_instance: str | None = None  # keepalived's instance name; None: <name>-vip
+
+    @property
+    def instance_name(self) -> str:
+        """The vrrp_instance's name (a pair taken over keeps its own: a renamed instance is a new one
+        to keepalived, and the VIP would move)."""
+        return self.vrrp_instance or f"{self.name}-vip"
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,12 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
                                "advert_int": _plain_number(ka.get("advert_int") or 1)}
     instance = ka.get("instance", "")
     if instance != f"{cluster['name']}-vip":
-        notes.append(f"{ref.name}: hakeep names the VRRP instance {cluster['name']}-vip, the live one is {instance!r}: "
-                     "keepalived takes a renamed instance for a new one, so on the VIP holder the first deploy moves "
-                     "the VIP (a failover). Keep the name: a vrrp_instance NAME-vip with --name NAME")
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", instance):
+            cluster["vrrp_instance"] = instance  # renamed, keepalived would take it for a new one: the VIP moves
+        else:
+            notes.append(f"{ref.name}: the live VRRP instance's name {instance!r} cannot be kept (letters, digits, "
+                         f"_ . - only): hakeep names it {cluster['name']}-vip, and keepalived takes a renamed instance "
+                         "for a new one, so on the VIP holder the first deploy moves the VIP (a failover)")
     password = ref.values.secrets.get("vrrp")
     if include_secrets and password is not None:
         cluster["auth_pass"] = password

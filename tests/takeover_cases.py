@@ -143,7 +143,7 @@ REFUSED = [
      "/etc/keepalived/keepalived.conf:20: virtual_router_id: keepalived parameters ($NAME) and conditional lines"),
     (sub(KEEPALIVED, "  virtual_ipaddress {\n    10.220.62.31/24                  # The VIP address\n  }\n",
          "  virtual_ipaddress { 10.220.62.31/24 }\n"),
-     "/etc/keepalived/keepalived.conf:31: braces keepalived's reader would not take, or a block on one line"),
+     "/etc/keepalived/keepalived.conf:31: virtual_ipaddress: braces keepalived's reader would not take"),
     (sub(KEEPALIVED, "  virtual_router_id 60", "  virtual_router_id sixty"),
      "/etc/keepalived/keepalived.conf:20: virtual_router_id sixty: not a whole number"),
     (sub(HAPROXY, "global\n", ".if defined(X)\nglobal\n"),

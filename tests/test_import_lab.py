@@ -101,10 +101,10 @@ def test_import_deploy_and_rollback_of_a_hand_made_pair(pair: tuple[Lab, dict[st
         new = keepalived_conf.parse((tmp_path / "rendered" / host / FILES[1].lstrip("/")).read_text(), FILES[1])
         for node in (live, new):
             inst = node.all("vrrp_instance")[0]
-            got = (inst.first("virtual_router_id").args, inst.first("priority").args,  # type: ignore[union-attr]
-                   [c.keyword for c in inst.first("virtual_ipaddress").children or ()],  # type: ignore[union-attr]
-                   inst.first("authentication").first("auth_pass").args,  # type: ignore[union-attr]
-                   sorted(c.keyword for c in inst.first("unicast_peer").children or ()))  # type: ignore[union-attr]
+            got = (inst.last("virtual_router_id").args, inst.last("priority").args,  # type: ignore[union-attr]
+                   [c.keyword for c in inst.last("virtual_ipaddress").children or ()],  # type: ignore[union-attr]
+                   inst.last("authentication").last("auth_pass").args,  # type: ignore[union-attr]
+                   sorted(c.keyword for c in inst.last("unicast_peer").children or ()))  # type: ignore[union-attr]
             if node is live:
                 want = got
         assert got == want, (host, got, want)

@@ -16,7 +16,8 @@ from hakeep.inventory.load import load_inventory
 from hakeep.render.secrets import resolve_secrets
 from hakeep.takeover import haproxy_cfg, keepalived_conf
 from hakeep.takeover.assemble import Imported, LiveLB, build
-from hakeep.takeover.mapping import HostValues, read_haproxy, read_keepalived
+from hakeep.takeover.haproxy_map import read_haproxy
+from hakeep.takeover.mapping import HostValues, read_keepalived
 from hakeep.takeover.toml_out import render
 from tests.takeover_cases import CASES, HAPROXY, KEEPALIVED, LBS, REFUSED, Case, reader, recipe
 
@@ -88,7 +89,7 @@ def test_disagreements_and_unmapped_statements_are_named_with_host_and_line() ->
     assert "loadbalance-left, loadbalance-right: /etc/keepalived/keepalived.conf:" in lines
     for what in ("nopreempt: no equivalent", "notify_master: no equivalent", "vrrp_sync_group: no equivalent",
                  "acl: in frontend kube-apiserver", "tcp-request connection: in frontend kube-apiserver",
-                 "mode: in frontend web: hakeep proxies TCP only"):
+                 "mode: for frontend web: hakeep proxies TCP only (not carried)"):
         assert what in lines, what
     assert "/usr/local/bin/paged.sh" not in text  # statements are named by keyword, never by their values
     assert [fe["name"] for fe in result.doc["frontend"]] == ["kube-apiserver", "in-ingress-nginx-30080"]
@@ -110,10 +111,12 @@ def test_includes_nested_too_deep_are_refused() -> None:
         keepalived_conf.parse(files[KEEPALIVED], KEEPALIVED, reader(files), host="lb1")
 
 
-def test_haproxy_words_are_split_as_haproxy_splits_them() -> None:
+def test_words_are_split_as_the_daemons_split_them() -> None:
     assert haproxy_cfg.words(r'''a "b c" 'd "e' f\ g "h\"i" # j''', "x:1") == ["a", "b c", 'd "e', "f g", 'h"i']
     assert haproxy_cfg.words('x ""', "x:1") == ["x", ""]
-    assert keepalived_conf.parse('a "b c" ! d\nblk {\n  e # f\n}\n', "k").children is not None
+    root = keepalived_conf.parse('a "b c" ! d\nblk {\n  e p\\#q # f\n}\n', "k")
+    assert [(n.keyword, n.args) for n in root.children or ()] == [("a", ("b c",)), ("blk", ())]
+    assert [(n.keyword, n.args) for n in root.children[1].children or ()] == [("e", ("p#q",))]  # type: ignore[index]
 
 
 def test_the_command_refuses_bad_options_before_connecting(tmp_path: Path) -> None:
@@ -169,3 +172,86 @@ def test_a_kept_instance_name_is_what_keepalived_gets(tmp_path: Path) -> None:
     recipe_inv.write_text(imported(CASES[0])[1])
     files = render_all(load_inventory(recipe_inv), Secrets(auth_pass="1111"))["loadbalance-left"]
     assert "vrrp_instance haproxy-vip {" in files.file(KEEPALIVED).content.decode()
+
+
+def unnamed(node: keepalived_conf.Node, seen: set[str], carried: set[str], *, noted: bool) -> list[str]:
+    """The statements under ``node`` neither carried nor named, nor inside a block named as a whole."""
+    out = []
+    for child in node.children or ():
+        here = child.where in seen
+        if not (here or noted):
+            out.append(f"{child.where}: {child.keyword}")
+        out += unnamed(child, seen, carried, noted=noted or (here and child.where not in carried))
+    return out
+
+
+def covered(values: HostValues) -> set[str]:
+    return set(values.carried) | {n.where for n in (*values.replaced, *values.unmapped, *values.warnings)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_every_statement_is_carried_or_named(case: Case) -> None:
+    """Nothing is dropped silently: each statement of both files (an include's too) is carried into
+    the inventory, or named in a note, or inside a block or section named as a whole."""
+    for name, address, _ in LBS:
+        files = case.hosts()[name]
+        values = live(name, address, files, True).values
+        seen = covered(values)
+        missing = unnamed(keepalived_conf.parse(files[KEEPALIVED], KEEPALIVED, reader(files), host=name), seen,
+                          set(values.carried), noted=False)
+        for sec in haproxy_cfg.parse(files[HAPROXY], HAPROXY, host=name):
+            whole = sec.where in seen
+            missing += [f"{st.where}: {' '.join(st.words[:2])}" for st in sec.statements
+                        if st.where not in seen and not whole]
+        assert missing == [], f"{case.name}: {name}: dropped without a note"
+
+
+def test_no_secret_in_a_refusal() -> None:
+    files = recipe("left")
+    files[KEEPALIVED] = files[KEEPALIVED].replace("    auth_pass 1111\n", "    auth_pass s3cr3t }\n")
+    with pytest.raises(UsageError) as info:
+        live("loadbalance-left", "10.220.62.32", files, True)
+    assert "s3cr3t" not in info.value.message + (info.value.hint or "")
+    files = recipe("left")
+    files[HAPROXY] = files[HAPROXY].replace("    maxconn     4000", '    maxconn "${SECRET}x" s3cr3t')
+    with pytest.raises(UsageError) as info:
+        live("loadbalance-left", "10.220.62.32", files, True)
+    assert "s3cr3t" not in info.value.message
+
+
+@pytest.mark.parametrize(("change", "field", "want", "remark"), [
+    (("keepalived", "auth_pass 1111", "auth_pass 123456789abc"), ("cluster", "auth_pass_env"), "HAKEEP_VRRP_PASS",
+     "longer than 8 characters"),
+    (("keepalived", "priority 100", "priority 255"), ("lb", "priority"), 254, "hakeep's range ends at 254"),
+    (("keepalived", "state BACKUP\n  priority 100\n", "state MASTER\n"), ("lb", "priority"), 254, "priority 255"),
+    (("keepalived", "10.220.62.31/24 ", "10.220.62.31/32 "), ("cluster", "vip"), "10.220.62.31/24", "is a /32"),
+    (("haproxy", "defaults\n", "defaults\n  mode http\n"), ("frontend", "count"), 1, None),  # the other: mode tcp
+    (("haproxy", "defaults\n", "defaults\n  balance leastconn\n"), ("frontend1", "balance"), "leastconn", None),
+    (("haproxy", "defaults\n", "defaults\n  option httpchk GET /livez\n"), ("frontend", "check"), "tcp",
+     "checks plain HTTP"),
+    (("haproxy", "    option tcp-check\n", "    option httpchk\n    http-check connect ssl\n"
+                                          "    http-check expect status 401\n"), ("frontend", "check"), "https",
+     "expects status 200"),
+    (("haproxy", "10.220.62.21:6443 check", "10.220.62.21:6443 check send-proxy"), ("frontend", "check"), "tcp",
+     "send-proxy: hakeep's servers have no such option"),
+    (("haproxy", "  bind *:6443", "  bind 10.220.62.32:6443"), ("frontend", "bind"), "10.220.62.32",
+     "binds loadbalance-left's own address"),
+])
+def test_what_keepalived_and_haproxy_would_do_is_what_is_imported(change: tuple[str, str, str],
+                                                                 field: tuple[str, str], want: object,
+                                                                 remark: str | None, tmp_path: Path) -> None:
+    which, old, new = change
+    path = KEEPALIVED if which == "keepalived" else HAPROXY
+    result, text = imported(Case("x", lambda side, files: files.__setitem__(path, files[path].replace(old, new))))
+    table, key = field
+    doc = result.doc
+    fe = doc["frontend"][1 if table == "frontend1" else 0] if doc["frontend"] else {}
+    got = (len(doc["frontend"]) if key == "count" else fe.get(key, "roundrobin" if key == "balance" else None)) \
+        if table.startswith("frontend") else (doc["lb"][0][key] if table == "lb" else doc["cluster"][key])
+    assert got == want, (change, got)
+    if remark is not None:
+        assert any(remark in r for r in result.remarks), result.remarks
+    path_ = tmp_path / "inv.toml"
+    path_.write_text(text)
+    if doc["frontend"]:
+        load_inventory(path_)  # still a usable inventory

@@ -315,7 +315,7 @@ def parse_read(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]
                 files.append((line[7:], base64.b64decode(next(lines, ""), validate=True).decode("utf-8",
                                                                                                errors="replace")))
             except binascii.Error:
-                continue
+                raise ValueError(f"{line[7:]}: its content came back garbled") from None
         elif line.startswith("@@addr "):
             iface, _, cidr = line[7:].partition(" ")
             addresses.append((iface, cidr))

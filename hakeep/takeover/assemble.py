@@ -56,6 +56,11 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
                          f"_ . - only): hakeep names it {cluster['name']}-vip, and keepalived takes a renamed instance "
                          "for a new one, so on the VIP holder the first deploy moves the VIP (a failover)")
     password = ref.values.secrets.get("vrrp")
+    if password is not None and len(password) > 8:  # keepalived sends the first 8 characters only
+        notes.append(f"{ref.name}: the live auth_pass is longer than 8 characters; keepalived uses the first 8, and "
+                     "so does the inventory (set $HAKEEP_VRRP_PASS to those 8)")
+        password = password[:8]
+        ref.values.secrets["vrrp"] = password
     if include_secrets and password is not None:
         cluster["auth_pass"] = password
     else:
@@ -86,10 +91,16 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
         doc.setdefault("haproxy", {})["stats"] = table
     doc["lb"] = [_lb(lb, lbs, notes) for lb in lbs]
     doc["frontend"] = [_frontend(fe) for fe in ref.values.frontends]
+    for fe in doc["frontend"]:
+        owner = next((lb.name for lb in lbs if fe.get("bind") == lb.address), None)
+        if owner is not None:
+            notes.append(f"frontend {fe['name']} binds {owner}'s own address {fe['bind']}: hakeep binds the same "
+                         "address on every LB (set bind = \"*\" or \"vip\")")
     disagreements = [d for lb in lbs if lb is not ref for d in _differences(ref, lb)]
+    remarks = tuple(dict.fromkeys(notes)) + _grouped(n for lb in lbs for n in lb.values.warnings)
     return Imported(doc, ref.name, _grouped(n for lb in lbs for n in lb.values.replaced),
                     _grouped(n for lb in lbs for n in lb.values.unmapped), tuple(disagreements),
-                    tuple(dict.fromkeys(notes)), dict(ref.values.secrets))
+                    remarks, dict(ref.values.secrets))
 
 
 def _vip(ref: LiveLB, notes: list[str]) -> ipaddress.IPv4Interface:
@@ -99,13 +110,13 @@ def _vip(ref: LiveLB, notes: list[str]) -> ipaddress.IPv4Interface:
     except ValueError:
         raise UsageError(f"{ref.name}:{ref.values.keepalived.get('vip_where', '')}: virtual_ipaddress {text}: "
                          "not an IPv4 address (hakeep manages an IPv4 VIP)") from None
-    if "/" not in text:  # keepalived makes it a /32; hakeep needs the LB subnet's prefix
+    if "/" not in text or vip.network.prefixlen == 32:  # hakeep needs the LB subnet's prefix
         own = next((ipaddress.IPv4Interface(cidr) for _, cidr in ref.addresses
                     if vip.ip in ipaddress.IPv4Interface(cidr).network and not cidr.startswith(f"{vip.ip}/")), None)
         if own is not None:
             vip = ipaddress.IPv4Interface(f"{vip.ip}/{own.network.prefixlen}")
-            notes.append(f"{ref.name}: the live VIP {text} has no prefix (keepalived adds it as /32); the inventory "
-                         f"gives it its subnet's, /{own.network.prefixlen}")
+            notes.append(f"{ref.name}: the live VIP {text} is a /32 (keepalived's default without a prefix); the "
+                         f"inventory gives it its subnet's, /{own.network.prefixlen}")
     return vip
 
 
@@ -122,8 +133,12 @@ def _lb(lb: LiveLB, lbs: Sequence[LiveLB], notes: list[str]) -> dict[str, Any]:
     elif sorted(peers) != others:
         notes.append(f"{lb.name}: unicast_peer lists {', '.join(peers) or 'nothing'}; the other LBs are "
                      f"{', '.join(others)}, and hakeep lists those")
-    return {"name": lb.name, "address": lb.address, "interface": own.get("interface"),
-            "priority": own.get("priority") or DEFAULT_PRIORITY}
+    priority = own.get("priority") or (255 if own.get("state") == "MASTER" else DEFAULT_PRIORITY)
+    if priority > 254:  # keepalived's address owner (a MASTER without a priority gets 255)
+        notes.append(f"{lb.name}: priority {priority} (the VIP's owner, preempting always); hakeep's range ends at "
+                     "254, which still wins every election against the others")
+        priority = 254
+    return {"name": lb.name, "address": lb.address, "interface": own.get("interface"), "priority": priority}
 
 
 def _frontend(fe: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +158,7 @@ def _differences(ref: LiveLB, other: LiveLB) -> list[str]:
     said = f"{other.name} differs from {ref.name}"
     out = []
     a, b = ref.values.keepalived, other.values.keepalived
-    for key in ("vip", "virtual_router_id", "advert_int", "auth_type"):
+    for key in ("vip", "virtual_router_id", "advert_int", "auth_type", "instance"):
         if a.get(key) != b.get(key):
             out.append(f"{said}: {key} {_show(b.get(key))} (taken: {_show(a.get(key))})")
     if ref.values.secrets.get("vrrp") != other.values.secrets.get("vrrp"):

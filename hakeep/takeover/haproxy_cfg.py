@@ -46,6 +46,7 @@ class Section:
     statements: tuple[Statement, ...]
     file: str
     line: int
+    args_after_name: tuple[str, ...] = ()  # ``from NAME`` and the like
 
     @property
     def where(self) -> str:
@@ -80,8 +81,8 @@ def words(line: str, where: str) -> list[str]:
             if ch == '"':
                 quote = ""
             elif ch == "$" and line[i + 1:i + 2] == "{":
-                raise ParseError(f"{where}: an environment variable in a value ({line.strip()}) is not followed by "
-                                 "hakeep import", hint="write the value out in the file, then import")
+                raise ParseError(f"{where}: an environment variable in a value is not followed by hakeep import",
+                                 hint="write the value out in the file, then import")
             else:
                 word = (word or "") + ch
         elif ch in "\"'":
@@ -104,7 +105,7 @@ def words(line: str, where: str) -> list[str]:
 
 
 def statements(text: str, file: str, host: str = "") -> Iterator[Statement]:
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):  # haproxy ends lines at \n only
         where = f"{host}:{file}:{number}" if host else f"{file}:{number}"
         found = words(raw, where)
         if found:
@@ -117,17 +118,17 @@ def statements(text: str, file: str, host: str = "") -> Iterator[Statement]:
 
 def parse(text: str, file: str, host: str = "") -> list[Section]:
     sections: list[Section] = []
-    current: tuple[str, str, list[Statement], int] | None = None
+    current: tuple[str, str, list[Statement], int, tuple[str, ...]] | None = None
     for st in statements(text, file, host):
         if st.keyword in SECTIONS:
             if current is not None:
-                sections.append(Section(current[0], current[1], tuple(current[2]), file, current[3]))
-            current = (st.keyword, st.args[0] if st.args else "", [], st.line)
+                sections.append(Section(current[0], current[1], tuple(current[2]), file, current[3], current[4]))
+            current = (st.keyword, st.args[0] if st.args else "", [], st.line, st.args[1:])
             continue
         if current is None:
             where = f"{host}:{st.where}" if host else st.where
             raise ParseError(f"{where}: {st.keyword!r} comes before any section (global, defaults, frontend, ...)")
         current[2].append(st)
     if current is not None:
-        sections.append(Section(current[0], current[1], tuple(current[2]), file, current[3]))
+        sections.append(Section(current[0], current[1], tuple(current[2]), file, current[3], current[4]))
     return sections

@@ -40,9 +40,10 @@ class Node:
     def all(self, keyword: str) -> list[Node]:
         return [c for c in self.children or () if c.keyword == keyword]
 
-    def first(self, keyword: str) -> Node | None:
+    def last(self, keyword: str) -> Node | None:
+        """The statement keepalived uses when one is given twice: the last."""
         found = self.all(keyword)
-        return found[0] if found else None
+        return found[-1] if found else None
 
 
 # read(pattern, relative_to) -> [(path, text), ...] for every file the glob names, sorted
@@ -51,7 +52,7 @@ Reader = Callable[[str], list[tuple[str, str]]]
 
 def tokens(text: str, file: str, host: str = "") -> Iterator[tuple[int, list[str]]]:
     """(line number, words) per non-empty line; braces are words of their own."""
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):  # keepalived ends lines at \n only
         words: list[str] = []
         word, quoted, i = "", False, 0
         while i < len(raw):
@@ -63,6 +64,9 @@ def tokens(text: str, file: str, host: str = "") -> Iterator[tuple[int, list[str
                     word = ""
                 else:
                     word += ch
+            elif ch == "\\" and raw[i + 1:i + 2] in ("#", "!"):  # an escaped comment character is itself
+                word += raw[i + 1]
+                i += 1
             elif ch == '"':
                 if word:
                     words.append(word)
@@ -111,8 +115,8 @@ def parse(text: str, file: str, read: Reader | None = None, host: str = "") -> N
         elif braces == ["{", "}"] and words[-2:] == ["{", "}"] and len(words) > 2:  # `name { }`: an empty block
             stack[-1][2].append(Node(words[0], tuple(words[1:-2]), (), node_file, number))
         else:
-            raise ParseError(f"{where}: braces keepalived's reader would not take, or a block on one line: "
-                             f"{' '.join(words)}", hint="put each block's '{' at the end of its first line, its "
+            raise ParseError(f"{where}: {words[0]}: braces keepalived's reader would not take, or a block on one "
+                             "line", hint="put each block's '{' at the end of its first line, its "
                              "statements on lines of their own, and its '}' on a line of its own")
     if len(stack) > 1:
         kw, _, _, f, line = stack[-1]

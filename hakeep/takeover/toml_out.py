@@ -28,7 +28,7 @@ def render(imported: Imported, *, sources: Sequence[str], when: str, secrets_wri
                           imported.replaced)):
         if lines:
             out.append(f"# {title}")
-            out += [f"#   {line}" for line in lines]
+            out += [f"#   {_comment(line)}" for line in lines]
             out.append("#")
     doc = imported.doc
     out.append("")
@@ -66,7 +66,13 @@ def _value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a TOML basic string: JSON's escapes are TOML's
+        # a TOML basic string: JSON's escapes are TOML's (DEL too, which JSON leaves as it is)
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, dict):
         return _inline(value)
     raise TypeError(f"no TOML for {value!r}")
+
+
+def _comment(text: str) -> str:
+    """One comment line: no control character may end it or break the file."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+HAPROXY_CONF_D = "/etc/haproxy/conf.d/*.cfg"  # Fedora/RHEL's unit reads these too
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,15 @@ def run(args: argparse.Namespace) -> int:
         output.emit(text.rstrip("\n"))
         return exitcodes.OK
     _write_new(args.output, text, private=args.include_secrets)
+    from hakeep.errors import InventoryError
+    from hakeep.inventory.load import load_inventory
+
+    try:
+        load_inventory(args.output)
+    except InventoryError:
+        output.warn(f"wrote {args.output}, but it is not a usable inventory yet: fix what follows, then run "
+                    f"`hakeep deploy {args.output} --dry-run`")
+        raise
     output.success(f"wrote {args.output}: {len(imported.unmapped)} statement(s) not carried, "
                    f"{len(imported.disagreements)} disagreement(s) between the LBs (listed at its top)")
     return _dry_run(args, imported.secrets)
@@ -116,14 +126,23 @@ def _read_one(lb: LoadBalancer, t: Transport) -> LiveLB:
     from hakeep.hosts import commands
     from hakeep.takeover import haproxy_cfg, keepalived_conf
     from hakeep.takeover.assemble import LiveLB
-    from hakeep.takeover.mapping import HostValues, read_haproxy, read_keepalived
+    from hakeep.takeover.haproxy_map import read_haproxy
+    from hakeep.takeover.mapping import HostValues, read_keepalived
 
     def fetch(patterns: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         done = t.run(commands.read_configs(patterns), display="read the live configs", check=True, timeout=60)
-        return commands.parse_read(done.text())
+        try:
+            return commands.parse_read(done.text())
+        except ValueError as exc:
+            raise UsageError(f"{lb.name}: {exc}") from None
 
-    files, addresses = fetch([HAPROXY_CFG, KEEPALIVED_CONF])
+    files, addresses = fetch([HAPROXY_CFG, KEEPALIVED_CONF, HAPROXY_CONF_D])
     found = dict(files)
+    more = sorted(p for p in found if p.startswith(HAPROXY_CONF_D.rsplit("/", 1)[0] + "/"))
+    if more:
+        raise UsageError(f"{lb.name}: haproxy also reads {', '.join(more)} (the RHEL unit's -f /etc/haproxy/conf.d), "
+                         "which hakeep import does not follow",
+                         hint="move those sections into haproxy.cfg, then import")
     for path in (HAPROXY_CFG, KEEPALIVED_CONF):
         if path not in found:
             raise UsageError(f"{lb.name}: {path} is missing: not a pair set up by hand from the recipe")

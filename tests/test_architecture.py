@@ -48,7 +48,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "plan": FOUNDATION | {"inventory", "render", "hosts"},
     "run": FOUNDATION | {"inventory", "render", "hosts", "plan"},
     "ops": FOUNDATION | {"inventory", "hosts", "plan", "run"},
-    "takeover": {"errors"},  # pure: configs read back from hosts -> an inventory's values
+    "takeover": {"errors", "inventory"},  # pure: configs read back from hosts -> an inventory's values
     "cli": FOUNDATION | {"inventory", "render", "hosts", "plan", "run", "ops", "takeover", "cli"},
 }
 # The SSH implementation is reached only through the session (everything else codes against Transport).

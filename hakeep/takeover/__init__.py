@@ -3,5 +3,5 @@ parsed with a tokenizer per format (:mod:`.keepalived_conf`, :mod:`.haproxy_cfg`
 inventory's values (:mod:`.mapping`, :mod:`.assemble`) and written as commented TOML
 (:mod:`.toml_out`). Pure: the files' text comes from the caller (the CLI reads the hosts).
 
-May import :mod:`hakeep.errors` only.
+May import :mod:`hakeep.errors` and :mod:`hakeep.inventory` (its rules: names, balances).
 """

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hakeep.errors import UsageError
+from hakeep.inventory.fields import NAME_RE
 from hakeep.takeover.mapping import PASSWORD_ENV, STATS_PASSWORD_ENV, HostValues, Note
 
 DEFAULT_PRIORITY = 100  # keepalived's, for an instance that names none
@@ -49,7 +50,7 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
                                "advert_int": _plain_number(ka.get("advert_int") or 1)}
     instance = ka.get("instance", "")
     if instance != f"{cluster['name']}-vip":
-        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", instance):
+        if NAME_RE.fullmatch(instance):
             cluster["vrrp_instance"] = instance  # renamed, keepalived would take it for a new one: the VIP moves
         else:
             notes.append(f"{ref.name}: the live VRRP instance's name {instance!r} cannot be kept (letters, digits, "
@@ -58,7 +59,7 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
     password = ref.values.secrets.get("vrrp")
     if password is not None and len(password) > 8:  # keepalived sends the first 8 characters only
         notes.append(f"{ref.name}: the live auth_pass is longer than 8 characters; keepalived uses the first 8, and "
-                     "so does the inventory (set $HAKEEP_VRRP_PASS to those 8)")
+                     f"so does the inventory (set ${PASSWORD_ENV} to those 8)")
         password = password[:8]
         ref.values.secrets["vrrp"] = password
     if include_secrets and password is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hakeep.inventory.load import BALANCES
 from hakeep.takeover.haproxy_cfg import Section, Statement
-from hakeep.takeover.mapping import ANY, BALANCES, HostValues, int_word, noter, seconds
+from hakeep.takeover.mapping import ANY, HostValues, int_word, noter, seconds
 
 _GLOBAL_REPLACED = {"log", "chroot", "pidfile", "user", "group", "daemon", "stats"}
 _DEFAULTS_REPLACED = {("log",), ("mode", "tcp"), ("option", "dontlognull"), ("option", "tcplog"),

@@ -11,7 +11,6 @@ silently. :mod:`.assemble` then makes the pair's inventory.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 from hakeep.takeover.haproxy_cfg import Section, Statement
 from hakeep.takeover.keepalived_conf import Node, ParseError
 
-BALANCES = ("roundrobin", "leastconn", "source", "first", "random")
 PASSWORD_ENV = "HAKEEP_VRRP_PASS"  # noqa: S105 (the variable's name)
 STATS_PASSWORD_ENV = "HAKEEP_STATS_PASS"  # noqa: S105
 ANY = ("", "*", "0.0.0.0", "::")  # noqa: S104 (a bind to every address, as haproxy writes it)
@@ -79,7 +77,7 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
     carried = values.carried
     _instance_statements(host, chosen, values)
     vip_node = chosen.last("virtual_ipaddress")
-    addresses = [a for a in (vip_node.children or ()) if vip_node] if vip_node else []
+    addresses = list(vip_node.children or ()) if vip_node is not None else []
     if not addresses:
         raise ParseError(f"{host}:{chosen.where}: vrrp_instance {' '.join(chosen.args)} has no virtual_ipaddress")
     first = addresses[0]
@@ -220,6 +218,3 @@ def seconds(host: str, st: Statement, values: HostValues) -> int:
                                                     "(hakeep's inventory has whole seconds)"))
     return whole
 
-
-def vip_interface(vip: str) -> ipaddress.IPv4Interface:
-    return ipaddress.IPv4Interface(vip)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hakeep.takeover.assemble import Imported
+from hakeep.takeover.mapping import PASSWORD_ENV
 
 
 def render(imported: Imported, *, sources: Sequence[str], when: str, secrets_written: bool) -> str:
@@ -19,7 +20,7 @@ def render(imported: Imported, *, sources: Sequence[str], when: str, secrets_wri
         out += ["# WARNING: this file holds the live VRRP (and stats) passwords (--include-secrets).",
                 "# Keep it private, or replace them with auth_pass_env / password_env.", "#"]
     else:
-        out += ["# The VRRP password is read from $HAKEEP_VRRP_PASS (set it to the live one: `hakeep import`",
+        out += [f"# The VRRP password is read from ${PASSWORD_ENV} (set it to the live one: `hakeep import`",
                 "# does not write it; --include-secrets would).", "#"]
     for title, lines in (("Read before deploying:", imported.remarks),
                          ("The LBs disagree (beyond address, interface, priority and state):", imported.disagreements),

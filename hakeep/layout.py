@@ -18,8 +18,13 @@ CHECK_SCRIPT = "/etc/keepalived/hakeep-check-haproxy.sh"
 NOTIFY_SCRIPT = "/etc/keepalived/hakeep-notify.sh"
 CA_DIR = "/etc/haproxy/hakeep"  # CA files of https checks: CA_DIR/<frontend>-ca.crt
 SYSCTL_CONF = "/etc/sysctl.d/90-hakeep.conf"
+SYSTEMD_DIR = "/etc/systemd/system"  # each unit's drop-in: SYSTEMD_DIR/<unit>.service.d/hakeep.conf
 
 VRRP_STATE_FILE = "/run/hakeep/vrrp-state"  # "STATE PRIORITY EPOCH", written by the notify script
+# "0" while haproxy's unit runs, "1" once it stopped, crashed or failed to start: written by systemd
+# (haproxy's drop-in) the moment the unit changes, synced from it whenever keepalived (re)loads
+# (keepalived's drop-in); keepalived tracks it (inotify) and goes to FAULT on a 1
+HAPROXY_DOWN_FILE = "/run/hakeep/haproxy-down"
 # haproxy's admin socket: in its chroot folder, which every distribution's package creates (RHEL's
 # does not create /run/haproxy, where a socket would keep haproxy from starting; RHEL's own default
 # socket lives in /var/lib/haproxy too, and SELinux allows haproxy to make it there)
@@ -49,6 +54,11 @@ class Unit:
     main_config: str
     config_dir: str  # every managed file under it belongs to this unit
     validator: tuple[str, ...]  # argv that checks a config file; "{}" stands for its path
+
+    @property
+    def dropin(self) -> str:
+        """hakeep's systemd drop-in for this unit (restart policy, haproxy's state for keepalived)."""
+        return f"{SYSTEMD_DIR}/{self.name}.service.d/hakeep.conf"
 
     def validate_argv(self, path: str) -> tuple[str, ...]:
         return validate_argv(self.validator, path)
@@ -93,9 +103,9 @@ def unit(name: str) -> Unit:
 
 
 def owner_of(path: str) -> Unit:
-    """The unit that reads a managed file (decided by its folder)."""
+    """The unit that reads a managed file (decided by its folder; a drop-in: the unit it extends)."""
     for u in UNITS:
-        if path.startswith(u.config_dir):
+        if path.startswith(u.config_dir) or path == u.dropin:
             return u
     raise ValueError(f"{path} is not a file hakeep manages")
 
@@ -104,6 +114,11 @@ def validator_of(path: str) -> tuple[str, ...]:
     """The argv that validates ``path`` ("{}" for the path), or () when nothing validates it alone."""
     owner = owner_of(path)
     return owner.validator if path == owner.main_config else ()
+
+
+def is_dropin(path: str) -> bool:
+    """Whether ``path`` is one of hakeep's systemd drop-ins (changing one needs a daemon-reload)."""
+    return any(path == u.dropin for u in UNITS)
 
 
 def ca_path(frontend_name: str) -> str:

@@ -1,10 +1,10 @@
 """Run the real ``haproxy -c`` and ``keepalived -t`` on rendered files, as if they were installed.
 
 Each check runs in a throwaway network and mount namespace (``unshare -n -m``): tmpfs is mounted
-over /etc/haproxy and /etc/keepalived (inside the namespace only), the host's rendered files are
-copied to their real paths with their real modes, and the inventory's interface is created as a veth
-pair so keepalived accepts it. Nothing of this machine's own /etc or network is touched, and the
-namespaces vanish with the process. Needs root plus the haproxy and keepalived binaries.
+over /etc/haproxy, /etc/keepalived and /run (inside the namespace only), the host's rendered files
+of those two folders are copied to their real paths with their real modes, and the inventory's
+interface is created as a veth pair so keepalived accepts it. Nothing of this machine's own /etc or
+network is touched, and the namespaces vanish with the process. Needs root plus the haproxy and keepalived binaries.
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ for d in /etc/haproxy /etc/keepalived; do
 done
 run=""
 if [ -n "$R" ]; then
-    mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" && mount -t tmpfs -o mode=0755 tmpfs "$R/run" &&
+    mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" &&
         mount -t proc proc "$R/proc" && mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 91
     run="chroot $R"
 fi
+# /run/hakeep exists on an LB (keepalived's drop-in makes it; hakeep validates in it): keepalived 2.3
+# ignores a track_file whose folder is missing. A tmpfs /run, in this namespace only.
+mount -t tmpfs -o mode=0755 tmpfs "$R/run" && mkdir -p "$R/run/hakeep" || exit 91
 cd "$SRC"
-find . -type f | while read -r f; do
+# only the files of the two folders under tmpfs (systemd drop-ins would land in this machine's /etc)
+find ./etc/haproxy ./etc/keepalived -type f | while read -r f; do
     target="$R/${f#./}"
     mkdir -p "$(dirname "$target")"
     cp -p "$f" "$target"

@@ -79,9 +79,18 @@ def test_fresh_debian_host_gets_the_whole_recipe(inv: Inventory) -> None:
     assert "apt-get install -y" in hp.install.script
     assert "DEBIAN_FRONTEND=noninteractive" in hp.install.script
     assert actions(plan, L[0]) == [
-        "backup", "stage", "stage", "stage", "stage", "validate", "commit", "service", "service", "wait",
-        "commit", "validate", "commit", "service", "service", "gate", "record"]
+        "backup", *["stage"] * 6,
+        "commit", "validate", "commit", "service", "service", "service", "wait",  # haproxy
+        "commit", "validate", "commit", "service", "service", "service", "gate", "record"]  # keepalived
     text = scripts(plan, L[0])
+    # each unit's drop-in is in place, and systemd has read it, before the unit is started
+    described = [s.describe for s in hp.steps]
+    for unit in ("haproxy", "keepalived"):
+        dropin = f"/etc/systemd/system/{unit}.service.d/hakeep.conf"
+        moved = next(i for i, d in enumerate(described) if d.startswith("move the new") and dropin in d)
+        reload = described.index(f"systemctl daemon-reload (the drop-in of {unit} changed)")
+        assert moved < reload < described.index(f"reload (or start) {unit}")
+    assert any(s.describe == "systemctl daemon-reload (the drop-ins put back)" for s in hp.restore)
     assert "systemctl enable haproxy.service" in text
     assert "systemctl reload-or-restart haproxy.service" in text
     assert "systemctl reload-or-restart keepalived.service" in text

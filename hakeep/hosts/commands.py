@@ -179,6 +179,11 @@ def systemctl(action: str, unit: str) -> str:
     return script(f"systemctl {q(action)} {q(unit + '.service')}")
 
 
+def daemon_reload() -> str:
+    """systemd reads its unit files again (a drop-in hakeep manages changed)."""
+    return script("systemctl daemon-reload")
+
+
 def _timer(unit: str, seconds: float, argv: str) -> list[str]:
     """Lines that (re)arm a one-shot systemd timer on the host running ``argv`` in ``seconds``, to
     within 0.1 s (a transient timer is accurate to a minute unless told otherwise)."""

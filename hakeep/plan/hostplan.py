@@ -18,7 +18,17 @@ from enum import StrEnum
 from hakeep import __version__
 from hakeep.hosts import commands, keepalived
 from hakeep.hosts.facts import HostFacts
-from hakeep.layout import ENABLED_STATES, HAPROXY, KEEPALIVED, KEEPALIVED_CONF, RELEASES_DIR, UNIT_NAMES, owner_of, unit
+from hakeep.layout import (
+    ENABLED_STATES,
+    HAPROXY,
+    KEEPALIVED,
+    KEEPALIVED_CONF,
+    RELEASES_DIR,
+    UNIT_NAMES,
+    is_dropin,
+    owner_of,
+    unit,
+)
 from hakeep.plan.releases import History, ReleaseKind, ReleaseStatus, manifest_bytes
 from hakeep.plan.steps import (
     Action,
@@ -243,6 +253,9 @@ def _unit_steps(name: str, target: Target, changed: Sequence[str], removed: Sequ
     gone = [p for p in removed if owner_of(p).name == name]
     if gone:
         steps.append(Step(Action.REMOVE, f"remove {', '.join(gone)} (absent before)", commands.remove_files(gone)))
+    if any(is_dropin(p) for p in (*aux, *gone)):  # before the unit is reloaded, started or stopped
+        steps.append(Step(Action.SERVICE, f"systemctl daemon-reload (the drop-in of {name} changed)",
+                          commands.daemon_reload()))
     steps += [Step(Action.SERVICE, f"{_VERBS[a]} {name}", commands.systemctl(a.value, name))
               for a in actions if a is not UnitAction.STOP]
     return steps
@@ -282,6 +295,8 @@ def _restore_steps(release_dir: str, f: HostFacts, target: Target,
     paths = sorted({*(mf.path for mf in target.files), *target.remove})
     steps = [Step(Action.RESTORE, "drop staged files", commands.drop_staged(paths)),
              Step(Action.RESTORE, f"put back the files saved in {release_dir}", commands.restore(release_dir, paths))]
+    if any(is_dropin(p) for p in paths):
+        steps.append(Step(Action.RESTORE, "systemctl daemon-reload (the drop-ins put back)", commands.daemon_reload()))
     was_running: dict[str, bool] = {}
     for name in UNIT_NAMES:
         u = f.units.get(name)

@@ -23,7 +23,10 @@ from hakeep.errors import UsageError
 from hakeep.inventory.model import Inventory
 from hakeep.layout import (
     CHECK_SCRIPT,
+    HAPROXY,
     HAPROXY_CFG,
+    HAPROXY_DOWN_FILE,
+    KEEPALIVED,
     KEEPALIVED_CONF,
     NEWEST_PROVEN,
     NOTIFY_SCRIPT,
@@ -60,7 +63,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
 def managed_paths(inv: Inventory) -> list[str]:
     """Every path hakeep manages on an LB for this inventory (no secrets needed)."""
     cas = [ca_path(fe.name) for fe in inv.frontends if fe.ca_file is not None]
-    return [HAPROXY_CFG, *cas, CHECK_SCRIPT, NOTIFY_SCRIPT, KEEPALIVED_CONF]
+    return [HAPROXY_CFG, *cas, HAPROXY.dropin, CHECK_SCRIPT, NOTIFY_SCRIPT, KEEPALIVED_CONF, KEEPALIVED.dropin]
 
 
 def render_all(
@@ -85,7 +88,8 @@ def render_all(
         "cluster": inv.cluster, "haproxy": inv.haproxy,
         "frontends": inv.frontends, "stats_socket": STATS_SOCKET, "check_script": root + CHECK_SCRIPT,
         "notify_script": root + NOTIFY_SCRIPT, "state_file": VRRP_STATE_FILE,
-        "script_user": SCRIPT_USER, "weight": inv.check_weight, "prio_min": min(prios),
+        "script_user": SCRIPT_USER, "haproxy_down_file": HAPROXY_DOWN_FILE,
+        "run_dir": HAPROXY_DOWN_FILE.rsplit("/", 1)[0], "weight": inv.check_weight, "prio_min": min(prios),
         "prio_max": max(prios), "advert_int": _advert(inv.cluster.advert_int),
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
     }
@@ -118,11 +122,15 @@ def render_all(
                         group="haproxy" if has_password else "root", shown=haproxy_shown, secrets=known),
             *(ManagedFile(ca_path(name), data, 0o644, shown=data) for name, data in ca_files.items()),
         ]
-        for path, template in ((CHECK_SCRIPT, "check_haproxy.sh.j2"), (NOTIFY_SCRIPT, "notify.sh.j2")):
-            script, script_shown = render(template, ctx)
-            files.append(ManagedFile(path, script, 0o755, shown=script_shown, secrets=known))
+        for path, template, mode in ((HAPROXY.dropin, "haproxy.dropin.conf.j2", 0o644),
+                                     (CHECK_SCRIPT, "check_haproxy.sh.j2", 0o755),
+                                     (NOTIFY_SCRIPT, "notify.sh.j2", 0o755)):
+            text, text_shown = render(template, ctx)
+            files.append(ManagedFile(path, text, mode, shown=text_shown, secrets=known))
         ka, ka_shown = _with_digest(*render("keepalived.conf.j2", dict(ctx, config_digest=DIGEST_MARK)))
         files.append(ManagedFile(KEEPALIVED_CONF, ka, 0o600, shown=ka_shown, secrets=known))
+        dropin, dropin_shown = render("keepalived.dropin.conf.j2", ctx)
+        files.append(ManagedFile(KEEPALIVED.dropin, dropin, 0o644, shown=dropin_shown, secrets=known))
         out[lb.name] = HostFiles(lb=lb, files=tuple(files))
     return out
 

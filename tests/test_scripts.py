@@ -62,6 +62,7 @@ def composed() -> dict[str, str]:
         "batch": batch_script([Step(Action.STAGE, "s", "cat > /tmp/x", b"abc"), Step(Action.GATE, "g", "true", wait=5)],
                               [300.0, 30.0]),
         "read_configs": commands.read_configs(["/etc/haproxy/haproxy.cfg", "/etc/keepalived/conf.d/*.conf"]),
+        "server_states": commands.server_states(),
     }
 
 
@@ -235,7 +236,7 @@ def test_every_script_gets_every_variable_it_reads() -> None:
     lib = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", source("lib.sh")))
     files = {"facts": "facts.sh", "gate": "gate.sh", "units_gate": "units_gate.sh", "vip_check": "vip_check.sh",
              "listening": "listening.sh", "lock": "lock.sh", "vip_moved": "vip_moved.sh", "stop": "stop.sh",
-             "batch": "batch.sh", "read_configs": "read_configs.sh"}
+             "batch": "batch.sh", "read_configs": "read_configs.sh", "server_states": "server_states.sh"}
     assert set(files.values()) | {"lib.sh"} == set(names())
     for name, script in composed().items():
         assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", script, flags=re.M))

@@ -98,7 +98,8 @@ def status_doc(pair: PairStatus) -> Doc:
             "healthy": pair.verdict.value == "healthy",
             "hosts": [{**asdict(r), "healthy": r.healthy} for r in pair.hosts],
             "probes": [asdict(p) for p in pair.probes],
-            "arp": [asdict(a) for a in pair.arp]}  # each LB's own MAC, and the MACs answering ARP for the VIP
+            "arp": [asdict(a) for a in pair.arp],  # each LB's own MAC, and the MACs answering ARP for the VIP
+            "notes": pair.notes}
 
 
 def releases_doc(histories: Mapping[str, History], unreachable: Mapping[str, str]) -> Doc:

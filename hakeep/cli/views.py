@@ -219,6 +219,8 @@ def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
     con.print(Text.assemble((f"{pair.verdict.value}: ", style), f"VIP {pair.vip} on {where}"))
     for reason in pair.reasons:
         con.print(Text("  - " + reason))
+    for note in pair.notes:
+        con.print(Text("  note: " + note, style="yellow"))
 
 
 def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairStatus | None:
@@ -264,23 +266,42 @@ def _secs(v: float | None) -> str:
 
 def drill_line(r: DrillResult) -> Text:
     """One round as it finishes."""
-    text = Text(f"round {r.round} ({r.mode.value}): {r.old_holder} out; VIP on {r.new_holder or 'no other LB'} "
-                f"after {_secs(r.vip_moved_s)}, frontends after {_secs(r.frontends_s)}; "
-                f"{r.old_holder} back after {_secs(r.recovered_s)}")
+    from hakeep.ops.drill import FAULTED_UNIT, Mode
+
+    if r.mode is Mode.MASTER_UNHEALTHY:
+        clean = r.probe is not None and not (r.probe.failed or r.probe.errors)
+        text = Text(f"{r.master}: out of rotation on {r.old_holder} "
+                    + ((("before any client saw a bad answer" if clean else
+                         f"{_secs(r.out_s)} after the clients' first bad answer") + f", back after {_secs(r.back_s)}")
+                       if r.out_s is not None else "never (it did not leave rotation while watched)")
+                    + ("" if r.out_s is None or r.back_s is not None else " (not back while watched)"))
+    else:
+        unit = FAULTED_UNIT.get(r.mode)
+        text = Text(f"round {r.round} ({r.mode.value}): {r.old_holder} out; VIP on {r.new_holder or 'no other LB'} "
+                    f"after {_secs(r.vip_moved_s)}, frontends after {_secs(r.frontends_s)}; "
+                    + (f"{unit} active again after {_secs(r.unit_back_s)}; " if unit else "")
+                    + f"{r.old_holder} back after {_secs(r.recovered_s)}")
     if r.probe is not None:
-        text.append(f"; client: {r.probe.failed}/{r.probe.attempts} connects failed, longest gap "
-                    f"{r.probe.longest_gap_s:.2f}s")
+        what = "requests" if r.mode is Mode.MASTER_UNHEALTHY else "connects"
+        text.append(f"; client: {r.probe.failed}/{r.probe.attempts} {what} failed"
+                    + (f", {r.probe.errors} bad answers" if r.mode is Mode.MASTER_UNHEALTHY else "")
+                    + f", bad for {r.probe.bad_span_s:.2f}s, longest gap {r.probe.longest_gap_s:.2f}s")
     return text
 
 
 def drill_table(results: Sequence[DrillResult]) -> Table:
+    from hakeep.ops.drill import Mode
+
     table = Table(title="hakeep drill", title_justify="left")
-    for col in ("round", "mode", "from", "to", "failover", "frontends", "client gap", "failed connects",
-                "fail-back", "result"):
+    for col in ("round", "mode", "from", "to", "failover", "frontends", "unit back", "client gap",
+                "failed/errors", "fail-back", "result"):
         table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(str(r.round), r.mode.value, r.old_holder, r.new_holder or "-", _secs(r.vip_moved_s),
-                      _secs(r.frontends_s), _secs(r.probe.longest_gap_s) if r.probe else "-",
-                      f"{r.probe.failed}/{r.probe.attempts}" if r.probe else "-", _secs(r.failback_s),
-                      Text("ok", style="green") if r.ok else Text("FAILED", style="bold red"))
+        master = r.mode is Mode.MASTER_UNHEALTHY
+        table.add_row(str(r.round), r.mode.value + (f" {r.master}" if master else ""), r.old_holder,
+                      r.new_holder or "-", _secs(r.out_s if master else r.vip_moved_s),
+                      _secs(r.frontends_s), _secs(r.back_s if master else r.unit_back_s),
+                      _secs(r.probe.longest_gap_s) if r.probe else "-",
+                      f"{r.probe.failed}+{r.probe.errors}/{r.probe.attempts}" if r.probe else "-",
+                      _secs(r.failback_s), Text("ok", style="green") if r.ok else Text("FAILED", style="bold red"))
     return table

@@ -290,6 +290,23 @@ def vip_check(vip_ip: str, ports: Sequence[int], probe_timeout: float = 2, iface
     return compose("vip_check.sh", VIP_IP=vip_ip, PORTS=ports, PROBE_TIMEOUT=f"{probe_timeout:g}", IFACE=iface)
 
 
+def server_states() -> str:
+    """haproxy's ``show stat`` CSV (:func:`hakeep.hosts.facts.parse_stat` reads it); exit 1 without a socket."""
+    return compose("server_states.sh", STATS_SOCKET=STATS_SOCKETS)
+
+
+def stop_unit_for(unit: str, start_in: float, timer_unit: str) -> str:
+    """Stop a unit; first a timer on the host that starts it again in ``start_in`` seconds whatever
+    becomes of hakeep (the drill starts it sooner itself)."""
+    return script(*_timer(timer_unit, start_in, f"systemctl start {q(unit + '.service')}"),
+                  f"systemctl stop {q(unit + '.service')}")
+
+
+def unit_active(unit: str) -> str:
+    """Exit 0 while the unit is active."""
+    return script(f"systemctl is-active --quiet {q(unit + '.service')}")
+
+
 def listening(ports: Sequence[int]) -> str:
     """Exit 0 once something listens on every port."""
     return compose("listening.sh", PORTS=ports)

@@ -59,6 +59,8 @@ class UnitFact:
     active: str  # ActiveState: active, inactive, failed, activating, reloading, ...
     enabled: str  # UnitFileState: enabled, disabled, static, "" when not installed
     main_pid: int
+    restarts: int = 0  # automatic restarts (systemd's Restart=) since it was last started by hand
+    active_for_s: float | None = None  # since it last became active (None: not active, or unknown)
 
     @property
     def running(self) -> bool:
@@ -307,9 +309,14 @@ def parse_stale(lines: Sequence[str]) -> dict[str, str]:
 
 def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:
     kv = _kv(lines)
-    pid = kv.get("MainPID", "0")
+    pid, restarts = kv.get("MainPID", "0"), kv.get("NRestarts", "0")
+    since, now = kv.get("ActiveEnterTimestampMonotonic", ""), kv.get("Now", "")
+    active_for = None
+    if kv.get("ActiveState") == "active" and since.isdigit() and now.isdigit() and 0 < int(since) <= int(now):
+        active_for = round((int(now) - int(since)) / 1e6, 1)
     return UnitFact(name=name, loaded=kv.get("LoadState") == "loaded", active=kv.get("ActiveState", ""),
-                    enabled=kv.get("UnitFileState", ""), main_pid=int(pid) if pid.isdigit() else 0)
+                    enabled=kv.get("UnitFileState", ""), main_pid=int(pid) if pid.isdigit() else 0,
+                    restarts=int(restarts) if restarts.isdigit() else 0, active_for_s=active_for)
 
 
 def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:

@@ -1,13 +1,17 @@
 """The failover drill: the recipe's manual check, automated, timed, and seen as a client sees it.
 
 On a healthy pair only (see :mod:`.status`), each round takes the VIP holder out one way: ``stop``
-(systemctl stop keepalived: it says goodbye), ``crash`` (SIGKILL: it says nothing; a timer set on
-the host first restarts it) or ``link`` (its VRRP interface down; a timer set on the host *before*
-the link goes down brings it back, so a lost SSH session cannot leave it down). Then it measures:
-the VIP on exactly one other LB, the frontends answering through it, the old holder back in
-MASTER/BACKUP, and the fail-back when it takes the VIP back (preemption); with a
-:class:`~.probe.Prober`, the failed client connects and the longest gap. Every wait is bounded.
-Works on an open, locked session; returns frozen results.
+(systemctl stop keepalived: it says goodbye), ``crash`` (SIGKILL: it says nothing; systemd restarts
+it, a timer set on the host first is the backstop), ``link`` (its VRRP interface down; a timer set on
+the host *before* the link goes down brings it back, so a lost SSH session cannot leave it down),
+``haproxy-stop`` or ``haproxy-crash`` (haproxy stopped, or SIGKILLed with its workers: systemd's
+restart races the failover, and both are timed). Then it measures: the VIP on exactly one other LB,
+the frontends answering through it, the failed unit back, the old holder back in MASTER/BACKUP, and
+the fail-back when it takes the VIP back (preemption); with a :class:`~.probe.Prober`, the failed
+client connects and the longest gap. ``master-unhealthy`` (:func:`watch_master`) changes nothing: it
+watches one master leave haproxy's rotation on the holder and come back while someone makes it
+unhealthy, and counts what HTTP clients of the VIP got meanwhile. Every wait is bounded. Works on an
+open, locked session; returns frozen results.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from enum import StrEnum
 from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts import commands
+from hakeep.hosts.facts import parse_stat
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
-from hakeep.layout import KEEPALIVED, UNIT_NAMES
+from hakeep.layout import HAPROXY, KEEPALIVED, UNIT_NAMES
 from hakeep.ops.probe import Prober, ProbeResult
 
 LINK_TIMER_UNIT = "hakeep-drill-link-up"
@@ -33,6 +38,14 @@ class Mode(StrEnum):
     STOP = "stop"
     CRASH = "crash"
     LINK = "link"
+    HAPROXY_STOP = "haproxy-stop"
+    HAPROXY_CRASH = "haproxy-crash"
+    MASTER_UNHEALTHY = "master-unhealthy"
+
+
+CRASHES = (Mode.CRASH, Mode.HAPROXY_CRASH)  # the unit comes back by itself (systemd's Restart=)
+FAULTED_UNIT = {Mode.STOP: KEEPALIVED.name, Mode.CRASH: KEEPALIVED.name, Mode.HAPROXY_STOP: HAPROXY.name,
+                Mode.HAPROXY_CRASH: HAPROXY.name}
 
 
 @dataclass(frozen=True)
@@ -48,9 +61,16 @@ class DrillResult:
     final_holder: str | None
     limit_s: float
     probe: ProbeResult | None = None
+    unit_back_s: float | None = None  # fault -> the unit taken out active again (a crash: by systemd's restart)
+    master: str | None = None  # master-unhealthy: the master watched
+    out_s: float | None = None  # master-unhealthy: the clients' first bad answer -> haproxy took it out of rotation
+    back_s: float | None = None  # master-unhealthy: out of rotation -> back in
 
     @property
     def ok(self) -> bool:
+        if self.mode is Mode.MASTER_UNHEALTHY:
+            return (self.out_s is not None and self.back_s is not None and self.final_holder is not None
+                    and self.probe is not None and self.probe.bad_span_s <= self.limit_s)
         return (self.vip_moved_s is not None and self.vip_moved_s <= self.limit_s
                 and self.frontends_s is not None and self.recovered_s is not None and self.final_holder is not None)
 
@@ -119,9 +139,9 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
                 if moved is not None and all(f"port={p}:open" in next(iter(out.values()), "") for p in ports):
                     frontends = clock() - t0
                 time.sleep(0.02)
-        finally:  # also on Ctrl-C, SIGTERM, SIGHUP: the old holder gets keepalived back first
+        finally:  # also on Ctrl-C, SIGTERM, SIGHUP: the old holder gets its unit back first
             with signals.shielded():
-                t1 = _restore(transports[old], mode, t0 + link_s, clock)
+                t1, back = _restore(transports[old], mode, t0, link_s, clock)
         gate = commands.units_gate(dict.fromkeys(UNIT_NAMES, True))
         recovered = failback = None
         if _wait(lambda: _ok(transports[old], gate, "old holder back in MASTER/BACKUP"), timeout_s, clock, 0.2):
@@ -133,28 +153,89 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
     finally:
         result = probe.stop() if probe is not None else None
     return DrillResult(round_no, mode, old, new, moved, frontends, recovered, failback,
-                       final[0] if len(final) == 1 else None, limit_s, result)
+                       final[0] if len(final) == 1 else None, limit_s, result, unit_back_s=back)
 
 
 def _fault(t: Transport, mode: Mode, interface: str, link_s: float) -> None:
     if mode is Mode.STOP:
         t.run(commands.systemctl("stop", KEEPALIVED.name), display="stop keepalived (drill)")
-    elif mode is Mode.CRASH:
-        t.run(commands.kill_unit(KEEPALIVED.name, link_s, RESTART_TIMER_UNIT),
-              display=f"SIGKILL keepalived, a timer on the host restarts it in {link_s:g}s (drill)")
+    elif mode in CRASHES:
+        unit = FAULTED_UNIT[mode]
+        t.run(commands.kill_unit(unit, link_s, RESTART_TIMER_UNIT),
+              display=f"SIGKILL {unit}, a timer on the host starts it in {link_s:g}s should systemd not (drill)")
+    elif mode is Mode.HAPROXY_STOP:
+        t.run(commands.stop_unit_for(HAPROXY.name, link_s, RESTART_TIMER_UNIT),
+              display=f"stop haproxy, a timer on the host starts it in {link_s:g}s should hakeep not (drill)")
     else:
         t.run(commands.link_down_for(interface, link_s, LINK_TIMER_UNIT),
               display=f"{interface} down for {link_s:g}s, brought back by a timer on the host (drill)")
 
 
-def _restore(t: Transport, mode: Mode, link_back_at: float, clock: Callable[[], float]) -> float:
-    """Undo the fault; the time the old holder was given back (for recovery and fail-back times).
-    Its recorded VRRP state is dropped first, so recovery is what keepalived reports afterwards
-    (after a SIGKILL the file still says MASTER)."""
+def _restore(t: Transport, mode: Mode, t0: float, link_s: float,
+             clock: Callable[[], float]) -> tuple[float, float | None]:
+    """Undo the fault: (the time the old holder was given back, for recovery and fail-back times;
+    fault -> the unit taken out active again). A crashed unit is first given until the host's own
+    timer to come back by itself (systemd's Restart=). keepalived's recorded VRRP state is dropped
+    first, so recovery is what keepalived reports afterwards (after a SIGKILL the file still says MASTER)."""
     if mode is Mode.LINK:  # the host's own timer (accurate to 0.1 s) brings the link back at that moment
-        time.sleep(max(0.0, link_back_at - clock()))
-        return clock()
-    t.run(commands.forget_vrrp_state(), display="forget the recorded VRRP state (drill)")
-    t1 = clock()
-    t.run(commands.systemctl("start", KEEPALIVED.name), display="start keepalived again (drill)")
-    return t1
+        time.sleep(max(0.0, t0 + link_s - clock()))
+        return clock(), None
+    unit = FAULTED_UNIT[mode]
+    active = commands.unit_active(unit)
+    if mode in CRASHES and _wait(lambda: _ok(t, active, f"{unit} restarted by systemd"), link_s, clock, 0.05):
+        back: float | None = clock() - t0
+        t1 = clock()
+    else:
+        back, t1 = None, clock()
+    if unit == KEEPALIVED.name and back is None:
+        t.run(commands.forget_vrrp_state(), display="forget the recorded VRRP state (drill)")
+    t.run(commands.systemctl("start", unit), display=f"start {unit} again (drill)")
+    if back is None and _ok(t, active, f"{unit} active again"):
+        back = clock() - t0
+    return t1, back
+
+
+def watch_master(transports: Mapping[str, Transport], vip: str, backend: str, master: str, probe: Prober, *,
+                 observe_s: float, limit_s: float, clock: Callable[[], float] = time.monotonic) -> DrillResult:
+    """While someone makes ``master`` unhealthy and healthy again (its kube-apiserver restarted, or the
+    lab's hook): when haproxy on the VIP holder takes it out of rotation, when it puts it back, and what
+    ``probe`` (HTTP through the VIP) got meanwhile. Changes nothing; ends once it is back, or after
+    ``observe_s``."""
+    before = holders_of(where(transports, vip))
+    if len(before) != 1:
+        raise DrillRefused(f"the VIP {vip} is on {len(before)} LBs ({', '.join(before) or 'none'}); "
+                           "a drill needs exactly one holder", hint="run `hakeep status` and fix that first")
+    holder = transports[before[0]]
+    states = commands.server_states()
+
+    def state() -> str:
+        try:
+            res = holder.run(states, display=f"{backend}/{master} in haproxy (drill)", check=False, timeout=5)
+        except HakeepError:
+            return ""
+        return parse_stat(res.text().splitlines()).get(backend, {}).get(master, "") if res.ok else ""
+
+    def in_rotation(st: str) -> bool:
+        return st.startswith(("UP", "no check"))  # "UP 1/2": failing, still in; "DOWN 1/3": passing, still out
+
+    probe.start()
+    out = back = None
+    try:
+        t0 = clock()
+        down_at = None
+        while clock() - t0 < observe_s and back is None:
+            st = state()
+            if down_at is None and st and not in_rotation(st):
+                down_at = clock()
+            elif down_at is not None and in_rotation(st):
+                back = clock() - down_at
+            time.sleep(0.1)
+        if down_at is not None:
+            out = down_at - (probe.first_bad if probe.first_bad is not None else down_at)
+    finally:
+        result = probe.stop()
+    final = holders_of(where(transports, vip))
+    return DrillResult(1, Mode.MASTER_UNHEALTHY, before[0], None, None, None, None, None,
+                       final[0] if len(final) == 1 else None, limit_s, result, master=master,
+                       out_s=round(out, 3) if out is not None else None,
+                       back_s=round(back, 3) if back is not None else None)

@@ -1,26 +1,35 @@
-"""A client's view of the VIP during a drill: TCP connects to VIP:port in a tight, bounded loop.
+"""A client's view of the VIP during a drill: fresh connects, or HTTP(S) requests, to VIP:port in a
+tight, bounded loop.
 
-Run from the machine hakeep runs on (it must reach the VIP). Each attempt is a fresh connect with a
-short timeout; the result counts failed connects and the longest time without a successful one.
+Run from the machine hakeep runs on (it must reach the VIP). Each attempt is a fresh connection with a
+short timeout; the result counts failed attempts (no connection, no answer), answers that were errors
+(HTTP status not 2xx), the longest time without a good attempt and the span from the first bad
+attempt to the last.
 """
 
 from __future__ import annotations
 
+import http.client
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 INTERVAL = 0.02  # between attempts
 CONNECT_TIMEOUT = 0.3
+HTTP_TIMEOUT = 1.0
 MAX_ATTEMPTS = 20000  # a bound whatever the drill's length
 
 
 @dataclass(frozen=True)
 class ProbeResult:
     attempts: int
-    failed: int
-    longest_gap_s: float  # the longest time between two successful connects
+    failed: int  # no connection, or no answer
+    longest_gap_s: float  # the longest time between two good attempts
+    errors: int = 0  # HTTP answers that were not 2xx
+    bad_span_s: float = 0.0  # the first bad attempt (failed or error) -> the last one; 0 when none
 
 
 def reachable(address: str, port: int, timeout: float = 1.0) -> bool:
@@ -38,22 +47,32 @@ class Prober:
         self.address, self.port = address, port
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hakeep-probe", daemon=True)
-        self.attempts = self.failed = 0
+        self.attempts = self.failed = self.errors = 0
         self.longest_gap = 0.0
+        self.first_bad: float | None = None  # time.monotonic() of the first bad attempt
+        self._last_bad = 0.0
+
+    def attempt(self) -> bool | None:
+        """True: good; False: failed; None: answered with an error."""
+        return reachable(self.address, self.port, CONNECT_TIMEOUT)
 
     def _loop(self) -> None:
         last_ok = time.monotonic()
         while not self._stop.is_set() and self.attempts < MAX_ATTEMPTS:
-            ok = reachable(self.address, self.port, CONNECT_TIMEOUT)
+            got = self.attempt()
             now = time.monotonic()
             self.attempts += 1
-            if ok:
+            if got:
                 self.longest_gap = max(self.longest_gap, now - last_ok)
                 last_ok = now
             else:
-                self.failed += 1
+                self.failed += got is False
+                self.errors += got is None
+                self.first_bad = now if self.first_bad is None else self.first_bad
+                self._last_bad = now
             self._stop.wait(INTERVAL)
-        self.longest_gap = max(self.longest_gap, time.monotonic() - last_ok if self.failed else 0.0)
+        if self.failed or self.errors:
+            self.longest_gap = max(self.longest_gap, time.monotonic() - last_ok)
 
     def start(self) -> Prober:
         self._thread.start()
@@ -62,4 +81,38 @@ class Prober:
     def stop(self) -> ProbeResult:
         self._stop.set()
         self._thread.join(5)
-        return ProbeResult(self.attempts, self.failed, round(self.longest_gap, 3))
+        span = self._last_bad - self.first_bad if self.first_bad is not None else 0.0
+        return ProbeResult(self.attempts, self.failed, round(self.longest_gap, 3), self.errors, round(span, 3))
+
+
+class HttpProber(Prober):
+    """``GET path`` on ``address:port`` every 20 ms, each on a new connection (over TLS when ``tls``:
+    verified against ``ca_file`` when given, else not verified): what a client of the frontend sees."""
+
+    def __init__(self, address: str, port: int, path: str, *, tls: bool, ca_file: Path | None = None) -> None:
+        super().__init__(address, port)
+        self.path = path
+        self.context: ssl.SSLContext | None = None
+        if tls:
+            if ca_file is not None:
+                self.context = ssl.create_default_context(cafile=str(ca_file))
+            else:
+                self.context = ssl.create_default_context()
+                self.context.check_hostname = False
+                self.context.verify_mode = ssl.CERT_NONE
+
+    def attempt(self) -> bool | None:
+        conn: http.client.HTTPConnection
+        if self.context is not None:
+            conn = http.client.HTTPSConnection(self.address, self.port, timeout=HTTP_TIMEOUT, context=self.context)
+        else:
+            conn = http.client.HTTPConnection(self.address, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            conn.request("GET", self.path, headers={"Connection": "close"})
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+        return True if 200 <= resp.status < 300 else None

@@ -57,6 +57,8 @@ class HostStatus:
     keepalived_answered: bool = True  # False: keepalived runs but wrote no data dump when asked
     keepalived_dump_blocked: bool = False  # the dump's path is taken by something hakeep cannot remove
     vrrp_fault: str = ""  # keepalived's journal line on why an instance is in FAULT
+    # "keepalived restarted by systemd 1x since it was last started by hand, active for 83s": a crash
+    restarts: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -79,6 +81,8 @@ class PairStatus:
     hosts: tuple[HostStatus, ...]
     probes: tuple[PortProbe, ...]
     arp: tuple[ArpSeen, ...] = ()
+    # worth knowing, not wrong now (the verdict does not count them): units systemd restarted after a crash
+    notes: tuple[str, ...] = ()
 
 
 def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
@@ -92,6 +96,9 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
     hist = History.of(f)
     current = hist.live
     (ha, ha_pid), (ka, ka_pid) = unit(HAPROXY.name), unit(KEEPALIVED.name)
+    restarts = tuple(f"{u.name} restarted by systemd {u.restarts}x since it was last started by hand"
+                     + (f", active for {u.active_for_s:g}s" if u.active_for_s is not None else "")
+                     for u in (f.units.get(HAPROXY.name), f.units.get(KEEPALIVED.name)) if u is not None and u.restarts)
     return HostStatus(
         host=lb.name, address=str(lb.address), reachable=True, holds_vip=f.holds_vip,
         vrrp_state=f.vrrp_state or "-", haproxy=ha, haproxy_pid=ha_pid, keepalived=ka, keepalived_pid=ka_pid,
@@ -100,7 +107,7 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
         live_release=current.id if current else "-", drift=tuple(d.path for d in hist.drift),
         stale=tuple(f"{u}: {why}" if why != "?" else u for u, why in f.stale.items()),
         keepalived_answered=f.keepalived_answered, keepalived_dump_blocked=f.keepalived_dump_blocked,
-        vrrp_fault=f.vrrp_fault,
+        vrrp_fault=f.vrrp_fault, restarts=restarts,
     )
 
 
@@ -174,8 +181,10 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
             "inventory answering ARP for the VIP" if h.reason == NotAsked.kind
             else f"{h.host} cannot be reached ({h.reason})" for h in gone]
 
+    notes = tuple(f"{h.host}: {r} (a crash? journalctl -u {r.split()[0]})" for h in reached for r in h.restarts)
+
     def verdict(v: Verdict, *reasons: str) -> PairStatus:
-        return PairStatus(vip, v, tuple(reasons), holders, tuple(hosts), tuple(probes), tuple(arp))
+        return PairStatus(vip, v, tuple(reasons), holders, tuple(hosts), tuple(probes), tuple(arp), notes)
 
     if not reached:
         return verdict(Verdict.UNREACHABLE, *lost)

@@ -7,18 +7,26 @@
 
 The body names the host, so round robin through a load balancer is visible.
 `tests/lab/lab master HOST unhealthy|healthy` creates/removes FLAG.
+
+SIGTERM (systemctl stop/restart) shuts down as kube-apiserver does with --shutdown-delay-duration:
+the health paths answer 500 at once while everything else is still served for DELAY seconds (from
+DELAY_FILE, default 0), then the listeners close. `lab master HOST restart SECONDS` uses it.
 """
 import os
+import signal
 import socket
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAME = socket.gethostname()
 FLAG = "/etc/hklab/unhealthy"
 TLS_DIR = "/etc/hklab/tls"
+DELAY_FILE = "/etc/hklab/shutdown-delay"
 HEALTH_PATHS = ("/readyz", "/healthz", "/livez")
+UNREADY = threading.Event()  # set from SIGTERM on: shutting down
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,7 +41,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         code, body = 200, NAME + "\n"
-        if self.server.tls and path in HEALTH_PATHS and os.path.exists(FLAG):
+        if self.server.tls and path in HEALTH_PATHS and (os.path.exists(FLAG) or UNREADY.is_set()):
             code, body = 500, NAME + " unhealthy\n"
         data = body.encode()
         self.send_response(code)
@@ -70,12 +78,41 @@ class Server(ThreadingHTTPServer):
         pass
 
 
+def shutdown_delay():
+    try:
+        with open(DELAY_FILE) as f:
+            return max(0.0, float(f.read().strip() or 0))
+    except (OSError, ValueError):
+        return 0.0
+
+
 def main():
     servers = [Server(("0.0.0.0", 6443), tls=True), Server(("0.0.0.0", 30080), tls=False)]
-    for s in servers[1:]:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
+
+    def stop_later(delay):
+        time.sleep(delay)
+        print(f"{NAME}: closing the listeners", flush=True)
+        for s in servers:
+            s.shutdown()
+
+    def on_term(signum, frame):  # unready now, serving for DELAY more seconds, then gone
+        if not UNREADY.is_set():
+            UNREADY.set()
+            delay = shutdown_delay()
+            print(f"{NAME}: SIGTERM: unready, serving {delay:g}s more", flush=True)
+            threading.Thread(target=stop_later, args=(delay,), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
     print(f"{NAME}: serving https :6443 and http :30080", flush=True)
-    servers[0].serve_forever()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
+    for s in servers:
+        s.server_close()
+    time.sleep(0.5)  # requests in flight finish
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""``hakeep drill``: failover drills on a healthy pair — take the VIP holder out (stop, crash or link),
-time the handover as the LBs and as a client see it, bring it back, time the fail-back.
+"""``hakeep drill``: failover drills on a healthy pair — take the VIP holder out (keepalived stopped or
+crashed, its link down, haproxy stopped or crashed), time the handover as the LBs and as a client see
+it, bring it back, time the fail-back; or watch a master leave rotation and come back while someone
+makes it unhealthy (``--mode master-unhealthy``), counting what HTTP clients of the VIP got.
 
 Refused (with the status verdict's exit code) unless the pair is healthy: a drill on a degraded pair
 is an outage; refused with exit 4 when --probe cannot reach the VIP or --mode link would cut hakeep's
 own path to the holder. Exit 0 when every round moved the VIP to exactly one other LB within
-``--max-seconds``, the frontends answered through it and the old holder came back; 1 otherwise.
-The LBs are locked during the drill, like a deploy.
+``--max-seconds``, the frontends answered through it and the old holder came back (master-unhealthy:
+the master left rotation and came back, and clients saw bad answers for at most ``--max-seconds``);
+1 otherwise. The LBs are locked during the drill, like a deploy.
 """
 
 from __future__ import annotations
@@ -15,33 +18,54 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hakeep.ops.drill import DrillResult
+    from collections.abc import Mapping
+
+    from hakeep.hosts.remote import Transport
+    from hakeep.inventory.model import Frontend, Inventory, LoadBalancer
+    from hakeep.ops.drill import DrillResult, Mode
+    from hakeep.run.session import Session
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hakeep.cli.commands.options import add_read_arguments
 
     add_read_arguments(parser)
-    parser.add_argument("--mode", choices=("stop", "crash", "link"), default="stop",
-                        help="stop: systemctl stop keepalived; crash: SIGKILL keepalived; link: the holder's "
-                             "VRRP interface down, brought back by a timer set on the host first (default stop)")
+    parser.add_argument("--mode", choices=("stop", "crash", "link", "haproxy-stop", "haproxy-crash",
+                                           "master-unhealthy"), default="stop",
+                        help="on the VIP holder: stop: systemctl stop keepalived; crash: SIGKILL keepalived; link: "
+                             "its VRRP interface down, brought back by a timer set on the host first; haproxy-stop: "
+                             "systemctl stop haproxy; haproxy-crash: SIGKILL haproxy and its workers. "
+                             "master-unhealthy: change nothing, watch --master leave rotation and come back while "
+                             "you make it unhealthy and healthy again (default stop)")
+    parser.add_argument("--master", metavar="NAME", help="--mode master-unhealthy: the server to watch")
+    parser.add_argument("--frontend", metavar="NAME",
+                        help="--mode master-unhealthy: the frontend to probe (default: the first with an https "
+                             "check that has --master)")
+    parser.add_argument("--path", metavar="PATH",
+                        help="--mode master-unhealthy: what the probe asks for through the VIP (default: the "
+                             "frontend's check path: what unhealthy means)")
+    parser.add_argument("--observe-seconds", type=float, default=120.0, metavar="S",
+                        help="--mode master-unhealthy: how long to wait for it to leave rotation and come back "
+                             "(default 120)")
     parser.add_argument("--rounds", type=int, default=1, metavar="N", help="repeat the drill N times (default 1)")
     parser.add_argument("--probe", action="store_true",
                         help="connect to VIP:port from this machine in a tight loop during each round; report "
                              "failed connects and the longest gap (this machine must reach the VIP)")
     parser.add_argument("--max-seconds", type=float,
-                        help="longest acceptable handover, fault -> VIP on another LB (default: 3 for stop; "
-                             "3 x advert_int + 1 for crash and link, when the peer waits out the silence)")
+                        help="longest acceptable handover, fault -> VIP on another LB (default: 3 for stop, "
+                             "haproxy-stop and haproxy-crash; 3 x advert_int + 1 for crash and link, when the peer "
+                             "waits out the silence); master-unhealthy: the longest time clients may get bad "
+                             "answers (default 3)")
     parser.add_argument("--link-seconds", type=float, metavar="S",
-                        help="--mode link: how long the link stays down; --mode crash: when a timer on the host "
-                             "restarts keepalived should hakeep not (default 3 x advert_int + 5)")
+                        help="--mode link: how long the link stays down; --mode crash, haproxy-crash, haproxy-stop: "
+                             "when a timer on the host starts the unit should systemd or hakeep not "
+                             "(default 3 x advert_int + 5)")
     parser.add_argument("--allow-ssh-loss", action="store_true",
                         help="--mode link: go ahead although hakeep reaches the holder over that same interface")
 
 
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
-    from hakeep.errors import UsageError
     from hakeep.inventory.load import load_inventory
     from hakeep.ops.drill import DrillRefused, Mode, run_drill
     from hakeep.ops.probe import Prober, reachable
@@ -49,13 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
-    if args.rounds < 1:
-        raise UsageError("--rounds must be at least 1")
     vip = str(inv.cluster.vip.ip)
     ports = tuple(fe.port for fe in inv.frontends)
-    mode = Mode(args.mode)
-    link_s = args.link_seconds or 3 * inv.cluster.advert_int + 5
-    limit_s = args.max_seconds or (3.0 if mode is Mode.STOP else 3 * inv.cluster.advert_int + 1)
+    mode, link_s, limit_s, watched = _settings(inv, args)
 
     def refuse(why: str, hint: str) -> int:
         output.error(DrillRefused(f"drill refused: {why}; nothing was changed", hint=hint))
@@ -79,20 +99,24 @@ def run(args: argparse.Namespace) -> int:
             output.error(DrillRefused(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an "
                                       "outage", hint="`hakeep status` says why; fix that first"))
             return exitcodes.VERDICTS[pair.verdict]
-        if args.probe and not reachable(vip, ports[0]):
-            return refuse(f"--probe: {vip}:{ports[0]} does not answer from this machine",
-                          "run the drill with --probe where the VIP is reachable (where clients are)")
+        probe_port = watched.port if watched is not None else ports[0]
+        if (args.probe or watched is not None) and not reachable(vip, probe_port):
+            return refuse(f"{'--probe' if watched is None else 'the probe'}: {vip}:{probe_port} does not answer "
+                          "from this machine", "run the drill where the VIP is reachable (where clients are)")
+        if watched is not None:
+            try:
+                result = _watch(session.transports, args, watched, vip, holder=pair.holders[0], limit_s=limit_s)
+            except DrillRefused as exc:
+                return refuse(exc.message, exc.hint or "")
+            results.append(result)
+            if not args.json:
+                output.out().print(views.drill_line(result))
         holder = pair.holders[0]
-        for n in range(1, args.rounds + 1):
+        for n in range(1, args.rounds + 1 if watched is None else 1):
             lb = inv.lb(holder)
-            via = str(getattr(session.transports[holder], "address", lb.address)).rsplit(":", 1)[0]
-            if not _is_ip(via):  # a DNS name from the ssh config: assume it is the LB's address (refuse more)
-                via = str(lb.address)
-            if mode is Mode.LINK and not args.allow_ssh_loss and any(
-                    a.split("/")[0] == via for a in session.facts[holder].iface_addresses):
-                return refuse(f"--mode link: hakeep reaches {holder} at {via}, on {lb.interface}, the interface "
-                              "the drill takes down", "the host's timer brings the link back by itself: pass "
-                              "--allow-ssh-loss to go ahead, or reach the LB by another path")
+            if mode is Mode.LINK and not args.allow_ssh_loss and (why := _cuts_ssh(session, lb)):
+                return refuse(why, "the host's timer brings the link back by itself: pass --allow-ssh-loss to go "
+                                   "ahead, or reach the LB by another path")
             try:
                 result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface, link_s=link_s,
                                    limit_s=limit_s, probe=Prober(vip, ports[0]) if args.probe else None,
@@ -114,12 +138,82 @@ def _report(results: list[DrillResult], mode: str, limit_s: float) -> None:
     from hakeep.cli import output, views
 
     output.out().print(views.drill_table(results))
-    if all(r.ok for r in results):
+    if results and all(r.ok for r in results) and mode == "master-unhealthy":
+        r = results[0]
+        output.success(f"{r.master} left rotation and came back; clients saw bad answers for "
+                       f"{r.probe.bad_span_s if r.probe else 0:.2f}s (limit {limit_s:g}s)")
+    elif all(r.ok for r in results):
         worst = max(r.vip_moved_s or 0.0 for r in results)
         output.success(f"{len(results)} round(s) of --mode {mode}: VIP moved in at most {worst:.2f}s "
                        f"(limit {limit_s:g}s)")
     else:
         output.line("drill FAILED", style="bold red")
+
+
+def _settings(inv: Inventory, args: argparse.Namespace) -> tuple[Mode, float, float, Frontend | None]:
+    """The mode, how long a fault lasts at most, the limit a round is held to, and the frontend that
+    --mode master-unhealthy probes (None for the other modes)."""
+    from hakeep.errors import UsageError
+    from hakeep.ops.drill import Mode
+
+    if args.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
+    mode = Mode(args.mode)
+    link_s = args.link_seconds or 3 * inv.cluster.advert_int + 5
+    limit_s = args.max_seconds or (3 * inv.cluster.advert_int + 1 if mode in (Mode.CRASH, Mode.LINK) else 3.0)
+    if (args.master is not None) != (mode is Mode.MASTER_UNHEALTHY):
+        raise UsageError("--mode master-unhealthy needs --master NAME, and --master needs that mode")
+    watched = _watched(inv, args) if mode is Mode.MASTER_UNHEALTHY else None
+    if watched is not None and args.rounds != 1:
+        raise UsageError("--mode master-unhealthy watches once: drop --rounds")
+    return mode, link_s, limit_s, watched
+
+
+def _watch(transports: Mapping[str, Transport], args: argparse.Namespace, fe: Frontend, vip: str, *, holder: str,
+           limit_s: float) -> DrillResult:
+    from hakeep.cli import output
+    from hakeep.ops.drill import watch_master
+    from hakeep.ops.probe import HttpProber
+
+    path = args.path or fe.check_path
+    if not args.json:
+        output.line(f"watching {args.master} in {fe.backend_name} on {holder} for up to {args.observe_seconds:g}s; "
+                    f"HTTP clients: GET {path} through {vip}:{fe.port}. Make {args.master} unhealthy, then "
+                    "healthy again.")
+    prober = HttpProber(vip, fe.port, path, tls=True, ca_file=fe.ca_file)
+    return watch_master(transports, vip, fe.backend_name, args.master, prober, observe_s=args.observe_seconds,
+                        limit_s=limit_s)
+
+
+def _cuts_ssh(session: Session, lb: LoadBalancer) -> str:
+    """Why taking ``lb``'s VRRP interface down cuts hakeep's own path to it ("" when it does not)."""
+    via = str(getattr(session.transports[lb.name], "address", lb.address)).rsplit(":", 1)[0]
+    if not _is_ip(via):  # a DNS name from the ssh config: assume it is the LB's address (refuse more)
+        via = str(lb.address)
+    if any(a.split("/")[0] == via for a in session.facts[lb.name].iface_addresses):
+        return (f"--mode link: hakeep reaches {lb.name} at {via}, on {lb.interface}, the interface the drill "
+                "takes down")
+    return ""
+
+
+def _watched(inv: Inventory, args: argparse.Namespace) -> Frontend:
+    """The frontend --mode master-unhealthy probes: --frontend, else the first with an https check
+    that has --master among its servers."""
+    from hakeep.errors import UsageError
+
+    fes = [fe for fe in inv.frontends if args.frontend in (None, fe.name)]
+    if args.frontend is not None and not fes:
+        raise UsageError(f"--frontend {args.frontend}: no such frontend; frontends: "
+                         f"{', '.join(fe.name for fe in inv.frontends)}")
+    fes = [fe for fe in fes if any(s.name == args.master for s in fe.servers)]
+    if not fes:
+        raise UsageError(f"--master {args.master}: no such server" + (f" in frontend {args.frontend}"
+                                                                      if args.frontend else ""))
+    https = [fe for fe in fes if fe.check == "https"]
+    if not https:
+        raise UsageError(f"--mode master-unhealthy: frontend {fes[0].name} checks its servers with tcp; it needs "
+                         "an https check (its check path is what unhealthy means)")
+    return https[0]
 
 
 def _is_ip(text: str) -> bool:

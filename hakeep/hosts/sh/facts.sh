@@ -86,8 +86,10 @@ for f in $FILES $extra; do
 done
 for u in $UNITS; do
     hk_section "unit $u"
-    systemctl show -p LoadState -p ActiveState -p SubState -p UnitFileState -p MainPID \
-        "$u.service" 2>/dev/null
+    systemctl show -p LoadState -p ActiveState -p SubState -p UnitFileState -p MainPID -p NRestarts \
+        -p ActiveEnterTimestampMonotonic "$u.service" 2>/dev/null
+    # the monotonic clock now, in µs, for how long the unit has been active (systemd's own clock)
+    echo "Now=$(awk '{ printf "%.0f", $1 * 1000000 }' /proc/uptime 2>/dev/null)"
 done
 hk_section "vrrp_state"
 cat "$STATE_FILE" 2>/dev/null

@@ -178,6 +178,11 @@ def warn(message: str) -> None:
     err().print(Text.assemble(("warning: ", "bold yellow")) + Text(message))
 
 
+def progress(message: str) -> None:
+    """One line on stderr, also under --json: what a long wait is waiting for."""
+    err().print(Text(message))
+
+
 def line(message: str, style: str = "") -> None:
     out().print(Text(message, style=style))
 

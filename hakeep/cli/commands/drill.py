@@ -176,8 +176,7 @@ def _watch(transports: Mapping[str, Transport], args: argparse.Namespace, fe: Fr
     from hakeep.ops.probe import HttpProber
 
     path = args.path or fe.check_path
-    if not args.json:
-        output.line(f"watching {args.master} in {fe.backend_name} on {holder} for up to {args.observe_seconds:g}s; "
+    output.progress(f"watching {args.master} in {fe.backend_name} on {holder} for up to {args.observe_seconds:g}s; "
                     f"HTTP clients: GET {path} through {vip}:{fe.port}. Make {args.master} unhealthy, then "
                     "healthy again.")
     prober = HttpProber(vip, fe.port, path, tls=True, ca_file=fe.ca_file)

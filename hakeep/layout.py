@@ -40,6 +40,7 @@ CHECK_ROOT = "/run/hakeep/check-"  # + release id: the private folder of on-host
 RELEASES_DIR = "/var/lib/hakeep/releases"
 STAGED_SUFFIX = ".hakeep-new"  # a new file waits beside its target under this suffix
 
+MANAGED_MARK = b"# Managed by hakeep"  # the first words of every file hakeep renders
 SCRIPT_USER = "root"  # keepalived 2.2.7 -t kills itself (SIGTERM) with a non-root script_user
 # systemd UnitFileState values that mean "starts at boot"
 ENABLED_STATES = ("enabled", "static", "alias", "indirect", "generated")

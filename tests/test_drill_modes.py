@@ -56,10 +56,10 @@ def test_http_prober_counts_bad_answers_and_how_long_clients_saw_them(server: Se
     server.code = 200
     threading.Event().wait(0.3)
     result = prober.stop()
-    assert result.attempts > 20
+    assert result.attempts > 10
     assert result.failed == 0
-    assert result.errors > 5
-    assert 0.2 < result.bad_span_s < 0.8
+    assert result.errors >= 2
+    assert 0 < result.bad_span_s < 2.0  # about 0.5 s; a loaded machine may stretch it
     assert prober.first_bad is not None
 
 
@@ -121,7 +121,9 @@ def test_watch_master_that_never_leaves_rotation_is_not_ok() -> None:
     assert not r.ok
 
 
-def test_haproxy_crash_round_waits_for_systemds_restart_then_starts_it() -> None:
+def crash_pair(restarts_after: int) -> dict[str, FakeTransport]:
+    """lb1 holds the VIP until its haproxy is SIGKILLed, then lb2; systemd reports ``restarts_after``
+    automatic restarts once the fault is done (0: systemd never restarted it)."""
     faulted = threading.Event()
 
     def lb1(describe: str, script: str) -> tuple[int, str]:
@@ -130,6 +132,11 @@ def test_haproxy_crash_round_waits_for_systemds_restart_then_starts_it() -> None
             faulted.set()
         if describe == "where is the VIP":
             return 0, "" if faulted.is_set() else "holder=eth0\nport=6443:open\n"
+        if describe == "haproxy's state and restarts (drill)":
+            if not faulted.is_set():
+                return 0, "ActiveState=active\nNRestarts=0\n"
+            return 0, (f"ActiveState=active\nNRestarts={restarts_after}\nActiveExitTimestampMonotonic=5000000\n"
+                       "ActiveEnterTimestampMonotonic=6100000\n")
         return 0, ""
 
     def lb2(describe: str, script: str) -> tuple[int, str]:
@@ -137,13 +144,25 @@ def test_haproxy_crash_round_waits_for_systemds_restart_then_starts_it() -> None
             return 0, "holder=eth0\nport=6443:open\n" if faulted.is_set() else ""
         return 0, ""
 
-    ts = {"lb1": FakeTransport("lb1", lb1), "lb2": FakeTransport("lb2", lb2)}
+    return {"lb1": FakeTransport("lb1", lb1), "lb2": FakeTransport("lb2", lb2)}
+
+
+def test_haproxy_crash_round_times_systemds_restart_then_cancels_the_backstop() -> None:
+    ts = crash_pair(restarts_after=1)
     r = run_drill(ts, "10.0.0.9", (6443,), mode=Mode.HAPROXY_CRASH, link_s=5, limit_s=3, timeout_s=2)
     assert (r.old_holder, r.new_holder) == ("lb1", "lb2")
-    assert r.unit_back_s is not None  # "haproxy restarted by systemd" answered at once
+    assert r.auto_restarted is True
+    assert r.unit_back_s == 1.1  # systemd's own clock: left active at 5.0 s, active again at 6.1 s
     done = ts["lb1"].described()
-    assert done.index("haproxy restarted by systemd") < done.index("start haproxy again (drill)")
+    assert done.index("cancel the drill's backstop timer") < done.index("start haproxy again (drill)")
     assert "forget the recorded VRRP state (drill)" not in done  # keepalived ran throughout
+
+
+def test_a_crash_systemd_does_not_restart_is_said_and_started_by_the_drill() -> None:
+    ts = crash_pair(restarts_after=0)
+    r = run_drill(ts, "10.0.0.9", (6443,), mode=Mode.HAPROXY_CRASH, link_s=1.0, limit_s=3, timeout_s=2)
+    assert r.auto_restarted is False  # waited until shortly before the backstop, then started it
+    assert "start haproxy again (drill)" in ts["lb1"].described()
 
 
 def test_haproxy_stop_round_arms_a_backstop_timer_first() -> None:
@@ -179,6 +198,10 @@ def test_status_notes_a_unit_systemd_restarted_without_changing_the_verdict() ->
                           "active for 12s (a crash? journalctl -u keepalived)",)
     assert rows[0].restarts == ("keepalived restarted by systemd 1x since it was last started by hand, "
                                 "active for 12s",)
+    # an hour on, it is the journal's business: no note
+    old = dataclasses.replace(crashed, units={**crashed.units, "keepalived": UnitFact(
+        "keepalived", True, "active", "enabled", 7, restarts=1, active_for_s=3601.0)})
+    assert judge(str(inv.cluster.vip.ip), [host_status(left, old), rows[1]], [], []).notes == ()
 
 
 @pytest.mark.parametrize(("args", "message"), [

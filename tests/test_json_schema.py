@@ -7,6 +7,7 @@ checked to reject what they should, so a vacuous schema fails here."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -322,6 +323,23 @@ def test_releases_and_drill_documents() -> None:
     assert doc["status"]["verdict"] == "VIP lost"
     schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("link", None, [], rounds=1), 5, HakeepError("x"))),
                   "drill")
+    # the haproxy and master modes' own fields; the status's notes
+    noted = dataclasses.replace(pair, notes=("lb1: keepalived restarted by systemd 1x since it was last started by "
+                                             "hand, active for 12s (a crash? journalctl -u keepalived)",))
+    rounds = [DrillResult(1, Mode.HAPROXY_CRASH, "lb1", "lb2", 0.7, 0.8, 0.4, 3.7, "lb1", 3.0,
+                          ProbeResult(200, 3, 0.68, 0, 0.64), unit_back_s=1.1, auto_restarted=True)]
+    doc = schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("haproxy-crash", noted, rounds, rounds=1,
+                                                                       finished=True), 0)), "drill")
+    assert (doc["rounds"][0]["auto_restarted"], doc["status"]["notes"][0][:4]) == (True, "lb1:")
+    watched = [DrillResult(1, Mode.MASTER_UNHEALTHY, "lb1", None, None, None, None, None, "lb1", 3.0,
+                           ProbeResult(400, 0, 0.05, 15, 1.03), master="m2", out_s=1.15, back_s=6.9)]
+    doc = schemas.check(json.dumps(envelope("drill", jsondoc.drill_doc("master-unhealthy", pair, watched, rounds=1,
+                                                                       finished=True), 0)), "drill")
+    assert doc["ok"] is True
+    assert doc["rounds"][0]["probe"]["errors"] == 15
+    bad = json.loads(json.dumps(envelope("drill", jsondoc.drill_doc("master-unhealthy", pair, watched, rounds=1), 0)))
+    bad["rounds"][0]["out_s"] = -0.3
+    assert schemas.errors(bad, "drill")
 
 
 def test_a_watch_whose_reader_went_away_ends(tmp_path: Path) -> None:

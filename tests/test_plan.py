@@ -80,8 +80,8 @@ def test_fresh_debian_host_gets_the_whole_recipe(inv: Inventory) -> None:
     assert "DEBIAN_FRONTEND=noninteractive" in hp.install.script
     assert actions(plan, L[0]) == [
         "backup", *["stage"] * 6,
-        "commit", "validate", "commit", "service", "service", "service", "wait",  # haproxy
-        "commit", "validate", "commit", "service", "service", "service", "gate", "record"]  # keepalived
+        "validate", "commit", "commit", "service", "service", "service", "wait",  # haproxy
+        "commit", "validate", "commit", "commit", "service", "service", "service", "gate", "record"]  # keepalived
     text = scripts(plan, L[0])
     # each unit's drop-in is in place, and systemd has read it, before the unit is started
     described = [s.describe for s in hp.steps]
@@ -89,7 +89,10 @@ def test_fresh_debian_host_gets_the_whole_recipe(inv: Inventory) -> None:
         dropin = f"/etc/systemd/system/{unit}.service.d/hakeep.conf"
         moved = next(i for i, d in enumerate(described) if d.startswith("move the new") and dropin in d)
         reload = described.index(f"systemctl daemon-reload (the drop-in of {unit} changed)")
-        assert moved < reload < described.index(f"reload (or start) {unit}")
+        main = "/etc/haproxy/haproxy.cfg" if unit == "haproxy" else "/etc/keepalived/keepalived.conf"
+        # after its unit's main config passed validation and replaced the live one; before the unit is touched
+        assert described.index(f"atomically replace {main}") < moved < reload < described.index(
+            f"reload (or start) {unit}")
     assert any(s.describe == "systemctl daemon-reload (the drop-ins put back)" for s in hp.restore)
     assert "systemctl enable haproxy.service" in text
     assert "systemctl reload-or-restart haproxy.service" in text

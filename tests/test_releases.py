@@ -177,3 +177,25 @@ def test_a_release_in_progress_is_interrupted_once_no_run_holds_the_lock() -> No
         rid: manifest(rid, {HAPROXY_CFG: V2}, {HAPROXY_CFG: V1}, status="in-progress")})
     assert [r.status for r in history(dataclasses.replace(f, lock_free=False))] == ["in-progress"]
     assert [r.status for r in history(f)] == ["interrupted"]
+
+
+def test_rollback_to_a_release_made_before_drop_ins_removes_hakeeps_drop_ins(inv: Inventory) -> None:
+    """A release that does not list the drop-ins was made by a hakeep that did not manage them: none
+    of hakeep's was there then. One that is not hakeep's (no header) is left alone."""
+    from hakeep.layout import HAPROXY, KEEPALIVED
+
+    ours = b"# Managed by hakeep (cluster c, host h): haproxy.service's drop-in.\n[Service]\nRestart=always\n"
+    f = with_files(host_with_history(*L, V2), {HAPROXY.dropin: (ours, 0o644),
+                                               KEEPALIVED.dropin: (b"[Service]\nNice=5\n", 0o644)})
+    f = dataclasses.replace(f, releases=host_with_history(*L, V2).releases,
+                            release_files=host_with_history(*L, V2).release_files)
+    plan = build_rollback_plan(inv, {L[0]: f, R[0]: f}, to=None, release_id="20261104T000000Z-dddddd", now="t",
+                               operator="op", limit=[L[0]])
+    assert plan.errors == ()
+    hp = plan.host(L[0])
+    deleted = {c.path for c in hp.changes if c.action == "delete"}
+    assert HAPROXY.dropin in deleted
+    assert KEEPALIVED.dropin not in deleted
+    described = [s.describe for s in hp.steps]
+    assert described.index(f"remove {HAPROXY.dropin} (absent before)") < described.index(
+        "systemctl daemon-reload (the drop-in of haproxy changed)") < described.index("reload (or start) haproxy")

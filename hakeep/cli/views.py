@@ -279,7 +279,7 @@ def drill_line(r: DrillResult) -> Text:
         unit = FAULTED_UNIT.get(r.mode)
         text = Text(f"round {r.round} ({r.mode.value}): {r.old_holder} out; VIP on {r.new_holder or 'no other LB'} "
                     f"after {_secs(r.vip_moved_s)}, frontends after {_secs(r.frontends_s)}; "
-                    + (f"{unit} active again after {_secs(r.unit_back_s)}; " if unit else "")
+                    + (f"{unit} down for {_secs(r.unit_back_s)}" + _by_systemd(r.auto_restarted) if unit else "")
                     + f"{r.old_holder} back after {_secs(r.recovered_s)}")
     if r.probe is not None:
         what = "requests" if r.mode is Mode.MASTER_UNHEALTHY else "connects"
@@ -289,11 +289,17 @@ def drill_line(r: DrillResult) -> Text:
     return text
 
 
+def _by_systemd(auto: bool | None) -> str:
+    if auto is None:
+        return "; "
+    return " (restarted by systemd); " if auto else " (systemd did not restart it: the drill did); "
+
+
 def drill_table(results: Sequence[DrillResult]) -> Table:
     from hakeep.ops.drill import Mode
 
     table = Table(title="hakeep drill", title_justify="left")
-    for col in ("round", "mode", "from", "to", "failover", "frontends", "unit back", "client gap",
+    for col in ("round", "mode", "from", "to", "failover", "frontends", "unit down", "client gap",
                 "failed/errors", "fail-back", "result"):
         table.add_column(col, overflow="fold")
     for r in results:

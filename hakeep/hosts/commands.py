@@ -302,9 +302,16 @@ def stop_unit_for(unit: str, start_in: float, timer_unit: str) -> str:
                   f"systemctl stop {q(unit + '.service')}")
 
 
-def unit_active(unit: str) -> str:
-    """Exit 0 while the unit is active."""
-    return script(f"systemctl is-active --quiet {q(unit + '.service')}")
+def unit_times(unit: str) -> str:
+    """``KEY=VALUE`` lines: the unit's state, systemd's automatic restarts, and when (systemd's
+    monotonic clock, µs) it last left and entered the active state."""
+    return script(f"systemctl show -p ActiveState -p NRestarts -p ActiveExitTimestampMonotonic "
+                  f"-p ActiveEnterTimestampMonotonic {q(unit + '.service')}")
+
+
+def cancel_timer(timer_unit: str) -> str:
+    """Stop a drill's backstop timer (armed by :func:`kill_unit` or :func:`stop_unit_for`)."""
+    return script(f"systemctl stop {q(timer_unit + '.timer')} 2>/dev/null || true")
 
 
 def listening(ports: Sequence[int]) -> str:

@@ -61,7 +61,8 @@ class DrillResult:
     final_holder: str | None
     limit_s: float
     probe: ProbeResult | None = None
-    unit_back_s: float | None = None  # fault -> the unit taken out active again (a crash: by systemd's restart)
+    unit_back_s: float | None = None  # the unit taken out: inactive -> active again (systemd's own clock)
+    auto_restarted: bool | None = None  # crash modes: whether systemd's Restart= brought it back (not the drill)
     master: str | None = None  # master-unhealthy: the master watched
     out_s: float | None = None  # master-unhealthy: the clients' first bad answer -> haproxy took it out of rotation
     back_s: float | None = None  # master-unhealthy: out of rotation -> back in
@@ -123,6 +124,8 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
     others = {n: t for n, t in transports.items() if n != old}
     moved = frontends = None
     new: str | None = None
+    unit = FAULTED_UNIT.get(mode)
+    restarts = _unit_times(transports[old], unit).get("NRestarts", 0) if unit else 0
     if probe is not None:
         probe.start()
     try:
@@ -141,7 +144,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
                 time.sleep(0.02)
         finally:  # also on Ctrl-C, SIGTERM, SIGHUP: the old holder gets its unit back first
             with signals.shielded():
-                t1, back = _restore(transports[old], mode, t0, link_s, clock)
+                t1, back, auto = _restore(transports[old], mode, t0, link_s, restarts=restarts, clock=clock)
         gate = commands.units_gate(dict.fromkeys(UNIT_NAMES, True))
         recovered = failback = None
         if _wait(lambda: _ok(transports[old], gate, "old holder back in MASTER/BACKUP"), timeout_s, clock, 0.2):
@@ -153,7 +156,8 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
     finally:
         result = probe.stop() if probe is not None else None
     return DrillResult(round_no, mode, old, new, moved, frontends, recovered, failback,
-                       final[0] if len(final) == 1 else None, limit_s, result, unit_back_s=back)
+                       final[0] if len(final) == 1 else None, limit_s, result, unit_back_s=back,
+                       auto_restarted=auto)
 
 
 def _fault(t: Transport, mode: Mode, interface: str, link_s: float) -> None:
@@ -171,28 +175,49 @@ def _fault(t: Transport, mode: Mode, interface: str, link_s: float) -> None:
               display=f"{interface} down for {link_s:g}s, brought back by a timer on the host (drill)")
 
 
-def _restore(t: Transport, mode: Mode, t0: float, link_s: float,
-             clock: Callable[[], float]) -> tuple[float, float | None]:
+def _unit_times(t: Transport, unit: str) -> dict[str, int]:
+    """The unit's automatic restarts and state-change times (µs), and ``active`` 1/0; {} when it
+    cannot be asked."""
+    try:
+        res = t.run(commands.unit_times(unit), display=f"{unit}'s state and restarts (drill)", check=False,
+                    timeout=10)
+    except HakeepError:
+        return {}
+    kv = dict(line.split("=", 1) for line in res.text().splitlines() if "=" in line)
+    out = {k: int(v) for k, v in kv.items() if v.isdigit()}
+    out["active"] = int(kv.get("ActiveState") == "active")
+    return out
+
+
+def _restore(t: Transport, mode: Mode, t0: float, link_s: float, *, restarts: int,
+             clock: Callable[[], float]) -> tuple[float, float | None, bool | None]:
     """Undo the fault: (the time the old holder was given back, for recovery and fail-back times;
-    fault -> the unit taken out active again). A crashed unit is first given until the host's own
-    timer to come back by itself (systemd's Restart=). keepalived's recorded VRRP state is dropped
-    first, so recovery is what keepalived reports afterwards (after a SIGKILL the file still says MASTER)."""
+    how long the unit taken out was inactive, by systemd's own clock; whether systemd's Restart=
+    brought it back). A crashed unit is given until shortly before the host's backstop timer to
+    come back by itself; the timer is then cancelled. keepalived's recorded VRRP state is dropped
+    before the drill starts it, so recovery is what keepalived reports afterwards (after a SIGKILL
+    the file still says MASTER)."""
     if mode is Mode.LINK:  # the host's own timer (accurate to 0.1 s) brings the link back at that moment
         time.sleep(max(0.0, t0 + link_s - clock()))
-        return clock(), None
+        return clock(), None, None
     unit = FAULTED_UNIT[mode]
-    active = commands.unit_active(unit)
-    if mode in CRASHES and _wait(lambda: _ok(t, active, f"{unit} restarted by systemd"), link_s, clock, 0.05):
-        back: float | None = clock() - t0
-        t1 = clock()
-    else:
-        back, t1 = None, clock()
-    if unit == KEEPALIVED.name and back is None:
+    auto = None
+    if mode in CRASHES:
+        def restarted() -> bool:
+            now = _unit_times(t, unit)
+            return bool(now.get("active")) and now.get("NRestarts", 0) > restarts
+        auto = _wait(restarted, max(0.0, t0 + link_s - 0.5 - clock()), clock, 0.05)
+    t.run(commands.cancel_timer(RESTART_TIMER_UNIT), display="cancel the drill's backstop timer")
+    if unit == KEEPALIVED.name and not auto:
         t.run(commands.forget_vrrp_state(), display="forget the recorded VRRP state (drill)")
+    t1 = clock()
     t.run(commands.systemctl("start", unit), display=f"start {unit} again (drill)")
-    if back is None and _ok(t, active, f"{unit} active again"):
-        back = clock() - t0
-    return t1, back
+    times = _unit_times(t, unit)
+    left, back = times.get("ActiveExitTimestampMonotonic", 0), times.get("ActiveEnterTimestampMonotonic", 0)
+    down = round((back - left) / 1e6, 3) if times.get("active") and 0 < left < back else None
+    if auto and down is not None:  # given back when systemd restarted it (the drill only looked later)
+        t1 = min(t1, t0 + down)
+    return t1, down, auto
 
 
 def watch_master(transports: Mapping[str, Transport], vip: str, backend: str, master: str, probe: Prober, *,
@@ -231,7 +256,7 @@ def watch_master(transports: Mapping[str, Transport], vip: str, backend: str, ma
                 back = clock() - down_at
             time.sleep(0.1)
         if down_at is not None:
-            out = down_at - (probe.first_bad if probe.first_bad is not None else down_at)
+            out = max(0.0, down_at - (probe.first_bad if probe.first_bad is not None else down_at))
     finally:
         result = probe.stop()
     final = holders_of(where(transports, vip))

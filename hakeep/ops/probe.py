@@ -87,21 +87,24 @@ class Prober:
 
 class HttpProber(Prober):
     """``GET path`` on ``address:port`` every 20 ms, each on a new connection (over TLS when ``tls``:
-    verified against ``ca_file`` when given, else not verified): what a client of the frontend sees."""
+    the chain verified against ``ca_file`` when given, else not verified; the name never, as the
+    VIP may not be in the certificate): what a client of the frontend sees."""
 
     def __init__(self, address: str, port: int, path: str, *, tls: bool, ca_file: Path | None = None) -> None:
         super().__init__(address, port)
         self.path = path
         self.context: ssl.SSLContext | None = None
-        if tls:
-            if ca_file is not None:
-                self.context = ssl.create_default_context(cafile=str(ca_file))
-            else:
-                self.context = ssl.create_default_context()
-                self.context.check_hostname = False
+        if tls:  # the certificate need not name the VIP (an apiserver's may name only a DNS endpoint)
+            self.context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+            self.context.check_hostname = False
+            if ca_file is None:
                 self.context.verify_mode = ssl.CERT_NONE
 
     def attempt(self) -> bool | None:
+        return self.ask()[0]
+
+    def ask(self) -> tuple[bool | None, str]:
+        """One request: (as :meth:`attempt`, what went wrong: the status or the error)."""
         conn: http.client.HTTPConnection
         if self.context is not None:
             conn = http.client.HTTPSConnection(self.address, self.port, timeout=HTTP_TIMEOUT, context=self.context)
@@ -111,8 +114,8 @@ class HttpProber(Prober):
             conn.request("GET", self.path, headers={"Connection": "close"})
             resp = conn.getresponse()
             resp.read()
-        except (OSError, http.client.HTTPException):
-            return False
+        except (OSError, http.client.HTTPException) as exc:
+            return False, str(exc) or type(exc).__name__
         finally:
             conn.close()
-        return True if 200 <= resp.status < 300 else None
+        return (True, "") if 200 <= resp.status < 300 else (None, f"HTTP {resp.status}")

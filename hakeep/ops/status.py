@@ -26,6 +26,7 @@ from hakeep.run.session import NotAsked, Session, gather_facts, reason
 
 HERE = "here"  # the vantage point of the machine hakeep runs on
 PROBE_TIMEOUT = 1.0
+RECENT_S = 3600.0  # a unit systemd restarted this recently is noted (after that: journalctl's business)
 
 
 class Verdict(StrEnum):
@@ -57,7 +58,8 @@ class HostStatus:
     keepalived_answered: bool = True  # False: keepalived runs but wrote no data dump when asked
     keepalived_dump_blocked: bool = False  # the dump's path is taken by something hakeep cannot remove
     vrrp_fault: str = ""  # keepalived's journal line on why an instance is in FAULT
-    # "keepalived restarted by systemd 1x since it was last started by hand, active for 83s": a crash
+    # "keepalived restarted by systemd 1x since it was last started by hand, active for 83s": a crash,
+    # within the last RECENT_S
     restarts: tuple[str, ...] = ()
 
     @property
@@ -96,9 +98,10 @@ def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
     hist = History.of(f)
     current = hist.live
     (ha, ha_pid), (ka, ka_pid) = unit(HAPROXY.name), unit(KEEPALIVED.name)
-    restarts = tuple(f"{u.name} restarted by systemd {u.restarts}x since it was last started by hand"
-                     + (f", active for {u.active_for_s:g}s" if u.active_for_s is not None else "")
-                     for u in (f.units.get(HAPROXY.name), f.units.get(KEEPALIVED.name)) if u is not None and u.restarts)
+    restarts = tuple(f"{u.name} restarted by systemd {u.restarts}x since it was last started by hand, "
+                     f"active for {u.active_for_s:g}s"
+                     for u in (f.units.get(HAPROXY.name), f.units.get(KEEPALIVED.name))
+                     if u is not None and u.restarts and u.active_for_s is not None and u.active_for_s <= RECENT_S)
     return HostStatus(
         host=lb.name, address=str(lb.address), reachable=True, holds_vip=f.holds_vip,
         vrrp_state=f.vrrp_state or "-", haproxy=ha, haproxy_pid=ha_pid, keepalived=ka, keepalived_pid=ka_pid,

@@ -239,7 +239,10 @@ def _unit_steps(name: str, target: Target, changed: Sequence[str], removed: Sequ
         steps.append(Step(Action.SERVICE, f"stop {name}", commands.systemctl("stop", name)))
     mfs = [mf for mf in target.files if mf.service == name and mf.path in changed]
     main = unit(name).main_config
-    aux = [mf.path for mf in mfs if mf.path != main]
+    # scripts and CA files first (the main config refers to them); a drop-in last, once the main
+    # config passed, just before systemd reads it
+    aux = [mf.path for mf in mfs if mf.path != main and not is_dropin(mf.path)]
+    dropins = [mf.path for mf in mfs if is_dropin(mf.path)]
     if aux:
         steps.append(Step(Action.COMMIT, f"move the new {', '.join(aux)} into place", commands.commit_files(aux)))
     for mf in mfs:
@@ -250,10 +253,13 @@ def _unit_steps(name: str, target: Target, changed: Sequence[str], removed: Sequ
                                                            "decides)" if mf.ran_before else ""),
                                   commands.validate_staged(mf.validate, main, tolerate=mf.ran_before)))
             steps.append(Step(Action.COMMIT, f"atomically replace {main}", commands.commit_files([main])))
+    if dropins:
+        steps.append(Step(Action.COMMIT, f"move the new {', '.join(dropins)} into place",
+                          commands.commit_files(dropins)))
     gone = [p for p in removed if owner_of(p).name == name]
     if gone:
         steps.append(Step(Action.REMOVE, f"remove {', '.join(gone)} (absent before)", commands.remove_files(gone)))
-    if any(is_dropin(p) for p in (*aux, *gone)):  # before the unit is reloaded, started or stopped
+    if any(is_dropin(p) for p in (*dropins, *gone)):  # before the unit is reloaded, started or stopped
         steps.append(Step(Action.SERVICE, f"systemctl daemon-reload (the drop-in of {name} changed)",
                           commands.daemon_reload()))
     steps += [Step(Action.SERVICE, f"{_VERBS[a]} {name}", commands.systemctl(a.value, name))

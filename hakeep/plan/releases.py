@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from hakeep.errors import HakeepError
 from hakeep.hosts.facts import HostFacts
-from hakeep.layout import UNIT_NAMES, owner_of
+from hakeep.layout import MANAGED_MARK, UNIT_NAMES, UNITS, owner_of
 from hakeep.render.files import ManagedFile
 
 
@@ -237,6 +237,12 @@ def restored_files(host: str, target: Release, facts: HostFacts) -> tuple[list[M
         mode = saved.mode if saved.mode is not None else (f.mode if f.mode is not None else 0o644)
         write.append(ManagedFile(f.path, saved.content or b"", mode, saved.owner or "root", saved.group or "root",
                                  ran_before=True))
+    # a release made before hakeep managed drop-ins does not list them: none of hakeep's was there then
+    listed = {f.path for f in target.before}
+    for u in UNITS:
+        live = facts.file(u.dropin)
+        if u.dropin not in listed and live.exists and MANAGED_MARK in (live.content or b"")[:200]:
+            remove.append(u.dropin)
     return write, remove
 
 

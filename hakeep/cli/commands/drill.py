@@ -172,7 +172,7 @@ def _settings(inv: Inventory, args: argparse.Namespace) -> tuple[Mode, float, fl
 def _watch(transports: Mapping[str, Transport], args: argparse.Namespace, fe: Frontend, vip: str, *, holder: str,
            limit_s: float) -> DrillResult:
     from hakeep.cli import output
-    from hakeep.ops.drill import watch_master
+    from hakeep.ops.drill import DrillRefused, watch_master
     from hakeep.ops.probe import HttpProber
 
     path = args.path or fe.check_path
@@ -180,6 +180,11 @@ def _watch(transports: Mapping[str, Transport], args: argparse.Namespace, fe: Fr
                     f"HTTP clients: GET {path} through {vip}:{fe.port}. Make {args.master} unhealthy, then "
                     "healthy again.")
     prober = HttpProber(vip, fe.port, path, tls=True, ca_file=fe.ca_file)
+    got, why = prober.ask()
+    if got is False:  # a client that cannot talk to the frontend at all would count every request as failed
+        raise DrillRefused(f"the probe: GET {path} on {vip}:{fe.port} over TLS fails from this machine: {why}",
+                           hint="run it where clients are; the frontend's ca_file must sign the servers' "
+                                "certificates")
     return watch_master(transports, vip, fe.backend_name, args.master, prober, observe_s=args.observe_seconds,
                         limit_s=limit_s)
 

@@ -154,7 +154,10 @@ def test_haproxy_crash_round_times_systemds_restart_then_cancels_the_backstop() 
     assert r.auto_restarted is True
     assert r.unit_back_s == 1.1  # systemd's own clock: left active at 5.0 s, active again at 6.1 s
     done = ts["lb1"].described()
-    assert done.index("cancel the drill's backstop timer") < done.index("start haproxy again (drill)")
+    assert "start haproxy again, then cancel the drill's backstop timer" in done
+    script = next(sc for d, sc, _ in ts["lb1"].calls if d.startswith("start haproxy again"))
+    # started before the backstop goes: a connection lost in between leaves the timer to start it
+    assert script.index("systemctl start haproxy.service") < script.index("hakeep-drill-restart.timer")
     assert "forget the recorded VRRP state (drill)" not in done  # keepalived ran throughout
 
 
@@ -162,7 +165,7 @@ def test_a_crash_systemd_does_not_restart_is_said_and_started_by_the_drill() -> 
     ts = crash_pair(restarts_after=0)
     r = run_drill(ts, "10.0.0.9", (6443,), mode=Mode.HAPROXY_CRASH, link_s=1.0, limit_s=3, timeout_s=2)
     assert r.auto_restarted is False  # waited until shortly before the backstop, then started it
-    assert "start haproxy again (drill)" in ts["lb1"].described()
+    assert "start haproxy again, then cancel the drill's backstop timer" in ts["lb1"].described()
 
 
 def test_haproxy_stop_round_arms_a_backstop_timer_first() -> None:
@@ -228,3 +231,22 @@ def test_master_mode_watches_once(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert main(["drill", str(path), "--mode", "master-unhealthy", "--master", "devops-master-02",
                  "--rounds", "2"]) == 2
     assert "--mode master-unhealthy watches once: drop --rounds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("advert", "restart_s"), [(1, 5), (0.5, 5), (2, 8), (2.5, 11)])
+def test_keepalived_waits_out_the_peers_master_down_interval_before_it_restarts(
+        tmp_path: Path, advert: float, restart_s: int) -> None:
+    """RestartSec: 3 x advert_int as VRRPv2 runs it (whole seconds, rounded half up, at least 1) + 2;
+    the start limit's interval leaves room for 5 of those."""
+    from hakeep.layout import KEEPALIVED
+    from hakeep.render.engine import render_all
+    from hakeep.render.files import Secrets
+    from tests.fixtures import base_doc, load
+
+    doc = base_doc()
+    doc["cluster"]["advert_int"] = advert
+    inv = load(tmp_path, doc)
+    files = next(iter(render_all(inv, Secrets(auth_pass="x")).values())).files
+    text = next(f.content for f in files if f.path == KEEPALIVED.dropin).decode()
+    assert f"\nRestartSec={restart_s}s\n" in text
+    assert f"\nStartLimitIntervalSec={5 * restart_s + 10}s\nStartLimitBurst=5\n" in text

@@ -309,9 +309,13 @@ def unit_times(unit: str) -> str:
                   f"-p ActiveEnterTimestampMonotonic {q(unit + '.service')}")
 
 
-def cancel_timer(timer_unit: str) -> str:
-    """Stop a drill's backstop timer (armed by :func:`kill_unit` or :func:`stop_unit_for`)."""
-    return script(f"systemctl stop {q(timer_unit + '.timer')} 2>/dev/null || true")
+def start_then_cancel(unit: str, timer_unit: str) -> str:
+    """Start a unit a drill took out (clearing a failed state and a start limit it hit), and only
+    then stop the drill's backstop timer (armed by :func:`kill_unit` or :func:`stop_unit_for`): a
+    connection lost in between leaves the timer to start it."""
+    service = q(unit + ".service")
+    return script(f"systemctl reset-failed {service} 2>/dev/null || true", f"systemctl start {service}",
+                  f"systemctl stop {q(timer_unit + '.timer')} 2>/dev/null || true")
 
 
 def listening(ports: Sequence[int]) -> str:

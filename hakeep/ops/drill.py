@@ -125,13 +125,14 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
     moved = frontends = None
     new: str | None = None
     unit = FAULTED_UNIT.get(mode)
-    restarts = _unit_times(transports[old], unit).get("NRestarts", 0) if unit else 0
+    pre = _unit_times(transports[old], unit) if unit else {}
     if probe is not None:
         probe.start()
     try:
-        t0 = clock()
+        t0 = tf = clock()
         try:
             _fault(transports[old], mode, interface, link_s)
+            tf = clock()  # the fault's command is done: the unit is down by now
             signals.test_pause(old, "fault", None)
             while clock() - t0 < timeout_s and (moved is None or frontends is None):
                 out = where(others, vip, ports if moved is not None else ())
@@ -144,7 +145,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
                 time.sleep(0.02)
         finally:  # also on Ctrl-C, SIGTERM, SIGHUP: the old holder gets its unit back first
             with signals.shielded():
-                t1, back, auto = _restore(transports[old], mode, t0, link_s, restarts=restarts, clock=clock)
+                t1, back, auto = _restore(transports[old], mode, t0, link_s, pre=pre, tf=tf, clock=clock)
         gate = commands.units_gate(dict.fromkeys(UNIT_NAMES, True))
         recovered = failback = None
         if _wait(lambda: _ok(transports[old], gate, "old holder back in MASTER/BACKUP"), timeout_s, clock, 0.2):
@@ -189,14 +190,15 @@ def _unit_times(t: Transport, unit: str) -> dict[str, int]:
     return out
 
 
-def _restore(t: Transport, mode: Mode, t0: float, link_s: float, *, restarts: int,
+def _restore(t: Transport, mode: Mode, t0: float, link_s: float, *, pre: Mapping[str, int], tf: float,
              clock: Callable[[], float]) -> tuple[float, float | None, bool | None]:
     """Undo the fault: (the time the old holder was given back, for recovery and fail-back times;
     how long the unit taken out was inactive, by systemd's own clock; whether systemd's Restart=
-    brought it back). A crashed unit is given until shortly before the host's backstop timer to
-    come back by itself; the timer is then cancelled. keepalived's recorded VRRP state is dropped
-    before the drill starts it, so recovery is what keepalived reports afterwards (after a SIGKILL
-    the file still says MASTER)."""
+    brought it back). ``pre``: the unit's :func:`_unit_times` before the fault; ``tf``: when the
+    fault's command was done. A crashed unit is given until shortly before the host's backstop timer
+    to come back by itself; the drill then starts it (a no-op when it runs) and only then cancels
+    the timer. keepalived's recorded VRRP state is dropped before the drill starts it, so recovery
+    is what keepalived reports afterwards (after a SIGKILL the file still says MASTER)."""
     if mode is Mode.LINK:  # the host's own timer (accurate to 0.1 s) brings the link back at that moment
         time.sleep(max(0.0, t0 + link_s - clock()))
         return clock(), None, None
@@ -205,18 +207,19 @@ def _restore(t: Transport, mode: Mode, t0: float, link_s: float, *, restarts: in
     if mode in CRASHES:
         def restarted() -> bool:
             now = _unit_times(t, unit)
-            return bool(now.get("active")) and now.get("NRestarts", 0) > restarts
+            return bool(now.get("active")) and now.get("NRestarts", 0) > pre.get("NRestarts", 0)
         auto = _wait(restarted, max(0.0, t0 + link_s - 0.5 - clock()), clock, 0.05)
-    t.run(commands.cancel_timer(RESTART_TIMER_UNIT), display="cancel the drill's backstop timer")
     if unit == KEEPALIVED.name and not auto:
         t.run(commands.forget_vrrp_state(), display="forget the recorded VRRP state (drill)")
     t1 = clock()
-    t.run(commands.systemctl("start", unit), display=f"start {unit} again (drill)")
+    t.run(commands.start_then_cancel(unit, RESTART_TIMER_UNIT),
+          display=f"start {unit} again, then cancel the drill's backstop timer")
     times = _unit_times(t, unit)
     left, back = times.get("ActiveExitTimestampMonotonic", 0), times.get("ActiveEnterTimestampMonotonic", 0)
-    down = round((back - left) / 1e6, 3) if times.get("active") and 0 < left < back else None
+    fresh = left > pre.get("ActiveExitTimestampMonotonic", 0)  # it did leave active this round
+    down = round((back - left) / 1e6, 3) if times.get("active") and fresh and 0 < left < back else None
     if auto and down is not None:  # given back when systemd restarted it (the drill only looked later)
-        t1 = min(t1, t0 + down)
+        t1 = min(t1, tf + down)
     return t1, down, auto
 
 

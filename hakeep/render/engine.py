@@ -89,7 +89,8 @@ def render_all(
         "frontends": inv.frontends, "stats_socket": STATS_SOCKET, "check_script": root + CHECK_SCRIPT,
         "notify_script": root + NOTIFY_SCRIPT, "state_file": VRRP_STATE_FILE,
         "script_user": SCRIPT_USER, "haproxy_down_file": HAPROXY_DOWN_FILE,
-        "run_dir": HAPROXY_DOWN_FILE.rsplit("/", 1)[0], "weight": inv.check_weight, "prio_min": min(prios),
+        "run_dir": HAPROXY_DOWN_FILE.rsplit("/", 1)[0], "keepalived_restart_s": _keepalived_restart_s(inv),
+        "weight": inv.check_weight, "prio_min": min(prios),
         "prio_max": max(prios), "advert_int": _advert(inv.cluster.advert_int),
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
     }
@@ -145,6 +146,13 @@ def _with_digest(content: bytes, shown: bytes) -> tuple[bytes, bytes]:
     mark = DIGEST_MARK.encode()
     digest = hashlib.sha256(content).hexdigest()[:12].encode()
     return content.replace(mark, digest), shown.replace(mark, b"*" * len(digest))
+
+
+def _keepalived_restart_s(inv: Inventory) -> int:
+    """How long systemd waits before it starts a crashed keepalived: until the peer has taken over
+    (its master-down interval: 3 x advert_int as VRRPv2 runs it, whole seconds, + a skew under 1 s),
+    and 1 s more."""
+    return 3 * max(1, int(inv.cluster.advert_int + 0.5)) + 2
 
 
 def _advert(value: float) -> str:

@@ -181,10 +181,12 @@ def _watch(transports: Mapping[str, Transport], args: argparse.Namespace, fe: Fr
                     "healthy again.")
     prober = HttpProber(vip, fe.port, path, tls=True, ca_file=fe.ca_file)
     got, why = prober.ask()
-    if got is False:  # a client that cannot talk to the frontend at all would count every request as failed
+    # a probe that cannot talk to the frontend, or is refused as a client, would count every request
+    if got is False or why in ("HTTP 401", "HTTP 403", "HTTP 404"):
         raise DrillRefused(f"the probe: GET {path} on {vip}:{fe.port} over TLS fails from this machine: {why}",
                            hint="run it where clients are; the frontend's ca_file must sign the servers' "
-                                "certificates")
+                                "certificates; --path must need no credentials (kube-apiserver serves /readyz "
+                                "and /version to anyone by default)")
     return watch_master(transports, vip, fe.backend_name, args.master, prober, observe_s=args.observe_seconds,
                         limit_s=limit_s)
 

@@ -314,7 +314,9 @@ def start_then_cancel(unit: str, timer_unit: str) -> str:
     then stop the drill's backstop timer (armed by :func:`kill_unit` or :func:`stop_unit_for`): a
     connection lost in between leaves the timer to start it."""
     service = q(unit + ".service")
-    return script(f"systemctl reset-failed {service} 2>/dev/null || true", f"systemctl start {service}",
+    # only a failed unit is reset: reset-failed also zeroes NRestarts, the record of systemd's restarts
+    return script(f"if systemctl is-failed --quiet {service}; then systemctl reset-failed {service}; fi",
+                  f"systemctl start {service}",
                   f"systemctl stop {q(timer_unit + '.timer')} 2>/dev/null || true")
 
 

@@ -101,6 +101,7 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
                       "stats": {"port": 8404, "user": "ops", "password_env": "STATS"}}
     doc["lb"][0]["priority"] = 150
     doc["cluster"]["advert_int"] = 2
+    doc["cluster"]["preempt_delay"] = 30
     path = tmp_path / "inventory.toml"
     from tests.tomlgen import dumps
     path.write_text(dumps(doc))
@@ -112,7 +113,26 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     assert "http-check send meth GET uri /livez" in cfg
     assert "bind 10.220.62.31:30080" in cfg
     assert "stats auth ops:st4ts-pw" in cfg
+    conf = hosts["loadbalance-left"].file("/etc/keepalived/keepalived.conf").content.decode()
+    assert "    preempt_delay 30\n" in conf
     for host in hosts.values():
+        assert_clean(host, release)
+
+
+@target
+def test_nopreempt_passes_keepalived(tmp_path: Path, name: str) -> None:
+    release = get(name)
+    doc = base_doc()
+    doc["cluster"]["preempt"] = False
+    path = tmp_path / "inventory.toml"
+    from tests.tomlgen import dumps
+    path.write_text(dumps(doc))
+    hosts = render_all(load_inventory(path), SECRETS, versions=versions_of(load_inventory(path), release))
+    for host in hosts.values():
+        conf = host.file("/etc/keepalived/keepalived.conf").content.decode()
+        assert "    state BACKUP\n" in conf
+        assert "    nopreempt\n" in conf
+        assert "preempt_delay" not in conf
         assert_clean(host, release)
 
 

@@ -87,7 +87,8 @@ def test_disagreements_and_unmapped_statements_are_named_with_host_and_line() ->
     result, text = imported(by_name["things-hakeep-does-not-carry"])
     lines = "\n".join(result.unmapped)
     assert "loadbalance-left, loadbalance-right: /etc/keepalived/keepalived.conf:" in lines
-    for what in ("nopreempt: no equivalent", "notify_master: no equivalent", "vrrp_sync_group: no equivalent",
+    assert result.doc["cluster"]["preempt"] is False  # carried: keepalived's nopreempt
+    for what in ("notify_master: no equivalent", "vrrp_sync_group: no equivalent",
                  "acl: in frontend kube-apiserver", "tcp-request connection: in frontend kube-apiserver",
                  "mode: for frontend web: hakeep proxies TCP only (not carried)"):
         assert what in lines, what
@@ -236,6 +237,8 @@ def test_no_secret_in_a_refusal() -> None:
      "send-proxy: hakeep's servers have no such option"),
     (("haproxy", "  bind *:6443", "  bind 10.220.62.32:6443"), ("frontend", "bind"), "10.220.62.32",
      "binds loadbalance-left's own address"),
+    (("keepalived", "priority 100\n", "priority 100\n  preempt_delay 30\n"), ("cluster", "preempt_delay"), 30, None),
+    (("keepalived", "priority 100\n", "priority 100\n  nopreempt\n"), ("cluster", "preempt"), False, None),
 ])
 def test_what_keepalived_and_haproxy_would_do_is_what_is_imported(change: tuple[str, str, str],
                                                                  field: tuple[str, str], want: object,

@@ -153,6 +153,11 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("check-weight-range", set_("cluster.check_weight", 0), "cluster.check_weight", "between 1 and 253"),
     ("keep-releases", set_("cluster.keep_releases", 0), "cluster.keep_releases", "between 1 and 1000"),
     ("vrrp-instance", set_("cluster.vrrp_instance", "VI 1"), "cluster.vrrp_instance", "letters, digits"),
+    ("preempt-type", set_("cluster.preempt", "no"), "cluster.preempt", "must be true or false"),
+    ("preempt-delay-range", set_("cluster.preempt_delay", 1001), "cluster.preempt_delay", "1000"),
+    ("preempt-delay-type", set_("cluster.preempt_delay", 2.5), "cluster.preempt_delay", "must be an integer"),
+    ("preempt-delay-without-preempt", both(set_("cluster.preempt", False), set_("cluster.preempt_delay", 30)),
+     "cluster.preempt_delay", "needs preempt = true"),
     ("third-lb-outside", add_lb(address="192.168.1.5"), "lb[2].address", "outside the VIP's subnet"),
 ]
 

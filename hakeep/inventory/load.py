@@ -42,7 +42,7 @@ from hakeep.inventory.parse import parse_toml
 TOP_KEYS = ("cluster", "ssh", "haproxy", "lb", "frontend")
 CLUSTER_KEYS = (
     "name", "vip", "virtual_router_id", "advert_int", "auth_pass", "auth_pass_env",
-    "check_weight", "keep_releases", "vrrp_instance",
+    "check_weight", "keep_releases", "vrrp_instance", "preempt", "preempt_delay",
 )
 SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout")
 LB_KEYS = ("name", "address", "interface", "priority", "ssh")
@@ -135,6 +135,11 @@ def _cluster(t: Table) -> Cluster | None:
     weight = t.get_int("check_weight", lo=1, hi=253)
     keep = t.get_int("keep_releases", lo=1, hi=1000)
     instance = t.get_str("vrrp_instance", pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+    preempt = t.get_bool("preempt", default=True)
+    delay = t.get_int("preempt_delay", lo=0, hi=1000)
+    if delay and not preempt:
+        t.error("preempt_delay", "needs preempt = true: with preempt = false (keepalived's nopreempt) an LB "
+                "that comes back never takes the VIP back, so there is nothing to delay")
     if name is None or vip is None or vrid is None or (auth_pass is None and auth_env is None):
         return None
     return Cluster(
@@ -142,6 +147,7 @@ def _cluster(t: Table) -> Cluster | None:
         advert_int=advert if advert is not None else 1.0,
         auth_pass=auth_pass, auth_pass_env=auth_env, check_weight=weight,
         keep_releases=keep if keep is not None else 10, vrrp_instance=instance,
+        preempt=preempt, preempt_delay=delay or 0,
     )
 
 

@@ -98,6 +98,8 @@ class Cluster:
     check_weight: int | None  # None: derived from the priorities
     keep_releases: int
     vrrp_instance: str | None = None  # keepalived's instance name; None: <name>-vip
+    preempt: bool = True  # an LB that comes back with the highest priority takes the VIP back
+    preempt_delay: int = 0  # ... this many seconds after it started or saw a lower-priority master
 
     @property
     def instance_name(self) -> str:

@@ -114,8 +114,10 @@ def _ok(t: Transport, script: str, display: str) -> bool:
 
 def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, ...], *, mode: Mode = Mode.STOP,
               interface: str = "", link_s: float = 10.0, limit_s: float = 3.0, timeout_s: float = 30.0,
-              probe: Prober | None = None, round_no: int = 1,
+              probe: Prober | None = None, round_no: int = 1, failback_s: float = 10.0,
               clock: Callable[[], float] = time.monotonic) -> DrillResult:
+    """One round. ``failback_s``: how long to wait for the old holder to take the VIP back (0: it
+    will not: preempt = false)."""
     before = holders_of(where(transports, vip))
     if len(before) != 1:
         raise DrillRefused(f"the VIP {vip} is on {len(before)} LBs ({', '.join(before) or 'none'}); "
@@ -150,7 +152,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
         recovered = failback = None
         if _wait(lambda: _ok(transports[old], gate, "old holder back in MASTER/BACKUP"), timeout_s, clock, 0.2):
             recovered = clock() - t1
-        if _wait(lambda: holders_of(where(transports, vip)) == [old], min(timeout_s, 10.0), clock, 0.1):
+        if failback_s and _wait(lambda: holders_of(where(transports, vip)) == [old], failback_s, clock, 0.1):
             failback = clock() - t1
         _wait(lambda: len(holders_of(where(transports, vip))) == 1, timeout_s, clock, 0.2)
         final = holders_of(where(transports, vip))

@@ -47,7 +47,7 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
     vip = _vip(ref, notes)
     cluster: dict[str, Any] = {"name": name or _cluster_name(ka.get("instance", "")), "vip": str(vip),
                                "virtual_router_id": ka.get("virtual_router_id"),
-                               "advert_int": _plain_number(ka.get("advert_int") or 1)}
+                               "advert_int": _plain_number(ka.get("advert_int") or 1), **_preempt(ka)}
     instance = ka.get("instance", "")
     if instance != f"{cluster['name']}-vip":
         if NAME_RE.fullmatch(instance):
@@ -155,11 +155,18 @@ def _frontend(fe: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _preempt(ka: dict[str, Any]) -> dict[str, Any]:
+    """keepalived's nopreempt and preempt_delay as the inventory says them (nothing: the defaults)."""
+    if not ka.get("preempt", True):
+        return {"preempt": False}
+    return {"preempt_delay": min(1000, ka["preempt_delay"])} if ka.get("preempt_delay") else {}
+
+
 def _differences(ref: LiveLB, other: LiveLB) -> list[str]:
     said = f"{other.name} differs from {ref.name}"
     out = []
     a, b = ref.values.keepalived, other.values.keepalived
-    for key in ("vip", "virtual_router_id", "advert_int", "auth_type", "instance"):
+    for key in ("vip", "virtual_router_id", "advert_int", "auth_type", "instance", "preempt", "preempt_delay"):
         if a.get(key) != b.get(key):
             out.append(f"{said}: {key} {_show(b.get(key))} (taken: {_show(a.get(key))})")
     if ref.values.secrets.get("vrrp") != other.values.secrets.get("vrrp"):

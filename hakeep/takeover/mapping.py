@@ -62,7 +62,7 @@ _GLOBAL_REPLACED = {
     "notification_email": "hakeep sends no mail (an empty list in the recipe)",
 }
 _INSTANCE_MAPPED = ("interface", "virtual_router_id", "priority", "advert_int", "authentication", "unicast_src_ip",
-                    "unicast_peer", "virtual_ipaddress")
+                    "unicast_peer", "virtual_ipaddress", "nopreempt", "preempt_delay")
 
 
 def read_keepalived(host: str, root: Node, values: HostValues) -> None:
@@ -90,6 +90,11 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
         note(extra, "another virtual address: hakeep manages one VIP")
     ka["virtual_router_id"] = _int(host, chosen.last("virtual_router_id"))
     ka["advert_int"] = _number(host, chosen.last("advert_int"))
+    ka["preempt"] = chosen.last("nopreempt") is None
+    delay = chosen.last("preempt_delay")
+    ka["preempt_delay"] = round(_number(host, delay) or 0) if delay is not None and ka["preempt"] else 0
+    if delay is not None and not ka["preempt"]:
+        noter(host, values.replaced)(delay, "with nopreempt keepalived never preempts: nothing to delay")
     _authentication(host, chosen.last("authentication"), values)
     if chosen.last("interface") is None:
         raise ParseError(f"{host}:{chosen.where}: vrrp_instance {' '.join(chosen.args)} names no interface")

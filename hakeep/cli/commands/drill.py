@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface, link_s=link_s,
                                    limit_s=limit_s, probe=Prober(vip, ports[0]) if args.probe else None,
-                                   round_no=n, timeout_s=max(30.0, link_s + 20))
+                                   round_no=n, timeout_s=max(30.0, link_s + 20),
+                                   failback_s=10.0 + inv.cluster.preempt_delay if inv.cluster.preempt else 0.0)
             except DrillRefused as exc:
                 return refuse(exc.message, exc.hint or "")
             results.append(result)

@@ -93,12 +93,14 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     doc = base_doc()
     (tmp_path / "ca.crt").write_bytes(CA_PEM.read_bytes())
     doc["frontend"][0].update(check="https", ca_file="ca.crt", check_path="/livez", balance="leastconn")
-    doc["frontend"][1].update(bind="vip", balance="source")
+    doc["frontend"][1].update(bind="vip", balance="source", check_port=10254)
     doc["frontend"].append({"name": "one", "port": 8443, "bind": "10.220.62.32", "check": "https",
                             "servers": [{"name": "solo", "address": "localhost"}]})
     doc["haproxy"] = {"maxconn": 20000, "timeout_client": 3600, "timeout_server": 3600,
                       "timeout_connect": 3, "timeout_tunnel": 7200,
-                      "stats": {"port": 8404, "user": "ops", "password_env": "STATS"}}
+                      "stats": {"port": 8404, "user": "ops", "password_env": "STATS"},
+                      "default_server": {"inter_ms": 2000, "fastinter_ms": 250, "downinter_ms": 5000, "rise": 5,
+                                         "fall": 3, "slowstart_s": 0, "maxconn": 1000}}
     doc["lb"][0]["priority"] = 150
     doc["cluster"]["advert_int"] = 2
     doc["cluster"]["preempt_delay"] = 30
@@ -113,6 +115,9 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     assert "http-check send meth GET uri /livez" in cfg
     assert "bind 10.220.62.31:30080" in cfg
     assert "stats auth ops:st4ts-pw" in cfg
+    assert ("default-server inter 2000ms fastinter 250ms downinter 5000ms rise 5 fall 3 maxconn 1000 maxqueue 256 "
+            "weight 100\n") in cfg  # slowstart 0: none
+    assert "10.220.62.21:30080 check port 10254\n" in cfg
     conf = hosts["loadbalance-left"].file("/etc/keepalived/keepalived.conf").content.decode()
     assert "    preempt_delay 30\n" in conf
     for host in hosts.values():

@@ -29,6 +29,7 @@ from hakeep.inventory.fields import (
 from hakeep.inventory.model import (
     DEFAULT_CHECK_PATH,
     Cluster,
+    DefaultServer,
     Frontend,
     HAProxySettings,
     Inventory,
@@ -46,11 +47,15 @@ CLUSTER_KEYS = (
 )
 SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout")
 LB_KEYS = ("name", "address", "interface", "priority", "ssh")
-FRONTEND_KEYS = ("name", "port", "bind", "check", "check_path", "balance", "ca_file", "servers")
+FRONTEND_KEYS = ("name", "port", "bind", "check", "check_path", "check_port", "balance", "ca_file", "servers")
 SERVER_KEYS = ("name", "address", "port")
 HAPROXY_KEYS = (
-    "maxconn", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel", "stats",
+    "maxconn", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel", "stats", "default_server",
 )
+# haproxy's default-server: key -> (lowest, highest) it takes from hakeep
+DEFAULT_SERVER_LIMITS = {"inter_ms": (100, 3_600_000), "fastinter_ms": (100, 3_600_000),
+                         "downinter_ms": (100, 3_600_000), "rise": (1, 100), "fall": (1, 100),
+                         "slowstart_s": (0, 3600), "maxconn": (1, 1_000_000)}
 STATS_KEYS = ("bind", "port", "user", "password", "password_env")
 BALANCES = ("roundrobin", "leastconn", "source", "first", "random")
 CHECKS = ("tcp", "https")
@@ -229,6 +234,7 @@ def _frontend(t: Table, vip: ipaddress.IPv4Interface | None, base_dir: Path) -> 
     check = t.get_str("check", choices=CHECKS) or "tcp"
     path = t.get_str("check_path", pattern=URI_PATH_RE, what="an absolute URI path") or DEFAULT_CHECK_PATH
     balance = t.get_str("balance", choices=BALANCES) or "roundrobin"
+    check_port = t.get_int("check_port", lo=1, hi=65535)
     ca_file = _local_path(t, "ca_file", base_dir)
     if ca_file is not None and not ca_file.is_file():
         t.error("ca_file", f"{ca_file}: no such file (the CA that signed the servers' certificates)")
@@ -246,7 +252,7 @@ def _frontend(t: Table, vip: ipaddress.IPv4Interface | None, base_dir: Path) -> 
         return None
     return Frontend(
         name=name, port=port, bind=bind, check=check, check_path=path, balance=balance,
-        ca_file=ca_file, servers=tuple(servers),
+        ca_file=ca_file, servers=tuple(servers), check_port=check_port,
     )
 
 
@@ -297,13 +303,19 @@ def _haproxy(t: Table) -> HAProxySettings | None:
     tunnel = t.get_int("timeout_tunnel", lo=1, hi=86400 * 7)
     stats_t = t.get_table("stats")
     stats = _stats(stats_t) if stats_t is not None else None
+    ds_t = t.get_table("default_server")
+    default_server = DefaultServer()
+    if ds_t is not None:
+        ds_t.check_keys(tuple(DEFAULT_SERVER_LIMITS))
+        given = {k: ds_t.get_int(k, lo=lo, hi=hi) for k, (lo, hi) in DEFAULT_SERVER_LIMITS.items()}
+        default_server = DefaultServer(**{k: v for k, v in given.items() if v is not None})
     return HAProxySettings(
         maxconn=maxconn or 4000,
         timeout_connect=connect or 5,
         timeout_client=client or 50,
         timeout_server=server or 50,
         timeout_tunnel=tunnel or 3600,
-        stats=stats,
+        stats=stats, default_server=default_server,
     )
 
 

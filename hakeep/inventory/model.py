@@ -61,6 +61,7 @@ class Frontend:
     balance: str
     ca_file: Path | None
     servers: tuple[Server, ...]
+    check_port: int | None = None  # health checks go to this port instead of each server's own
 
     @property
     def backend_name(self) -> str:
@@ -78,6 +79,19 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class DefaultServer:
+    """haproxy's ``default-server``: how each backend server is health-checked and ramped up."""
+
+    inter_ms: int = 1000  # between checks while it is up and passing
+    fastinter_ms: int = 500  # between checks once a check failed (and while coming back)
+    downinter_ms: int = 2000  # between checks while it is down
+    rise: int = 3  # good checks in a row that put it back
+    fall: int = 2  # failed checks in a row that take it out
+    slowstart_s: int = 60  # its weight ramps up over this long once back (0: at once)
+    maxconn: int = 250  # connections per server at most (the rest queue)
+
+
+@dataclass(frozen=True)
 class HAProxySettings:
     maxconn: int
     timeout_connect: int  # seconds
@@ -85,6 +99,7 @@ class HAProxySettings:
     timeout_server: int
     timeout_tunnel: int
     stats: Stats | None
+    default_server: DefaultServer = DefaultServer()
 
 
 @dataclass(frozen=True)

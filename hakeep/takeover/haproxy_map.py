@@ -181,7 +181,8 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
             warn(balance, f"{' '.join(balance.args)}: hakeep offers {', '.join(BALANCES)} (roundrobin carried)")
     for st in [*sec.all("default-server"), *sec.all("option", "tcp-check")]:
         tls = tls or "check-ssl" in st.args
-        replaced(st, "hakeep writes its own check timing and server defaults (inter 10s fall 2 rise 2 ...)")
+        replaced(st, "hakeep writes its own check timing and server defaults (inter 1s fastinter 500ms rise 3 "
+                     "fall 2 ...; [haproxy.default_server] changes them)")
     fe["check"] = _check(sec, defaults, fe, tls, warn=warn, replaced=replaced)
     if not servers:
         note(sec, "no server hakeep can carry")

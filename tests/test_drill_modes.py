@@ -250,3 +250,35 @@ def test_keepalived_waits_out_the_peers_master_down_interval_before_it_restarts(
     text = next(f.content for f in files if f.path == KEEPALIVED.dropin).decode()
     assert f"\nRestartSec={restart_s}s\n" in text
     assert f"\nStartLimitIntervalSec={5 * restart_s + 10}s\nStartLimitBurst=5\n" in text
+
+
+def test_tuning_that_slows_checks_after_a_failure_is_a_lint_note(tmp_path: Path) -> None:
+    from hakeep.inventory.lint import lint
+    from tests.fixtures import base_doc, load
+
+    doc = base_doc()
+    doc["haproxy"] = {"default_server": {"inter_ms": 500, "fastinter_ms": 2000}}
+    notes = [f"{p.path}: {p.message}" for p in lint(load(tmp_path, doc))]
+    assert ("haproxy.default_server.fastinter_ms: 2000ms is slower than inter_ms (500ms): checks slow down just "
+            "when one has failed") in notes
+    doc["haproxy"] = {"default_server": {"fastinter_ms": 500}}
+    assert not [p for p in lint(load(tmp_path, doc)) if "default_server" in p.path]
+
+
+def test_without_preemption_a_failing_check_puts_the_lb_in_fault(tmp_path: Path) -> None:
+    """A lowered priority moves no VIP when the peer does not preempt: the check forces FAULT."""
+    from hakeep.render.engine import render_all
+    from hakeep.render.files import Secrets
+    from tests.fixtures import base_doc, load
+
+    doc = base_doc()
+    doc["cluster"]["preempt"] = False
+    conf = next(iter(render_all(load(tmp_path, doc), Secrets(auth_pass="x")).values())).file(
+        "/etc/keepalived/keepalived.conf").content.decode()
+    script = conf[conf.index("vrrp_script chk_haproxy"):conf.index("vrrp_instance")]
+    assert "    weight 0\n" in script
+    assert "    nopreempt\n" in conf
+    doc["cluster"]["preempt"] = True
+    conf = next(iter(render_all(load(tmp_path, doc), Secrets(auth_pass="x")).values())).file(
+        "/etc/keepalived/keepalived.conf").content.decode()
+    assert "    weight -" in conf[conf.index("vrrp_script chk_haproxy"):conf.index("vrrp_instance")]

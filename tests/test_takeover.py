@@ -239,6 +239,17 @@ def test_no_secret_in_a_refusal() -> None:
      "binds loadbalance-left's own address"),
     (("keepalived", "priority 100\n", "priority 100\n  preempt_delay 30\n"), ("cluster", "preempt_delay"), 30, None),
     (("keepalived", "priority 100\n", "priority 100\n  nopreempt\n"), ("cluster", "preempt"), False, None),
+    (("keepalived", "priority 100\n", "priority 100\n  nopreempt\n  preempt\n"), ("cluster", "preempt"), None,
+     None),  # the old keyword after it clears it: the pair preempts
+    (("keepalived", "state BACKUP\n  priority 100\n", "state MASTER\n  priority 100\n  nopreempt\n"),
+     ("cluster", "preempt"), None, None),  # keepalived ignores nopreempt with state MASTER
+    (("keepalived", "priority 100\n", "priority 100\n  preempt_delay 2.5\n"), ("cluster", "preempt_delay"), 3,
+     None),
+    (("haproxy", ":6443 check", ":6443 check port 6444"), ("frontend", "check_port"), 6444, None),
+    (("haproxy", "10.220.62.21:6443 check", "10.220.62.21:6443 check port 6444"), ("frontend", "check_port"), None,
+     None),  # one server names another check port: not carried (named)
+    (("keepalived", "priority 100\n", "priority 100\n  preempt_delay 1500\n"), ("cluster", "preempt_delay"),
+     None, None),  # keepalived refuses it and runs with none
 ])
 def test_what_keepalived_and_haproxy_would_do_is_what_is_imported(change: tuple[str, str, str],
                                                                  field: tuple[str, str], want: object,
@@ -250,7 +261,7 @@ def test_what_keepalived_and_haproxy_would_do_is_what_is_imported(change: tuple[
     doc = result.doc
     fe = doc["frontend"][1 if table == "frontend1" else 0] if doc["frontend"] else {}
     got = (len(doc["frontend"]) if key == "count" else fe.get(key, "roundrobin" if key == "balance" else None)) \
-        if table.startswith("frontend") else (doc["lb"][0][key] if table == "lb" else doc["cluster"][key])
+        if table.startswith("frontend") else (doc["lb"][0][key] if table == "lb" else doc["cluster"].get(key))
     assert got == want, (change, got)
     if remark is not None:
         assert any(remark in r for r in result.remarks), result.remarks

@@ -46,6 +46,10 @@ def lint(inv: Inventory) -> list[Problem]:
         if value < KUBECTL_TIMEOUT_FLOOR:
             out.append(Problem(f"haproxy.{key}", f"{value}s is below {KUBECTL_TIMEOUT_FLOOR}s; idle "
                                "streams such as `kubectl logs -f` and watches get cut"))
+    ds = inv.haproxy.default_server
+    if ds.fastinter_ms > ds.inter_ms:
+        out.append(Problem("haproxy.default_server.fastinter_ms", f"{ds.fastinter_ms}ms is slower than inter_ms "
+                           f"({ds.inter_ms}ms): checks slow down just when one has failed"))
     if inv.cluster.auth_pass is not None:
         out.append(Problem("cluster.auth_pass", "the VRRP password is in the inventory in plain text; "
                            "prefer auth_pass_env"))

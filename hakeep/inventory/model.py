@@ -114,7 +114,7 @@ class Cluster:
     keep_releases: int
     vrrp_instance: str | None = None  # keepalived's instance name; None: <name>-vip
     preempt: bool = True  # an LB that comes back with the highest priority takes the VIP back
-    preempt_delay: int = 0  # ... this many seconds after it started or saw a lower-priority master
+    preempt_delay: int = 0  # ... this many seconds after it first hears a lower-priority master
 
     @property
     def instance_name(self) -> str:

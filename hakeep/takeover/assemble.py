@@ -151,6 +151,8 @@ def _frontend(fe: dict[str, Any]) -> dict[str, Any]:
         out["check_path"] = fe["check_path"]
     if fe.get("balance") and fe["balance"] != "roundrobin":
         out["balance"] = fe["balance"]
+    if fe.get("check_port"):
+        out["check_port"] = fe["check_port"]
     out["servers"] = [dict(s) for s in fe["servers"]]
     return out
 

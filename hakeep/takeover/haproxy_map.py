@@ -23,6 +23,7 @@ _TIMEOUTS = ("connect", "client", "server", "tunnel")
 _WIRE = {"send-proxy", "send-proxy-v2", "ssl", "backup", "disabled", "accept-proxy", "crt", "proto", "alpn"}
 _SERVER_OPTIONS = {"check", "check-ssl", "verify", "none", "inter", "fastinter", "downinter", "rise", "fall",
                    "slowstart", "weight", "maxconn", "maxqueue"}
+_TIMING = {"inter", "fastinter", "downinter", "rise", "fall", "slowstart", "maxconn"}  # [haproxy.default_server]
 
 
 def read_haproxy(host: str, sections: list[Section], values: HostValues) -> None:
@@ -143,6 +144,7 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
     note, replaced, warn = noter(host, values.unmapped), noter(host, values.replaced), noter(host, values.warnings)
     servers = []
     tls = False
+    check_ports: dict[str, Statement] = {}  # the check port each server names -> where
     for st in sec.statements:
         kw = st.keyword
         if kw == "server" and len(st.args) >= 2:
@@ -159,7 +161,13 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
             for i, word in enumerate(opts):
                 if word in _WIRE:
                     warn(st, f"{st.args[0]}: {word}: hakeep's servers have no such option (carried without it)")
-                elif word == "port" or (word not in _SERVER_OPTIONS and not (i and opts[i - 1] in _SERVER_OPTIONS)):
+                elif word == "port" and i + 1 < len(opts) and opts[i + 1].isdigit():
+                    check_ports[opts[i + 1]] = st
+                elif word in _TIMING:
+                    replaced(st, f"{st.args[0]}: {word}: hakeep sets check timing and server limits for every "
+                                 "server ([haproxy.default_server])")
+                elif word == "port" or (word not in _SERVER_OPTIONS and not (i and opts[i - 1] in _SERVER_OPTIONS)
+                                        and not (i and opts[i - 1] == "port")):
                     note(st, f"{st.args[0]}: {word}: hakeep sets its own server options")
         elif kw == "mode" or tuple(st.words[:2]) in (("option", "tcplog"), ("option", "httplog")):
             replaced(st, "hakeep's proxies are mode tcp, with option tcplog")
@@ -184,9 +192,20 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
         replaced(st, "hakeep writes its own check timing and server defaults (inter 1s fastinter 500ms rise 3 "
                      "fall 2 ...; [haproxy.default_server] changes them)")
     fe["check"] = _check(sec, defaults, fe, tls, warn=warn, replaced=replaced)
+    _check_port(sec, len(servers), check_ports, fe, note)
     if not servers:
         note(sec, "no server hakeep can carry")
     fe["servers"] = servers
+
+
+def _check_port(sec: Section, n_servers: int, ports: dict[str, Statement], fe: dict[str, Any], note: Any) -> None:
+    """One check port named by every server: the frontend's check_port; else each is named."""
+    if len(ports) == 1 and n_servers == sum(1 for st in sec.all("server") if "port" in st.args[2:]):
+        fe["check_port"] = int(next(iter(ports)))
+        return
+    for port, st in ports.items():
+        note(st, f"{st.args[0]}: port {port}: hakeep checks every server of a frontend on one port (check_port), "
+                 "and these differ")
 
 
 def _check(sec: Section, defaults: Section | None, fe: dict[str, Any], tls: bool, *, warn: Any, replaced: Any) -> str:

@@ -11,6 +11,7 @@ silently. :mod:`.assemble` then makes the pair's inventory.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +63,7 @@ _GLOBAL_REPLACED = {
     "notification_email": "hakeep sends no mail (an empty list in the recipe)",
 }
 _INSTANCE_MAPPED = ("interface", "virtual_router_id", "priority", "advert_int", "authentication", "unicast_src_ip",
-                    "unicast_peer", "virtual_ipaddress", "nopreempt", "preempt_delay")
+                    "unicast_peer", "virtual_ipaddress", "nopreempt", "preempt", "preempt_delay")
 
 
 def read_keepalived(host: str, root: Node, values: HostValues) -> None:
@@ -90,11 +91,7 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
         note(extra, "another virtual address: hakeep manages one VIP")
     ka["virtual_router_id"] = _int(host, chosen.last("virtual_router_id"))
     ka["advert_int"] = _number(host, chosen.last("advert_int"))
-    ka["preempt"] = chosen.last("nopreempt") is None
-    delay = chosen.last("preempt_delay")
-    ka["preempt_delay"] = round(_number(host, delay) or 0) if delay is not None and ka["preempt"] else 0
-    if delay is not None and not ka["preempt"]:
-        noter(host, values.replaced)(delay, "with nopreempt keepalived never preempts: nothing to delay")
+    _preemption(host, chosen, values)
     _authentication(host, chosen.last("authentication"), values)
     if chosen.last("interface") is None:
         raise ParseError(f"{host}:{chosen.where}: vrrp_instance {' '.join(chosen.args)} names no interface")
@@ -124,6 +121,31 @@ def _instance_statements(host: str, chosen: Node, values: HostValues) -> None:
             replaced(c, "hakeep tracks its own haproxy check")
         else:
             note(c, "no equivalent in hakeep")
+
+
+def _preemption(host: str, chosen: Node, values: HostValues) -> None:
+    """What keepalived does: the last of nopreempt/preempt wins; state MASTER clears nopreempt and
+    preempt_delay; a delay over 1000 s is refused (0 runs); a fraction of a second counts whole."""
+    replaced, ka = noter(host, values.replaced), values.keepalived
+    switches = [c for c in chosen.children or () if c.keyword in ("nopreempt", "preempt")]
+    values.carried.extend(c.where for c in switches)
+    no_preempt = bool(switches) and switches[-1].keyword == "nopreempt"
+    delay = chosen.last("preempt_delay")
+    if values.own.get("state") == "MASTER" and (no_preempt or delay is not None):
+        replaced(next(c for c in (*switches, delay) if c is not None),
+                 "keepalived ignores nopreempt and preempt_delay with state MASTER: the pair preempts, as carried")
+        no_preempt, delay = False, None
+    ka["preempt"] = not no_preempt
+    seconds = _number(host, delay) if delay is not None else None
+    ka["preempt_delay"] = 0
+    if delay is not None and no_preempt:
+        replaced(delay, "with nopreempt keepalived never preempts: nothing to delay")
+    elif seconds is not None and seconds > 1000:
+        replaced(delay, f"keepalived refuses a delay over 1000 s and runs with none ({seconds:g} given)")
+    elif seconds is not None:
+        ka["preempt_delay"] = math.ceil(seconds)
+        if seconds != math.ceil(seconds):
+            replaced(delay, f"{seconds:g} s: hakeep counts whole seconds ({math.ceil(seconds)})")
 
 
 def _authentication(host: str, auth: Node | None, values: HostValues) -> None:

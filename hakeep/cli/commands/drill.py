@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface, link_s=link_s,
                                    limit_s=limit_s, probe=Prober(vip, ports[0]) if args.probe else None,
                                    round_no=n, timeout_s=max(30.0, link_s + 20),
-                                   failback_s=10.0 + inv.cluster.preempt_delay if inv.cluster.preempt else 0.0)
+                                   failback_s=_failback_wait(inv))
             except DrillRefused as exc:
                 return refuse(exc.message, exc.hint or "")
             results.append(result)
@@ -168,6 +168,14 @@ def _settings(inv: Inventory, args: argparse.Namespace) -> tuple[Mode, float, fl
     if watched is not None and args.rounds != 1:
         raise UsageError("--mode master-unhealthy watches once: drop --rounds")
     return mode, link_s, limit_s, watched
+
+
+def _failback_wait(inv: Inventory) -> float:
+    """How long a round watches for the old holder taking the VIP back: its master-down interval
+    (3 x advert_int + skew), the preempt delay, and a margin. Without preemption too: to see that
+    the VIP stays (a fail-back then is reported, and is wrong)."""
+    master_down = 3 * max(1, int(inv.cluster.advert_int + 0.5)) + 1
+    return max(10.0, master_down + inv.cluster.preempt_delay + 5.0) if inv.cluster.preempt else master_down + 1.0
 
 
 def _watch(transports: Mapping[str, Transport], args: argparse.Namespace, fe: Frontend, vip: str, *, holder: str,

@@ -117,6 +117,11 @@ class Cluster:
     preempt_delay: int = 0  # ... this many seconds after it first hears a lower-priority master
 
     @property
+    def vrrp_advert_s(self) -> int:
+        """advert_int as keepalived's VRRPv2 runs it: whole seconds, rounded half up, at least 1."""
+        return max(1, int(self.advert_int + 0.5))
+
+    @property
     def instance_name(self) -> str:
         """The vrrp_instance's name (a pair taken over keeps its own: a renamed instance is a new one
         to keepalived, and the VIP would move)."""

@@ -95,6 +95,15 @@ def holders_of(out: Mapping[str, str]) -> list[str]:
     return [n for n, text in out.items() if "holder=" in text]
 
 
+def _one_holder(transports: Mapping[str, Transport], vip: str) -> str:
+    """The one LB holding the VIP; a drill on any other pair is refused."""
+    before = holders_of(where(transports, vip))
+    if len(before) != 1:
+        raise DrillRefused(f"the VIP {vip} is on {len(before)} LBs ({', '.join(before) or 'none'}); "
+                           "a drill needs exactly one holder", hint="run `hakeep status` and fix that first")
+    return before[0]
+
+
 def _wait(cond: Callable[[], bool], timeout_s: float, clock: Callable[[], float], interval: float = 0.05) -> bool:
     deadline = clock() + timeout_s
     while clock() < deadline:
@@ -118,11 +127,7 @@ def run_drill(transports: Mapping[str, Transport], vip: str, ports: tuple[int, .
               clock: Callable[[], float] = time.monotonic) -> DrillResult:
     """One round. ``failback_s``: how long to wait for the old holder to take the VIP back (0: it
     will not: preempt = false)."""
-    before = holders_of(where(transports, vip))
-    if len(before) != 1:
-        raise DrillRefused(f"the VIP {vip} is on {len(before)} LBs ({', '.join(before) or 'none'}); "
-                           "a drill needs exactly one holder", hint="run `hakeep status` and fix that first")
-    old = before[0]
+    old = _one_holder(transports, vip)
     others = {n: t for n, t in transports.items() if n != old}
     moved = frontends = None
     new: str | None = None
@@ -231,11 +236,8 @@ def watch_master(transports: Mapping[str, Transport], vip: str, backend: str, ma
     lab's hook): when haproxy on the VIP holder takes it out of rotation, when it puts it back, and what
     ``probe`` (HTTP through the VIP) got meanwhile. Changes nothing; ends once it is back, or after
     ``observe_s``."""
-    before = holders_of(where(transports, vip))
-    if len(before) != 1:
-        raise DrillRefused(f"the VIP {vip} is on {len(before)} LBs ({', '.join(before) or 'none'}); "
-                           "a drill needs exactly one holder", hint="run `hakeep status` and fix that first")
-    holder = transports[before[0]]
+    old = _one_holder(transports, vip)
+    holder = transports[old]
     states = commands.server_states()
 
     def state() -> str:
@@ -265,7 +267,7 @@ def watch_master(transports: Mapping[str, Transport], vip: str, backend: str, ma
     finally:
         result = probe.stop()
     final = holders_of(where(transports, vip))
-    return DrillResult(1, Mode.MASTER_UNHEALTHY, before[0], None, None, None, None, None,
+    return DrillResult(1, Mode.MASTER_UNHEALTHY, old, None, None, None, None, None,
                        final[0] if len(final) == 1 else None, limit_s, result, master=master,
                        out_s=round(out, 3) if out is not None else None,
                        back_s=round(back, 3) if back is not None else None)

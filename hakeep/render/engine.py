@@ -150,9 +150,8 @@ def _with_digest(content: bytes, shown: bytes) -> tuple[bytes, bytes]:
 
 def _keepalived_restart_s(inv: Inventory) -> int:
     """How long systemd waits before it starts a crashed keepalived: until the peer has taken over
-    (its master-down interval: 3 x advert_int as VRRPv2 runs it, whole seconds, + a skew under 1 s),
-    and 1 s more."""
-    return 3 * max(1, int(inv.cluster.advert_int + 0.5)) + 2
+    (its master-down interval: 3 x advert_int as VRRPv2 runs it + a skew under 1 s), and 1 s more."""
+    return 3 * inv.cluster.vrrp_advert_s + 2
 
 
 def _advert(value: float) -> str:

@@ -174,7 +174,7 @@ def _failback_wait(inv: Inventory) -> float:
     """How long a round watches for the old holder taking the VIP back: its master-down interval
     (3 x advert_int + skew), the preempt delay, and a margin. Without preemption too: to see that
     the VIP stays (a fail-back then is reported, and is wrong)."""
-    master_down = 3 * max(1, int(inv.cluster.advert_int + 0.5)) + 1
+    master_down = 3 * inv.cluster.vrrp_advert_s + 1
     return max(10.0, master_down + inv.cluster.preempt_delay + 5.0) if inv.cluster.preempt else master_down + 1.0
 
 

@@ -96,6 +96,15 @@ CASES = [
         HAPROXY, "frontend in-ingress-nginx-30080\n    bind *:30080\n    default_backend ingress-nginx-30080\n"
                  "backend ingress-nginx-30080\n",
         "listen ingress-nginx-30080\n    bind *:30080\n    mode tcp\n    balance leastconn\n")),
+    Case("stickiness", both(
+        sub(HAPROXY, "    balance roundrobin\n", "    balance leastconn\n    stick-table type ip size 200k expire 30m\n"
+                     "    stick on src\n"),
+        sub(HAPROXY, "\nbackend ingress-nginx-30080\n", "\nbackend ingress-nginx-30080\n    balance source\n"))),
+    Case("stickiness-hakeep-does-not-carry", both(
+        sub(HAPROXY, "    balance roundrobin\n", "    balance leastconn\n    stick-table type ip size 1m expire 30m "
+                     "store gpc0\n    stick on src\n"),
+        sub(HAPROXY, "\nbackend ingress-nginx-30080\n", "\nbackend ingress-nginx-30080\n    balance source\n"
+                     "    hash-type consistent sdbm avalanche\n"))),
     Case("stats-page", sub(HAPROXY, "defaults\n", "listen stats\n    bind *:8404\n    mode http\n    stats enable\n"
                                                   "    stats uri /stats\n    stats auth admin:st4ts-pw\n\ndefaults\n")),
     Case("stats-page-with-secrets", sub(HAPROXY, "defaults\n", "listen stats\n    bind 127.0.0.1:8404\n    mode http\n"

@@ -92,8 +92,9 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     release = get(name)
     doc = base_doc()
     (tmp_path / "ca.crt").write_bytes(CA_PEM.read_bytes())
-    doc["frontend"][0].update(check="https", ca_file="ca.crt", check_path="/livez", balance="leastconn")
-    doc["frontend"][1].update(bind="vip", balance="source", check_port=10254)
+    doc["frontend"][0].update(check="https", ca_file="ca.crt", check_path="/livez", balance="leastconn",
+                            stick="source", stick_expire_s=2_073_600, stick_size=100_000_000)
+    doc["frontend"][1].update(bind="vip", balance="source", check_port=10254, hash_type="map-based")
     doc["frontend"].append({"name": "one", "port": 8443, "bind": "10.220.62.32", "check": "https",
                             "servers": [{"name": "solo", "address": "localhost"}]})
     doc["haproxy"] = {"maxconn": 20000, "timeout_client": 3600, "timeout_server": 3600,
@@ -118,6 +119,9 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     assert ("default-server inter 2000ms fastinter 250ms downinter 5000ms rise 5 fall 3 maxconn 1000 maxqueue 256 "
             "weight 100\n") in cfg  # slowstart 0: none
     assert "10.220.62.21:30080 check port 10254\n" in cfg
+    assert "    stick-table type ip size 100000000 expire 2073600s\n    stick on src\n" in cfg
+    assert "    balance source\n" in cfg
+    assert "    hash-type map-based\n" in cfg
     conf = hosts["loadbalance-left"].file("/etc/keepalived/keepalived.conf").content.decode()
     assert "    preempt_delay 30\n" in conf
     for host in hosts.values():
@@ -190,13 +194,19 @@ def inventories(draw: Any) -> dict[str, Any]:
     frontends = []
     for i, port in enumerate(ports):
         n_srv = draw(st.integers(min_value=1, max_value=4))
+        balance = draw(st.sampled_from(["roundrobin", "leastconn", "source", "first", "random"]))
         frontends.append({
             "name": f"fe{i}-{draw(names)}", "port": port,
             "check": draw(st.sampled_from(["tcp", "https"])),
-            "balance": draw(st.sampled_from(["roundrobin", "leastconn", "source", "first", "random"])),
+            "balance": balance,
             "servers": [{"name": f"s{j}", "address": f"192.0.2.{j + 1}", "port": port + 1}
                         for j in range(n_srv)],
         })
+        if balance == "source":
+            frontends[-1]["hash_type"] = draw(st.sampled_from(["consistent", "map-based"]))
+        elif draw(st.booleans()):
+            frontends[-1].update(stick="source", stick_expire_s=draw(st.integers(min_value=1, max_value=2_073_600)),
+                                 stick_size=draw(st.integers(min_value=1, max_value=100_000_000)))
     return {
         "cluster": {"name": draw(names), "vip": f"{vip}/{prefix}",
                     "virtual_router_id": draw(st.integers(min_value=1, max_value=255)),

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hakeep.errors import Problem
@@ -211,3 +212,19 @@ def parse_ipv4(value: str, report: Any, *, loopback: bool = False) -> ipaddress.
         report(f"{value!r} cannot be a host address")
         return None
     return addr
+
+
+def local_path(t: Table, key: str, base_dir: Path) -> Path | None:
+    """A local file path (``~`` expanded, relative to the inventory's folder), or ``None``."""
+    value = t.get_str(key)
+    if value is None:
+        return None
+    if not value:
+        t.error(key, "must be a file path, not empty")
+        return None
+    if not value.isprintable():  # a newline, NUL or terminal escape: in ssh's argv and in messages
+        bad = ", ".join(sorted({repr(c) for c in value if not c.isprintable()}))
+        t.error(key, f"{value!r} contains non-printing character(s) {bad}; must be a file path")
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path

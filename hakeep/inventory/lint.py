@@ -67,6 +67,9 @@ def lint(inv: Inventory) -> list[Problem]:
         if fe.check == "tcp" and fe.port == 6443:
             out.append(Problem(f"frontend[{i}].check", '"tcp" keeps a hung kube-apiserver in rotation; '
                                'check = "https" probes /readyz'))
+        if fe.hash_type == "map-based" and inv.haproxy.default_server.slowstart_s:
+            out.append(Problem(f"frontend[{i}].hash_type", '"map-based" is static: haproxy ignores slowstart '
+                               "with it, so a master that comes back gets its full share at once"))
         if fe.check == "https" and fe.ca_file is None:
             out.append(Problem(f"frontend[{i}].ca_file", "not set: the https check does not verify "
                                "the servers' certificates (verify none)"))

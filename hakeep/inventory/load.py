@@ -17,24 +17,21 @@ from hakeep.errors import InventoryError, Problem, UsageError, printable
 from hakeep.inventory import rules
 from hakeep.inventory.fields import (
     ENV_RE,
-    HOSTNAME_RE,
     IFACE_RE,
     NAME_RE,
     SECRET_RE,
-    URI_PATH_RE,
     USER_RE,
     Table,
+    local_path,
     parse_ipv4,
 )
+from hakeep.inventory.frontends import frontend
 from hakeep.inventory.model import (
-    DEFAULT_CHECK_PATH,
     Cluster,
     DefaultServer,
-    Frontend,
     HAProxySettings,
     Inventory,
     LoadBalancer,
-    Server,
     SSHSettings,
     Stats,
 )
@@ -47,8 +44,6 @@ CLUSTER_KEYS = (
 )
 SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout")
 LB_KEYS = ("name", "address", "interface", "priority", "ssh")
-FRONTEND_KEYS = ("name", "port", "bind", "check", "check_path", "check_port", "balance", "ca_file", "servers")
-SERVER_KEYS = ("name", "address", "port")
 HAPROXY_KEYS = (
     "maxconn", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel", "stats", "default_server",
 )
@@ -57,8 +52,6 @@ DEFAULT_SERVER_LIMITS = {"inter_ms": (100, 3_600_000), "fastinter_ms": (100, 3_6
                          "downinter_ms": (100, 3_600_000), "rise": (1, 100), "fall": (1, 100),
                          "slowstart_s": (0, 3600), "maxconn": (1, 1_000_000)}
 STATS_KEYS = ("bind", "port", "user", "password", "password_env")
-BALANCES = ("roundrobin", "leastconn", "source", "first", "random")
-CHECKS = ("tcp", "https")
 
 DEFAULT_SSH = SSHSettings(None, None, None, None, sudo=False, connect_timeout=10.0)
 
@@ -97,7 +90,7 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
     lbs = [lb for _, lb in lb_items if lb is not None]
     fe_tables = top.get_tables("frontend")
     vip = cluster.vip if cluster else None
-    fe_items = [(t.path, _frontend(t, vip, base_dir)) for t in fe_tables]
+    fe_items = [(t.path, frontend(t, vip, base_dir)) for t in fe_tables]
     frontends = [fe for _, fe in fe_items if fe is not None]
     haproxy_t = top.get_table("haproxy")
     haproxy = _haproxy(haproxy_t or Table({}, "haproxy", problems))
@@ -184,8 +177,8 @@ def _ssh(t: Table, base: SSHSettings, base_dir: Path) -> SSHSettings:
     t.check_keys(SSH_KEYS)
     user = t.get_str("user", pattern=USER_RE, what="a login name")
     port = t.get_int("port", lo=1, hi=65535)
-    identity = _local_path(t, "identity_file", base_dir)
-    config = _local_path(t, "config", base_dir)
+    identity = local_path(t, "identity_file", base_dir)
+    config = local_path(t, "config", base_dir)
     timeout = t.get_number("connect_timeout", hi=600.0)
     return SSHSettings(
         user=user if user is not None else base.user,
@@ -195,21 +188,6 @@ def _ssh(t: Table, base: SSHSettings, base_dir: Path) -> SSHSettings:
         sudo=t.get_bool("sudo", default=base.sudo),
         connect_timeout=timeout if timeout is not None else base.connect_timeout,
     )
-
-
-def _local_path(t: Table, key: str, base_dir: Path) -> Path | None:
-    value = t.get_str(key)
-    if value is None:
-        return None
-    if not value:
-        t.error(key, "must be a file path, not empty")
-        return None
-    if not value.isprintable():  # a newline, NUL or terminal escape: in ssh's argv and in messages
-        bad = ", ".join(sorted({repr(c) for c in value if not c.isprintable()}))
-        t.error(key, f"{value!r} contains non-printing character(s) {bad}; must be a file path")
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base_dir / path
 
 
 def _lb(t: Table, default_ssh: SSHSettings, base_dir: Path) -> LoadBalancer | None:
@@ -224,74 +202,6 @@ def _lb(t: Table, default_ssh: SSHSettings, base_dir: Path) -> LoadBalancer | No
     if name is None or address is None or iface is None or prio is None:
         return None
     return LoadBalancer(name=name, address=address, interface=iface, priority=prio, ssh=ssh)
-
-
-def _frontend(t: Table, vip: ipaddress.IPv4Interface | None, base_dir: Path) -> Frontend | None:
-    t.check_keys(FRONTEND_KEYS)
-    name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
-    port = t.get_int("port", required=True, lo=1, hi=65535)
-    bind = _bind(t, vip)
-    check = t.get_str("check", choices=CHECKS) or "tcp"
-    path = t.get_str("check_path", pattern=URI_PATH_RE, what="an absolute URI path") or DEFAULT_CHECK_PATH
-    balance = t.get_str("balance", choices=BALANCES) or "roundrobin"
-    check_port = t.get_int("check_port", lo=1, hi=65535)
-    ca_file = _local_path(t, "ca_file", base_dir)
-    if ca_file is not None and not ca_file.is_file():
-        t.error("ca_file", f"{ca_file}: no such file (the CA that signed the servers' certificates)")
-    if ca_file is not None and check != "https":
-        t.error("ca_file", 'only applies to check = "https"')
-    for key in ("check_path",):
-        if key in t.data and check != "https":
-            t.error(key, 'only applies to check = "https"')
-    if "servers" not in t.data:
-        t.error("servers", "is required: the backend servers of this frontend")
-    servers = [s for st in t.get_tables("servers") if (s := _server(st, port)) is not None]
-    if "servers" in t.data and isinstance(t.data["servers"], list) and not t.data["servers"]:
-        t.error("servers", "is empty; a frontend needs at least one server")
-    if name is None or port is None or bind is None or not servers:
-        return None
-    return Frontend(
-        name=name, port=port, bind=bind, check=check, check_path=path, balance=balance,
-        ca_file=ca_file, servers=tuple(servers), check_port=check_port,
-    )
-
-
-def _bind(t: Table, vip: ipaddress.IPv4Interface | None) -> str | None:
-    value = t.get_str("bind")
-    if value is None:
-        return "*" if "bind" not in t.data else None
-    if value == "*":
-        return value
-    if value == "vip":
-        return str(vip.ip) if vip is not None else None
-    addr = parse_ipv4(value, lambda msg: t.error("bind", msg + ' (use "*", "vip" or an IPv4 address)'))
-    return str(addr) if addr is not None else None
-
-
-def _server(t: Table, default_port: int | None) -> Server | None:
-    t.check_keys(SERVER_KEYS)
-    name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
-    address = t.get_str("address", required=True)
-    if address is not None:
-        address = _server_address(t, address)
-    port = t.get_int("port", lo=1, hi=65535)
-    if port is None and "port" not in t.data:
-        port = default_port
-    if name is None or address is None or port is None:
-        return None
-    return Server(name=name, address=address, port=port)
-
-
-def _server_address(t: Table, value: str) -> str | None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if HOSTNAME_RE.fullmatch(value) and not value.replace(".", "").isdigit():
-            return value
-        t.error("address", f"{value!r} is neither an IPv4 address nor a DNS name")
-        return None
-    addr = parse_ipv4(value, lambda msg: t.error("address", msg))
-    return str(addr) if addr is not None else None
 
 
 def _haproxy(t: Table) -> HAProxySettings | None:

@@ -52,6 +52,15 @@ class Server:
 
 
 @dataclass(frozen=True)
+class StickTable:
+    """Each client sticks to the server it first reached, by source address (haproxy's stick table,
+    one per LB: after a VIP move the new holder balances a client afresh, once)."""
+
+    expire_s: int = 1800  # an entry is forgotten after this long without a new connection
+    size: int = 100_000  # client addresses remembered at most (the oldest go first)
+
+
+@dataclass(frozen=True)
 class Frontend:
     name: str
     port: int
@@ -62,6 +71,8 @@ class Frontend:
     ca_file: Path | None
     servers: tuple[Server, ...]
     check_port: int | None = None  # health checks go to this port instead of each server's own
+    hash_type: str | None = None  # balance = "source" only: "consistent" or "map-based"
+    stick: StickTable | None = None  # stick = "source": a stick table keyed on the client address
 
     @property
     def backend_name(self) -> str:

@@ -151,8 +151,9 @@ def _frontend(fe: dict[str, Any]) -> dict[str, Any]:
         out["check_path"] = fe["check_path"]
     if fe.get("balance") and fe["balance"] != "roundrobin":
         out["balance"] = fe["balance"]
-    if fe.get("check_port"):
-        out["check_port"] = fe["check_port"]
+    for key in ("check_port", "hash_type", "stick", "stick_expire_s", "stick_size"):
+        if fe.get(key):
+            out[key] = fe[key]
     out["servers"] = [dict(s) for s in fe["servers"]]
     return out
 

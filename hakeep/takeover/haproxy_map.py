@@ -10,11 +10,13 @@ bind options that change what goes over the wire (``send-proxy``, ``ssl``, ``bac
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
-from hakeep.inventory.load import BALANCES
+from hakeep.inventory.frontends import BALANCES, HASH_TYPES, STICK_EXPIRE_MAX, STICK_SIZE_MAX
 from hakeep.takeover.haproxy_cfg import Section, Statement
-from hakeep.takeover.mapping import ANY, HostValues, int_word, noter, seconds
+from hakeep.takeover.mapping import ANY, HostValues, int_word, noter, seconds, time_s
 
 _GLOBAL_REPLACED = {"log", "chroot", "pidfile", "user", "group", "daemon", "stats"}
 _DEFAULTS_REPLACED = {("log",), ("mode", "tcp"), ("option", "dontlognull"), ("option", "tcplog"),
@@ -95,7 +97,7 @@ def _defaults(host: str, sec: Section, values: HostValues, timeouts_from: Sectio
 
 
 def _inheritable(st: Statement) -> bool:
-    return st.keyword in ("mode", "balance", "http-check", "default-server") or tuple(st.words[:2]) in (
+    return st.keyword in ("mode", "balance", "hash-type", "http-check", "default-server") or tuple(st.words[:2]) in (
         ("option", "httpchk"), ("option", "tcp-check"))
 
 
@@ -171,7 +173,8 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
                     note(st, f"{st.args[0]}: {word}: hakeep sets its own server options")
         elif kw == "mode" or tuple(st.words[:2]) in (("option", "tcplog"), ("option", "httplog")):
             replaced(st, "hakeep's proxies are mode tcp, with option tcplog")
-        elif kw in ("balance", "default-server", "http-check") or tuple(st.words[:2]) in (
+        elif kw in ("balance", "hash-type", "stick-table", "stick", "default-server", "http-check") or tuple(
+                st.words[:2]) in (
                 ("option", "httpchk"), ("option", "tcp-check")):
             continue  # read below, with what the defaults give
         elif sec.kind == "listen" and kw in ("bind", "default_backend"):
@@ -187,6 +190,8 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
             values.carried.append(balance.where)
         else:
             warn(balance, f"{' '.join(balance.args)}: hakeep offers {', '.join(BALANCES)} (roundrobin carried)")
+    _hash_type(sec, defaults, fe, values, note)
+    _stick(sec, fe, values, note)
     for st in [*sec.all("default-server"), *sec.all("option", "tcp-check")]:
         tls = tls or "check-ssl" in st.args
         replaced(st, "hakeep writes its own check timing and server defaults (inter 1s fastinter 500ms rise 3 "
@@ -196,6 +201,53 @@ def _backend(host: str, sec: Section, defaults: Section | None, fe: dict[str, An
     if not servers:
         note(sec, "no server hakeep can carry")
     fe["servers"] = servers
+
+
+def _hash_type(sec: Section, defaults: Section | None, fe: dict[str, Any], values: HostValues, note: Any) -> None:
+    """balance source's hash-type as the pair runs it: haproxy's default is map-based (hakeep's: consistent)."""
+    if fe.get("balance") != "source":
+        if sec.last("hash-type") is not None:
+            note(sec.last("hash-type"), "applies to balance source only in hakeep (not carried)")
+        return
+    st = _effective(sec, defaults, "hash-type")
+    if st is None:
+        fe["hash_type"] = "map-based"  # what runs; hakeep's own default would move clients
+    elif st.args[:1] and st.args[0] in HASH_TYPES:
+        fe["hash_type"] = st.args[0]
+        values.carried.append(st.where)
+        if st.args[1:]:
+            note(st, f"{' '.join(st.args[1:])}: hakeep uses haproxy's default hash function (sdbm)")
+    else:
+        note(st, f"hakeep offers {', '.join(HASH_TYPES)} (map-based, haproxy's default, carried)")
+        fe["hash_type"] = "map-based"
+
+
+def _stick(sec: Section, fe: dict[str, Any], values: HostValues, note: Any) -> None:
+    """A stick table keyed on the client address (``stick on src``): stick = "source"; else each line noted."""
+    table, sticks = sec.last("stick-table"), sec.all("stick")
+    if table is None and not sticks:
+        return
+    limits = _stick_table(table.args) if table is not None else None
+    if (table is not None and limits is not None and [st.args for st in sticks] == [("on", "src")]
+            and fe.get("balance") != "source"):
+        fe.update(stick="source", stick_expire_s=limits[0], stick_size=limits[1])
+        values.carried.extend([table.where, sticks[0].where])
+        return
+    for st in [*sec.all("stick-table"), *sticks]:
+        note(st, "hakeep carries a stick table as `stick-table type ip size N expire T` with `stick on src` "
+                 f"alone (stick = \"source\", expire at most {STICK_EXPIRE_MAX}s), not with balance source")
+
+
+def _stick_table(args: tuple[str, ...]) -> tuple[int, int] | None:
+    """(expire in whole seconds, size) of ``type ip size N expire T``, in any order; None for any other."""
+    words = dict(zip(args[::2], args[1::2], strict=False)) if len(args) % 2 == 0 else {}
+    size = re.fullmatch(r"(\d+)([kmg]?)", words.get("size", ""))
+    expire = time_s(words.get("expire", ""))
+    if set(words) != {"type", "size", "expire"} or words["type"] != "ip" or size is None or expire is None:
+        return None
+    entries = int(size.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[size.group(2)]
+    whole = max(1, math.ceil(expire))
+    return (whole, entries) if whole <= STICK_EXPIRE_MAX and 1 <= entries <= STICK_SIZE_MAX else None
 
 
 def _check_port(sec: Section, n_servers: int, ports: dict[str, Statement], fe: dict[str, Any], note: Any) -> None:

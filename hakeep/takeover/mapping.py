@@ -235,13 +235,17 @@ def int_word(host: str, st: Statement) -> int:
 
 def seconds(host: str, st: Statement, values: HostValues) -> int:
     """A haproxy time (milliseconds without a unit) in whole seconds, as hakeep's inventory has them."""
-    m = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", st.args[1])
-    if m is None:
+    secs = time_s(st.args[1])
+    if secs is None:
         raise ParseError(f"{host}:{st.where}: {' '.join(st.words)}: not a haproxy time")
-    secs = int(m.group(1)) * _UNITS[m.group(2) or "ms"]
     whole = max(1, round(secs))
     if whole != secs:
         values.replaced.append(Note(host, st.where, f"timeout {st.args[0]} {st.args[1]} becomes {whole}s "
                                                     "(hakeep's inventory has whole seconds)"))
     return whole
 
+
+def time_s(word: str) -> float | None:
+    """A haproxy time (milliseconds without a unit) in seconds; ``None`` if it is not one."""
+    m = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", word)
+    return int(m.group(1)) * _UNITS[m.group(2) or "ms"] if m else None

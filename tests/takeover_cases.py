@@ -105,6 +105,9 @@ CASES = [
                      "store gpc0\n    stick on src\n"),
         sub(HAPROXY, "\nbackend ingress-nginx-30080\n", "\nbackend ingress-nginx-30080\n    balance source\n"
                      "    hash-type consistent sdbm avalanche\n"))),
+    Case("prometheus-exporter", sub(HAPROXY, "defaults\n", "frontend prometheus\n    bind *:8405\n    mode http\n"
+                                                       "    http-request use-service prometheus-exporter if { path "
+                                                       "/metrics }\n    no log\n\ndefaults\n")),
     Case("stats-page", sub(HAPROXY, "defaults\n", "listen stats\n    bind *:8404\n    mode http\n    stats enable\n"
                                                   "    stats uri /stats\n    stats auth admin:st4ts-pw\n\ndefaults\n")),
     Case("stats-page-with-secrets", sub(HAPROXY, "defaults\n", "listen stats\n    bind 127.0.0.1:8404\n    mode http\n"

@@ -101,7 +101,9 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
                       "timeout_connect": 3, "timeout_tunnel": 7200,
                       "stats": {"port": 8404, "user": "ops", "password_env": "STATS"},
                       "default_server": {"inter_ms": 2000, "fastinter_ms": 250, "downinter_ms": 5000, "rise": 5,
-                                         "fall": 3, "slowstart_s": 0, "maxconn": 1000}}
+                                         "fall": 3, "slowstart_s": 0, "maxconn": 1000},
+                      "prometheus": {"bind": "*", "port": 9101}}
+    doc["keepalived"] = {"prometheus": {"textfile_dir": "/var/lib/node_exporter/textfile_collector"}}
     doc["lb"][0]["priority"] = 150
     doc["cluster"]["advert_int"] = 2
     doc["cluster"]["preempt_delay"] = 30
@@ -122,6 +124,8 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     assert "    stick-table type ip size 100000000 expire 2073600s\n    stick on src\n" in cfg
     assert "    balance source\n" in cfg
     assert "    hash-type map-based\n" in cfg
+    assert "    bind *:9101\n" in cfg
+    assert "    http-request use-service prometheus-exporter if { path /metrics }\n" in cfg
     conf = hosts["loadbalance-left"].file("/etc/keepalived/keepalived.conf").content.decode()
     assert "    preempt_delay 30\n" in conf
     for host in hosts.values():

@@ -250,6 +250,11 @@ def remove_files(paths: Iterable[str]) -> str:
     return script(*(f"rm -f {q(p)}" for p in paths))
 
 
+def remove_vrrp_metrics(directory: str) -> str:
+    """Remove the notify script's metrics files (one per VRRP instance) from a textfile folder."""
+    return script(f"rm -f -- {q(directory)}/hakeep_vrrp_*.prom")
+
+
 def prune_releases(ids: Iterable[str]) -> str:
     """Remove the named release folders (the planner picks them: the oldest beyond keep_releases)."""
     return script(*(f"rm -rf -- {q(RELEASES_DIR + '/' + rid)}" for rid in ids))

@@ -21,7 +21,7 @@ from hakeep.errors import HakeepError
 from hakeep.hosts import keepalived
 from hakeep.hosts.arp import ArpSeen, parse_arp
 from hakeep.hosts.scripts import compose
-from hakeep.hosts.versions import parse_candidates, parse_version
+from hakeep.hosts.versions import parse_candidates, parse_services, parse_version
 from hakeep.layout import (
     CA_DIR,
     HAPROXY_CFG,
@@ -119,6 +119,8 @@ class HostFacts:
     vip_ports: dict[int, bool] = field(default_factory=dict)  # frontend port -> opens through the VIP from here
     # not installed: package -> the version its package manager would install (when it knows)
     candidates: dict[str, str] = field(default_factory=dict)
+    # the services haproxy -vv lists ("prometheus-exporter", ...); None: haproxy not installed or not said
+    haproxy_services: tuple[str, ...] | None = None
 
     @property
     def holds_vip(self) -> bool:
@@ -248,6 +250,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         tools=_kv(simple.get("tools", [])),
         versions={k: parse_version(v) for k, v in _kv(simple.get("versions", [])).items()},
         candidates=parse_candidates(simple.get("candidates", [])),
+        haproxy_services=parse_services(simple.get("haproxy_services", [])),
         iface_present=bool(iface_lines) and iface_lines != ["missing"],
         iface_addresses=parse_iface_addresses(iface_lines),
         vip_on=tuple(line.strip() for line in simple.get("vip", []) if line.strip()),

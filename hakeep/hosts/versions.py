@@ -68,3 +68,16 @@ def parse_candidates(lines: Sequence[str]) -> dict[str, str]:
                 name = words[0].rsplit(".", 1)[0]
                 out.setdefault(name, words[1])
     return out
+
+
+def parse_services(lines: list[str]) -> tuple[str, ...] | None:
+    """``haproxy -vv``'s "Available services : a b" (the names may go on, indented, on the lines
+    after it; "none" for none) -> ("a", "b"); ``None`` when the line is not there."""
+    if not lines or not lines[0].startswith("Available services"):
+        return None
+    words = lines[0].partition(":")[2].split()
+    for line in lines[1:]:
+        if not line[:1].isspace():
+            break
+        words += line.split()
+    return tuple(w for w in words if w != "none")

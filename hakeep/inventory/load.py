@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from pathlib import Path
 
 from hakeep.errors import InventoryError, Problem, UsageError, printable
@@ -31,13 +32,15 @@ from hakeep.inventory.model import (
     DefaultServer,
     HAProxySettings,
     Inventory,
+    KeepalivedMetrics,
     LoadBalancer,
+    Prometheus,
     SSHSettings,
     Stats,
 )
 from hakeep.inventory.parse import parse_toml
 
-TOP_KEYS = ("cluster", "ssh", "haproxy", "lb", "frontend")
+TOP_KEYS = ("cluster", "ssh", "haproxy", "keepalived", "lb", "frontend")
 CLUSTER_KEYS = (
     "name", "vip", "virtual_router_id", "advert_int", "auth_pass", "auth_pass_env",
     "check_weight", "keep_releases", "vrrp_instance", "preempt", "preempt_delay",
@@ -46,12 +49,15 @@ SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout"
 LB_KEYS = ("name", "address", "interface", "priority", "ssh")
 HAPROXY_KEYS = (
     "maxconn", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel", "stats", "default_server",
+    "prometheus",
 )
 # haproxy's default-server: key -> (lowest, highest) it takes from hakeep
 DEFAULT_SERVER_LIMITS = {"inter_ms": (100, 3_600_000), "fastinter_ms": (100, 3_600_000),
                          "downinter_ms": (100, 3_600_000), "rise": (1, 100), "fall": (1, 100),
                          "slowstart_s": (0, 3600), "maxconn": (1, 1_000_000)}
 STATS_KEYS = ("bind", "port", "user", "password", "password_env")
+PROMETHEUS_KEYS = ("bind", "port")
+TEXTFILE_DIR_RE = re.compile(r"/[A-Za-z0-9_.+/-]*")  # an absolute path of safe characters (in a shell script)
 
 DEFAULT_SSH = SSHSettings(None, None, None, None, sudo=False, connect_timeout=10.0)
 
@@ -94,6 +100,8 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
     frontends = [fe for _, fe in fe_items if fe is not None]
     haproxy_t = top.get_table("haproxy")
     haproxy = _haproxy(haproxy_t or Table({}, "haproxy", problems))
+    keepalived_t = top.get_table("keepalived")
+    keepalived_metrics = _keepalived(keepalived_t) if keepalived_t is not None else None
 
     for key, need in (("lb", "at least two [[lb]] tables are required"),
                       ("frontend", "at least one [[frontend]] table is required")):
@@ -110,7 +118,7 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
         raise InventoryError(printable(path.name), problems)
     return Inventory(
         path=path, digest=digest, cluster=cluster, lbs=tuple(lbs), frontends=tuple(frontends),
-        haproxy=haproxy,
+        haproxy=haproxy, keepalived_metrics=keepalived_metrics,
     )
 
 
@@ -219,14 +227,42 @@ def _haproxy(t: Table) -> HAProxySettings | None:
         ds_t.check_keys(tuple(DEFAULT_SERVER_LIMITS))
         given = {k: ds_t.get_int(k, lo=lo, hi=hi) for k, (lo, hi) in DEFAULT_SERVER_LIMITS.items()}
         default_server = DefaultServer(**{k: v for k, v in given.items() if v is not None})
+    prometheus_t = t.get_table("prometheus")
+    prometheus = _prometheus(prometheus_t) if prometheus_t is not None else None
     return HAProxySettings(
         maxconn=maxconn or 4000,
         timeout_connect=connect or 5,
         timeout_client=client or 50,
         timeout_server=server or 50,
         timeout_tunnel=tunnel or 3600,
-        stats=stats, default_server=default_server,
+        stats=stats, default_server=default_server, prometheus=prometheus,
     )
+
+
+def _prometheus(t: Table) -> Prometheus | None:
+    t.check_keys(PROMETHEUS_KEYS)
+    bind = t.get_str("bind") or Prometheus.bind
+    if bind != "*" and parse_ipv4(bind, lambda msg: t.error("bind", msg + ' (use "*" or an IPv4 address)'),
+                                  loopback=True) is None:
+        return None
+    port = t.get_int("port", lo=1, hi=65535)
+    return Prometheus(bind=bind, port=port or Prometheus.port)
+
+
+def _keepalived(t: Table) -> KeepalivedMetrics | None:
+    """``[keepalived]``: only ``[keepalived.prometheus]`` so far (the VRRP state for node-exporter)."""
+    t.check_keys(("prometheus",))
+    metrics_t = t.get_table("prometheus")
+    if metrics_t is None:
+        return None
+    metrics_t.check_keys(("textfile_dir",))
+    directory = metrics_t.get_str("textfile_dir", pattern=TEXTFILE_DIR_RE,
+                                  what="an absolute path of letters, digits and _.+/-")
+    if directory is not None and (directory.rstrip("/") in ("", "/run/hakeep") or "/../" in directory + "/"
+                                  or "/./" in directory + "/"):
+        metrics_t.error("textfile_dir", f"{directory!r} is not a folder for node-exporter's text files")
+        return None
+    return KeepalivedMetrics(textfile_dir=(directory or KeepalivedMetrics.textfile_dir).rstrip("/"))
 
 
 def _stats(t: Table) -> Stats | None:

@@ -19,6 +19,7 @@ DEFAULT_CHECK_PATH = "/readyz"
 # Proxy names hakeep gives haproxy.cfg's own sections (templates/haproxy.cfg.j2); a frontend of the
 # inventory may not take one of them.
 STATS_FRONTEND = "hakeep-stats"
+PROMETHEUS_FRONTEND = "hakeep-prometheus"
 RESERVED_PREFIX = "hakeep-"  # every name hakeep adds itself starts with it
 BACKEND_PREFIX = "be_"  # each frontend's backend: be_<frontend name>
 
@@ -90,6 +91,22 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Prometheus:
+    """haproxy's built-in Prometheus exporter, served at ``/metrics`` on bind:port of every LB."""
+
+    bind: str = "*"
+    port: int = 8405
+
+
+@dataclass(frozen=True)
+class KeepalivedMetrics:
+    """keepalived's VRRP state for node-exporter's textfile collector: the notify script keeps one
+    ``hakeep_vrrp_<instance>.prom`` file per VRRP instance in ``textfile_dir``."""
+
+    textfile_dir: str = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-exporter default
+
+
+@dataclass(frozen=True)
 class DefaultServer:
     """haproxy's ``default-server``: how each backend server is health-checked and ramped up."""
 
@@ -111,6 +128,7 @@ class HAProxySettings:
     timeout_tunnel: int
     stats: Stats | None
     default_server: DefaultServer = DefaultServer()
+    prometheus: Prometheus | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +165,7 @@ class Inventory:
     lbs: tuple[LoadBalancer, ...]
     frontends: tuple[Frontend, ...]
     haproxy: HAProxySettings
+    keepalived_metrics: KeepalivedMetrics | None = None
 
     @property
     def source(self) -> str:
@@ -169,6 +188,17 @@ class Inventory:
             return self.cluster.check_weight
         prios = [lb.priority for lb in self.lbs]
         return max(prios) - min(prios) + 2
+
+    @property
+    def service_ports(self) -> tuple[tuple[str, str, int], ...]:
+        """haproxy's own pages besides the frontends: (what, bind, port) of the stats page and the
+        Prometheus exporter, where the inventory turns them on."""
+        out = []
+        if self.haproxy.stats is not None:
+            out.append(("the stats page", self.haproxy.stats.bind, self.haproxy.stats.port))
+        if self.haproxy.prometheus is not None:
+            out.append(("the Prometheus exporter", self.haproxy.prometheus.bind, self.haproxy.prometheus.port))
+        return tuple(out)
 
     @property
     def needs_nonlocal_bind(self) -> bool:

@@ -64,11 +64,20 @@ def check(
         if max(prios) - min(prios) + 2 > 253:
             problems.append(Problem("lb", f"priorities span {min(prios)}..{max(prios)}; keep the spread "
                                     "under 252 so a failed health check can hand the VIP over"))
-    if haproxy is not None and haproxy.stats is not None:
-        for p, fe in good_fes:
-            if fe.port == haproxy.stats.port:
-                problems.append(Problem("haproxy.stats.port", f"{fe.port} is already the port of {p} "
-                                        f"({fe.name})"))
+    if haproxy is not None:
+        _service_ports(haproxy, good_fes, problems)
+
+
+def _service_ports(haproxy: HAProxySettings, frontends: list[tuple[str, Frontend]], problems: list[Problem]) -> None:
+    """The stats page's and the exporter's ports are their own (haproxy -c refuses a port bound twice)."""
+    taken = {fe.port: f"{p} ({fe.name})" for p, fe in frontends}
+    for key, page in (("haproxy.stats.port", haproxy.stats), ("haproxy.prometheus.port", haproxy.prometheus)):
+        if page is None:
+            continue
+        if page.port in taken:
+            problems.append(Problem(key, f"{page.port} is already the port of {taken[page.port]}"))
+        else:
+            taken[page.port] = key.rsplit(".", 1)[0].replace("haproxy.", "the ") + " page"
 
 
 def _generated_names(frontends: list[tuple[str, Frontend]], problems: list[Problem]) -> None:

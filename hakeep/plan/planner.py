@@ -94,15 +94,15 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
                           f"check lb[{i}].address and lb[{i}].interface")
         nonlocal_bind = inv.needs_nonlocal_bind or f.sysctls.get("net.ipv4.ip_nonlocal_bind") == "1"
         haproxy_runs = f.unit_running(HAPROXY.name)
-        for fe in inv.frontends if ports else ():
-            if fe.bind not in ("*", vip) and fe.bind not in carried and not nonlocal_bind:
-                errors.append(f"{lb.name}: frontend {fe.name} binds {fe.bind}, an address no LB carries, and "
+        bound = [(f"frontend {fe.name}", fe.bind, fe.port) for fe in inv.frontends] + list(inv.service_ports)
+        for what, bind, port in bound if ports else ():
+            if bind not in ("*", vip) and not bind.startswith("127.") and bind not in carried and not nonlocal_bind:
+                errors.append(f"{lb.name}: {what} binds {bind}, an address no LB carries, and "
                               "net.ipv4.ip_nonlocal_bind is 0: haproxy could not start with it")
             for li in f.listeners:
-                if li.port == fe.port and li.process != HAPROXY.name and not (li.process == "" and haproxy_runs):
+                if li.port == port and li.process != HAPROXY.name and not (li.process == "" and haproxy_runs):
                     who = li.process or "another program"
-                    errors.append(f"{lb.name}: port {fe.port} (frontend {fe.name}) is already held by {who} "
-                                  f"on {li.address}")
+                    errors.append(f"{lb.name}: port {port} ({what}) is already held by {who} on {li.address}")
                     break
     holders = [n for n, f in facts.items() if f.holds_vip]
     absent = [lb for lb in inv.lbs if lb.name not in facts]  # unreachable: any answer may be theirs

@@ -28,6 +28,9 @@ PROVEN_RANGE: dict[str, tuple[Version, Version]] = {
     pkg: (min(p.version(pkg)[:2] for p in PROVEN), max(p.version(pkg)[:2] for p in PROVEN)) for pkg in PACKAGES}
 
 
+PROMEX = "prometheus-exporter"  # the service name haproxy -vv lists when it has the exporter
+
+
 @dataclass(frozen=True)
 class Need:
     """Something the inventory (or hakeep's own config) asks that only newer releases can do."""
@@ -57,6 +60,9 @@ def needs(inv: Inventory) -> list[Need]:
             out.append(Need("haproxy", (2, 2), f"the https health check of frontend {fe.name} "
                             "(http-check connect ssl, http-check send)",
                             f'set check = "tcp" for frontend[{i}] ({fe.name}), or upgrade haproxy to 2.2 or newer'))
+    if inv.haproxy.prometheus is not None:
+        out.append(Need("haproxy", (2, 0), "[haproxy.prometheus] (haproxy's built-in Prometheus exporter)",
+                        "remove [haproxy.prometheus], or upgrade haproxy to 2.2 or newer"))
     return out
 
 
@@ -100,6 +106,11 @@ def check(inv: Inventory, name: str, f: HostFacts) -> tuple[list[str], list[str]
         if hv.key is not None and hv.key[:len(need.since)] < need.since:
             errors.append(f"{name}: {need.package} {hv.version}{_source(hv)} cannot run {need.what}: that needs "
                           f"{need.package} {short(need.since)} or newer; {need.way_out}")
+    services = f.haproxy_services if f.installed("haproxy") else None
+    if inv.haproxy.prometheus is not None and services is not None and PROMEX not in services:
+        errors.append(f"{name}: haproxy {versions['haproxy'].version or ''} was built without its Prometheus exporter "
+                      f"(haproxy -vv lists no {PROMEX} service): remove [haproxy.prometheus], or install a haproxy "
+                      "built with it (USE_PROMEX=1)".replace("haproxy  was", "haproxy was"))
     for pkg, hv in versions.items():
         low, high = PROVEN_RANGE[pkg]
         if hv.key is not None and not low <= hv.key[:2] <= high and not any(e.startswith(f"{name}: {pkg} ")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from hakeep.hosts import commands
 from hakeep.hosts.facts import HostFacts
 from hakeep.inventory.model import Inventory
-from hakeep.layout import CHECK_ROOT, ENABLED_STATES, HAPROXY, HAPROXY_CFG, UNIT_NAMES
+from hakeep.layout import CHECK_ROOT, ENABLED_STATES, HAPROXY, HAPROXY_CFG, NOTIFY_SCRIPT, UNIT_NAMES
 from hakeep.plan.hostplan import Target, files_expect
 from hakeep.plan.releases import Release, ReleaseKind, units_target
 from hakeep.plan.steps import Action, Step
@@ -59,7 +59,10 @@ def host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
         steps.append(Step(Action.SYSCTL, "set net.ipv4.ip_nonlocal_bind = 1 (haproxy binds the VIP)",
                           commands.sysctl_nonlocal_bind()))
     if f.firewalld == "running":
-        ports = [fe.port for fe in inv.frontends if f"{fe.port}/tcp" not in f.firewalld_ports]
+        # the frontends, and hakeep's own pages where they listen beyond loopback (a scraper elsewhere)
+        wanted = [fe.port for fe in inv.frontends] + [port for _, bind, port in inv.service_ports
+                                                      if not bind.startswith("127.")]
+        ports = [p for p in dict.fromkeys(wanted) if f"{p}/tcp" not in f.firewalld_ports]
         vrrp = "vrrp" not in f.firewalld_protocols
         if ports or vrrp:
             what = ", ".join([f"{p}/tcp" for p in ports] + (["VRRP (protocol 112)"] if vrrp else []))
@@ -69,7 +72,22 @@ def host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
     if f.selinux == "Enforcing" and f.selinux_connect_any is not True:
         steps.append(Step(Action.SELINUX, "SELinux is enforcing: setsebool -P haproxy_connect_any 1",
                           commands.selinux_connect_any()))
+    old = live_textfile_dir(f)
+    if old is not None and old != (inv.keepalived_metrics.textfile_dir if inv.keepalived_metrics else None):
+        # else node-exporter would go on reporting the last state written there as current
+        steps.append(Step(Action.REMOVE, f"remove the VRRP metrics files from {old} (no longer written there)",
+                          commands.remove_vrrp_metrics(old)))
     return steps
+
+
+_TEXTFILE = re.compile(rb'^prom="(/[A-Za-z0-9_.+/-]*)/hakeep_vrrp_\$2\.prom"$', re.MULTILINE)
+
+
+def live_textfile_dir(f: HostFacts) -> str | None:
+    """The folder the live notify script writes its VRRP metrics into, if it writes any."""
+    live = f.files.get(NOTIFY_SCRIPT)
+    m = _TEXTFILE.search(live.content) if live is not None and live.content is not None else None
+    return m.group(1).decode() if m else None
 
 
 def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool, desired: HostFiles) -> str:
@@ -87,10 +105,10 @@ _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
 
 
 def restored_ports(files: Sequence[ManagedFile]) -> tuple[int, ...]:
-    """The frontend ports a restored haproxy.cfg binds (the stats page aside)."""
+    """The frontend ports a restored haproxy.cfg binds (hakeep's own pages aside)."""
     for mf in files:
         if mf.path == HAPROXY_CFG:
             text = mf.content.decode("utf-8", "replace")
-            text = text.split("frontend hakeep-stats", 1)[0]
+            text = text.split("\nfrontend hakeep-", 1)[0]  # the stats page, the exporter: hakeep's own
             return tuple(sorted({int(p) for p in _BIND.findall(text)}))
     return ()

@@ -93,6 +93,7 @@ def render_all(
         "weight": inv.check_weight, "prio_min": min(prios),
         "prio_max": max(prios), "advert_int": _advert(inv.cluster.advert_int),
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
+        "textfile_dir": inv.keepalived_metrics.textfile_dir if inv.keepalived_metrics else "",
     }
 
     def render(name: str, ctx: Mapping[str, object]) -> tuple[bytes, bytes]:

@@ -58,6 +58,9 @@ def read_haproxy(host: str, sections: list[Section], values: HostValues) -> None
             if sec.kind == "listen" and (sec.last("stats", "enable") or sec.last("stats", "uri")):
                 _stats(host, sec, values)
                 continue
+            if any(st.words[:3] == ("http-request", "use-service", "prometheus-exporter") for st in sec.statements):
+                _prometheus(host, sec, values)
+                continue
             backend = sec if sec.kind == "listen" else _default_backend(sec, backends)
             if backend is None:
                 note(sec, "no default_backend hakeep can follow")
@@ -289,6 +292,28 @@ def _check(sec: Section, defaults: Section | None, fe: dict[str, Any], tls: bool
     for st in [*([httpchk] if httpchk is not None else []), *checks]:
         replaced(st, "hakeep writes its own https check (GET check_path, expect status 200)")
     return "https"
+
+
+def _prometheus(host: str, sec: Section, values: HostValues) -> None:
+    """A proxy serving haproxy's exporter: [haproxy.prometheus] (hakeep serves it at /metrics, alone)."""
+    note, replaced = noter(host, values.unmapped), noter(host, values.replaced)
+    binds = sec.all("bind")
+    if len(binds) != 1 or not binds[0].args or not binds[0].args[0].rpartition(":")[2].isdigit():
+        note(sec, "the Prometheus exporter is carried with exactly one bind address:port")
+        return
+    address, _, port = binds[0].args[0].rpartition(":")
+    values.haproxy["prometheus"] = {"bind": "*" if address in ANY else address, "port": int(port)}
+    values.carried.append(binds[0].where)
+    for st in sec.statements:
+        if st is binds[0]:
+            for word in st.args[1:]:
+                note(st, f"{word}: hakeep's exporter binds without options")
+        elif st.words[:3] == ("http-request", "use-service", "prometheus-exporter"):
+            replaced(st, "hakeep serves the exporter at /metrics (any other path: 404)")
+        elif st.keyword in ("mode", "option", "timeout", "no", "log", "http-request", "default_backend"):
+            replaced(st, "hakeep writes its own exporter frontend (mode http, no log)")
+        else:
+            note(st, f"in {sec.kind} {sec.name}: no equivalent in hakeep's exporter frontend")
 
 
 def _stats(host: str, sec: Section, values: HostValues) -> None:

@@ -51,6 +51,9 @@ done
 hk_section "versions"
 command -v haproxy >/dev/null 2>&1 && echo "haproxy=$(haproxy -v 2>/dev/null | head -n1)"
 command -v keepalived >/dev/null 2>&1 && echo "keepalived=$(keepalived -v 2>&1 | head -n1)"
+hk_section "haproxy_services"
+# what this haproxy was built with beyond its core (its Prometheus exporter is one): `haproxy -vv`
+command -v haproxy >/dev/null 2>&1 && haproxy -vv 2>/dev/null | sed -n '/^Available services/,$p' | head -n 20
 hk_section "candidates"
 # the packages not installed yet: the version the package manager would install, from its local
 # metadata only (-C: no download; apt-cache never downloads): "@MANAGER", then its own output

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hakeep.hosts.facts import FileFact, HostFacts, Listener, UnitFact, parse_facts
+from hakeep.hosts.factlines import Listener
+from hakeep.hosts.facts import FileFact, HostFacts, UnitFact, parse_facts
 from hakeep.hosts.remote import CommandResult, RemoteCommandError
 
 DATA = Path(__file__).parent / "data" / "facts"

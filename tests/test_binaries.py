@@ -24,7 +24,7 @@ from hakeep.layout import PROVEN
 from hakeep.render.engine import render_all
 from hakeep.render.files import HostFiles, Secrets
 from tests import sandbox
-from tests.fixtures import EXAMPLE, base_doc
+from tests.fixtures import EXAMPLE, base_doc, load
 
 reason = sandbox.available()
 if reason and os.environ.get("CI") == "true":
@@ -129,6 +129,21 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     conf = hosts["loadbalance-left"].file("/etc/keepalived/keepalived.conf").content.decode()
     assert "    preempt_delay 30\n" in conf
     for host in hosts.values():
+        assert_clean(host, release)
+
+
+@target
+def test_two_vips_pass_both_binaries(tmp_path: Path, name: str) -> None:
+    from tests.test_vips import two_vips
+
+    release = get(name)
+    doc = two_vips()
+    doc["keepalived"] = {"prometheus": {}}
+    inv = load(tmp_path, doc)
+    hosts = render_all(inv, SECRETS, versions=versions_of(inv, release))
+    for host in hosts.values():
+        conf = host.file("/etc/keepalived/keepalived.conf").content.decode()
+        assert conf.count("vrrp_instance ") == 2
         assert_clean(host, release)
 
 

@@ -169,7 +169,8 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     stale = tmp_path / "stale.sock"  # an admin socket an older config left: nobody answers there
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(stale))
-    script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[str(cfg), str(absent)],
+    script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3",
+                     EXTRA_VIPS=["127.0.0.4", "127.0.0.1"], FILES=[str(cfg), str(absent)],
                      CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"], STATE_FILE=str(state),
                      STATS_SOCKET=[str(tmp_path / "absent.sock"), str(stale), str(stats_socket)],
                      LOCK_OWNER=str(owner), RELEASES=str(releases),
@@ -183,6 +184,10 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     assert f.iface_present
     assert "127.0.0.1/8" in f.iface_addresses
     assert f.vip_on == ()
+    assert f.extra_vip_on == {"127.0.0.4": (), "127.0.0.1": ("lo",)}  # the other VIPs: where each is
+    assert f.for_vip("127.0.0.1", "other").holds_vip
+    assert not f.for_vip("127.0.0.4", "other").holds_vip
+    assert f.for_vip("127.0.0.3", "other") is f  # the first VIP: these facts as they are
     live = f.file(str(cfg))
     assert (live.exists, live.mode, live.content) == (True, 0o640, b"global\n    daemon\n")
     assert not f.file(str(absent)).exists
@@ -267,7 +272,7 @@ def test_process_names_cannot_forge_facts(tmp_path: Path) -> None:
         ports = [int(p.stdout.readline()) for p in procs if p.stdout is not None]
         seen = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=False).stdout
         assert "@@vip" in seen  # ss prints the hostile names raw: the script must not trust them
-        script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[],
+        script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", EXTRA_VIPS=[], FILES=[],
                          CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"],
                          STATE_FILE=str(tmp_path / "absent"), STATS_SOCKET=str(tmp_path / "absent"),
                          LOCK_OWNER=str(tmp_path / "absent"), RELEASES=str(tmp_path / "absent"), PROBE_VIP="0",
@@ -293,7 +298,8 @@ def test_process_names_cannot_forge_facts(tmp_path: Path) -> None:
 
 
 def test_the_facts_script_refuses_a_missing_or_odd_marker() -> None:
-    script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", FILES=[], CA_DIR="/nonexistent",
+    script = compose("facts.sh", FACTS_VERSION="1", IFACE="lo", VIP_IP="127.0.0.3", EXTRA_VIPS=[], FILES=[],
+                     CA_DIR="/nonexistent",
                      UNITS=[], STATE_FILE="/nonexistent", STATS_SOCKET="/nonexistent", LOCK_OWNER="/nonexistent",
                      RELEASES="/nonexistent", PROBE_VIP="0", HAPROXY_CONFIG="/nonexistent", VRRP_UNIT="x",
                      KA_DATA="/nonexistent", PACKAGES=[])

@@ -87,7 +87,10 @@ def plan_doc(plan: Plan, outcomes: Sequence[HostOutcome] = (), final: FinalCheck
     if final is not None:
         doc["vip"] = {"address": plan.vip, "holders": final.holders,
                       "ports": {str(p): ok for p, ok in final.ports.items()}, "ok": final.ok,
-                      "outside": final.outside}
+                      "outside": final.outside,
+                      "others": [{"name": name, "address": address, "holders": c.holders,
+                                  "ports": {str(p): ok for p, ok in c.ports.items()}, "ok": c.ok, "outside": c.outside}
+                                 for name, address, c in final.others]}
     if timings:
         doc["timings"] = dict(timings)  # seconds per phase: connect, lock, facts, install, validate, rollout, proof
     return doc
@@ -99,7 +102,11 @@ def status_doc(pair: PairStatus) -> Doc:
             "hosts": [{**asdict(r), "healthy": r.healthy} for r in pair.hosts],
             "probes": [asdict(p) for p in pair.probes],
             "arp": [asdict(a) for a in pair.arp],  # each LB's own MAC, and the MACs answering ARP for the VIP
-            "notes": pair.notes}
+            "notes": pair.notes,
+            # every VIP (the first is the one above), each judged alone; "verdict" above is the worst
+            "vips": [{"name": p.name, "vip": p.vip, "verdict": p.verdict, "holders": p.holders, "reasons": p.reasons,
+                      "states": {h.host: h.vrrp_state for h in p.hosts if h.reachable},
+                      "probes": [asdict(x) for x in p.probes]} for p in pair.every_vip]}
 
 
 def releases_doc(histories: Mapping[str, History], unreachable: Mapping[str, str]) -> Doc:

@@ -167,6 +167,11 @@ def summary_table(outcomes: Sequence[HostOutcome], final: FinalCheck | None, tit
         ports = " ".join(f"{p}:{'open' if ok else 'CLOSED'}" for p, ok in final.ports.items())
         table.caption = f"VIP on {holders}; through the VIP: {ports}" + (
             f"; ALSO answered for by a host outside the set: {', '.join(final.outside)}" if final.outside else "")
+        for name, address, check in final.others:
+            through = " ".join(f"{p}:{'open' if ok else 'CLOSED'}" for p, ok in check.ports.items())
+            table.caption += (f"\nVIP {name} {address} on {', '.join(check.holders) or 'nobody'}; through it: {through}"
+                              + (f"; ALSO answered for by a host outside the set: {', '.join(check.outside)}"
+                                 if check.outside else ""))
     return table
 
 
@@ -208,7 +213,17 @@ def status_table(pair: PairStatus) -> Table:
     seen: dict[str, list[str]] = {}
     for p in pair.probes:
         seen.setdefault(p.vantage, []).append(f"{p.port} {p.result}")
-    table.caption = "; ".join(f"VIP from {where}: {', '.join(res)}" for where, res in seen.items())
+    caption = ["; ".join(f"VIP from {where}: {', '.join(res)}" for where, res in seen.items())]
+    for other in pair.others:  # the other VIPs: where each is, and what answers through it
+        states = ", ".join(f"{r.host} {r.vrrp_state}" for r in other.hosts if r.reachable)
+        ports: dict[int, list[str]] = {}
+        for p in other.probes:
+            if p.result == "open":
+                ports.setdefault(p.port, []).append(p.vantage)
+        through = ", ".join(f"{port} open" for port in sorted(ports)) or "no port open"
+        caption.append(f"VIP {other.name} {other.vip} on {', '.join(other.holders) or 'no LB'} "
+                       f"(VRRP: {states}); through it: {through}")
+    table.caption = "\n".join(caption)
     return table
 
 
@@ -216,7 +231,8 @@ def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
     con = console or out()
     where = ", ".join(pair.holders) or "no LB"
     style = _VERDICT_STYLE[pair.verdict.value]
-    con.print(Text.assemble((f"{pair.verdict.value}: ", style), f"VIP {pair.vip} on {where}"))
+    others = "".join(f", VIP {o.name} {o.vip} on {', '.join(o.holders) or 'no LB'}" for o in pair.others)
+    con.print(Text.assemble((f"{pair.verdict.value}: ", style), f"VIP {pair.vip} on {where}{others}"))
     for reason in pair.reasons:
         con.print(Text("  - " + reason))
     for note in pair.notes:
@@ -232,6 +248,12 @@ def watch_status(snapshot: Callable[[], PairStatus], interval: float) -> PairSta
         with Live(Text("asking the LBs..."), console=con, auto_refresh=False) as live:
             while True:
                 pair = snapshot()
+                for o, old in zip(pair.others, last.others if last is not None else (), strict=False):
+                    if o.holders != old.holders:
+                        live.console.print(Text(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} VIP {o.name} {o.vip}: "
+                                                f"{', '.join(old.holders) or 'no LB'} -> "
+                                                f"{', '.join(o.holders) or 'no LB'}", style=_VERDICT_STYLE[
+                                                    o.verdict.value]))
                 if last is not None and (pair.holders, pair.verdict) != (last.holders, last.verdict):
                     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                     now = ", ".join(pair.holders) or "no LB"
@@ -277,7 +299,8 @@ def drill_line(r: DrillResult) -> Text:
                     + ("" if r.out_s is None or r.back_s is not None else " (not back while watched)"))
     else:
         unit = FAULTED_UNIT.get(r.mode)
-        text = Text(f"round {r.round} ({r.mode.value}): {r.old_holder} out; VIP on {r.new_holder or 'no other LB'} "
+        text = Text(("" if r.vip == "vip" else f"VIP {r.vip}: ")
+                    + f"round {r.round} ({r.mode.value}): {r.old_holder} out; VIP on {r.new_holder or 'no other LB'} "
                     f"after {_secs(r.vip_moved_s)}, frontends after {_secs(r.frontends_s)}; "
                     + (f"{unit} down for {_secs(r.unit_back_s)}" + _by_systemd(r.auto_restarted) if unit else "")
                     + f"{r.old_holder} back after {_secs(r.recovered_s)}")

@@ -15,11 +15,19 @@ import binascii
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hakeep.errors import HakeepError
 from hakeep.hosts import keepalived
 from hakeep.hosts.arp import ArpSeen, parse_arp
+from hakeep.hosts.factlines import (
+    Listener,
+    parse_iface_addresses,
+    parse_listeners,
+    parse_sebool,
+    parse_stat,
+    parse_vip_ports,
+)
 from hakeep.hosts.scripts import compose
 from hakeep.hosts.versions import parse_candidates, parse_services, parse_version
 from hakeep.layout import (
@@ -65,13 +73,6 @@ class UnitFact:
     @property
     def running(self) -> bool:
         return self.active in ("active", "reloading")
-
-
-@dataclass(frozen=True)
-class Listener:
-    port: int
-    address: str
-    process: str  # e.g. "haproxy", or "" when ss could not tell
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,16 @@ class HostFacts:
     candidates: dict[str, str] = field(default_factory=dict)
     # the services haproxy -vv lists ("prometheus-exporter", ...); None: haproxy not installed or not said
     haproxy_services: tuple[str, ...] | None = None
+    extra_vip_on: dict[str, tuple[str, ...]] = field(default_factory=dict)  # another VIP -> interfaces here
+    vrrp_states: dict[str, str] = field(default_factory=dict)  # instance -> state, as keepalived reports it
+
+    def for_vip(self, address: str, instance: str) -> HostFacts:
+        """These facts as seen from another VIP (its holder and its instance's state; its probes are
+        status' own, so none here)."""
+        if address not in self.extra_vip_on:
+            return self
+        return replace(self, vip_on=self.extra_vip_on[address], vip_probe="", vip_arp=(), vip_ports={},
+                       vrrp_state=self.vrrp_states.get(instance, ""))
 
     @property
     def holds_vip(self) -> bool:
@@ -138,14 +149,15 @@ class HostFacts:
 
 
 def facts_script(*, interface: str, vip_ip: str, files: Sequence[str], probe_vip: bool = True,
-                 ports: Sequence[int] = ()) -> str:
+                 ports: Sequence[int] = (), extra_vips: Sequence[str] = ()) -> str:
     """The remote script (sh/facts.sh) with its variables; every value is shell-quoted. Without
     ``probe_vip`` it does not probe the VIP (ARP, ping, ``ports`` through it: up to 1 s, in the
     background, that status spends otherwise)."""
     for path in files:
         if not re.fullmatch(r"/[A-Za-z0-9_./-]+", path):
             raise ValueError(f"unsafe managed path {path!r}")
-    return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, FILES=files,
+    return compose("facts.sh", FACTS_VERSION=FACTS_VERSION, IFACE=interface, VIP_IP=vip_ip, EXTRA_VIPS=extra_vips,
+                   FILES=files,
                    CA_DIR=CA_DIR, UNITS=UNIT_NAMES, STATE_FILE=VRRP_STATE_FILE, STATS_SOCKET=STATS_SOCKETS,
                    LOCK_OWNER=LOCK_PATH + ".owner", RELEASES=RELEASES_DIR, PROBE_VIP=int(probe_vip), PORTS=ports,
                    HAPROXY_CONFIG=HAPROXY_CFG, VRRP_UNIT=KEEPALIVED.name, KA_DATA=KEEPALIVED_DATA,
@@ -212,6 +224,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
     units: dict[str, UnitFact] = {}
     releases: dict[str, bytes] = {}
     release_files: dict[tuple[str, str], FileFact] = {}
+    extra_vip_on: dict[str, tuple[str, ...]] = {}
     for name, lines in sections:
         kind, _, arg = name.partition(" ")
         if kind == "file":
@@ -220,6 +233,8 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
             units[arg] = parse_unit(arg, lines)
         elif kind == "release":
             releases[arg] = base64.b64decode("".join(lines)) if lines else b""
+        elif kind == "xvip":
+            extra_vip_on[arg] = tuple(line.strip() for line in lines if line.strip())
         elif kind == "release_file":
             rid, _, path = arg.partition(" ")
             release_files[(rid, path)] = parse_backup(path, lines)
@@ -251,13 +266,14 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         versions={k: parse_version(v) for k, v in _kv(simple.get("versions", [])).items()},
         candidates=parse_candidates(simple.get("candidates", [])),
         haproxy_services=parse_services(simple.get("haproxy_services", [])),
+        extra_vip_on=extra_vip_on, vrrp_states=keepalived.states(ka_running),
         iface_present=bool(iface_lines) and iface_lines != ["missing"],
         iface_addresses=parse_iface_addresses(iface_lines),
         vip_on=tuple(line.strip() for line in simple.get("vip", []) if line.strip()),
         vip_probe=next((w for w in (ln.strip() for ln in simple.get("vip_probe", []))
                         if w in ("answers", "silent", "unknown")), ""),
         vip_arp=tuple(sorted(parse_arp(host, "\n".join(simple.get("vip_probe", []))), key=lambda a: not a.own)),
-        vip_ports=_ports(simple.get("vip_probe", [])),
+        vip_ports=parse_vip_ports(simple.get("vip_probe", [])),
         files=files,
         units=units,
         vrrp_state=ka_states[0] if ka_states else notified,
@@ -267,7 +283,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         firewalld_protocols=tuple(fw_kv.get("protocols", "").split()),
         firewalld_zone=fw_kv.get("zone", ""),
         selinux=(sel[0].strip() if sel else "absent") or "absent",
-        selinux_connect_any=_sebool(sel[1:]),
+        selinux_connect_any=parse_sebool(sel[1:]),
         listeners=parse_listeners(simple.get("listen", [])),
         backends=parse_stat(simple.get("haproxy_stat", [])),
         lock_owner="\n".join(simple.get("lock", [])).strip(),
@@ -320,74 +336,3 @@ def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:
     return UnitFact(name=name, loaded=kv.get("LoadState") == "loaded", active=kv.get("ActiveState", ""),
                     enabled=kv.get("UnitFileState", ""), main_pid=int(pid) if pid.isdigit() else 0,
                     restarts=int(restarts) if restarts.isdigit() else 0, active_for_s=active_for)
-
-
-def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:
-    out = []
-    for line in lines:
-        parts = line.split()
-        if "inet" in parts:
-            out.append(parts[parts.index("inet") + 1])
-    return tuple(out)
-
-
-SYSTEM_DIRS = ("/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/", "/usr/lib/", "/usr/libexec/", "/usr/local/sbin/",
-               "/usr/local/bin/")
-
-
-def program(exe: str) -> str:
-    """A listener's program as preflight names it: the file name of a program installed in a
-    system folder (only root writes there), else its whole path (``/tmp/haproxy`` is not haproxy);
-    "" when unknown."""
-    if exe in ("", "-"):
-        return ""
-    return exe.rsplit("/", 1)[-1] if exe.startswith(SYSTEM_DIRS) else exe
-
-
-def parse_listeners(lines: Sequence[str]) -> tuple[Listener, ...]:
-    """``ADDRESS:PORT EXE`` lines (sh/facts.sh) -> listeners; anything else is skipped."""
-    out = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 2:
-            continue
-        addr, _, port = parts[0].rpartition(":")
-        if not port.isdigit() or not addr:
-            continue
-        out.append(Listener(port=int(port), address=addr.strip("[]"), process=program(parts[1])))
-    return tuple(out)
-
-
-def parse_stat(lines: Sequence[str]) -> dict[str, dict[str, str]]:
-    """haproxy ``show stat`` CSV -> {backend: {server: status}} (FRONTEND/BACKEND rows skip)."""
-    out: dict[str, dict[str, str]] = {}
-    header: list[str] = []
-    for line in lines:
-        if line.startswith("# "):
-            header = line[2:].split(",")
-            continue
-        if not header or not line.strip():
-            continue
-        row = dict(zip(header, line.split(","), strict=False))
-        px, sv = row.get("pxname", ""), row.get("svname", "")
-        if sv in ("FRONTEND", "BACKEND") or not px:
-            continue
-        out.setdefault(px, {})[sv] = row.get("status", "")
-    return out
-
-
-def _sebool(lines: Sequence[str]) -> bool | None:
-    for line in lines:
-        if line.startswith("haproxy_connect_any"):
-            return line.rstrip().endswith("on")
-    return None
-
-
-def _ports(lines: Sequence[str]) -> dict[int, bool]:
-    """``port=N:open|closed`` lines: each frontend port, tried through the VIP from this host."""
-    out: dict[int, bool] = {}
-    for line in lines:
-        port, sep, state = line.strip().removeprefix("port=").partition(":")
-        if line.strip().startswith("port=") and sep and port.isdigit() and state in ("open", "closed"):
-            out[int(port)] = state == "open"
-    return out

@@ -24,11 +24,12 @@ STICK_EXPIRE_MAX = 86400 * 24  # haproxy's expire is a 32-bit count of milliseco
 STICK_SIZE_MAX = 100_000_000  # entries (~50 bytes each in memory for type ip)
 
 
-def frontend(t: Table, vip: ipaddress.IPv4Interface | None, base_dir: Path) -> Frontend | None:
+def frontend(t: Table, vips: dict[str, ipaddress.IPv4Interface], primary: str, base_dir: Path) -> Frontend | None:
+    """``vips``: each VIP's address by name (``primary``: the one "vip" means)."""
     t.check_keys(FRONTEND_KEYS)
     name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
     port = t.get_int("port", required=True, lo=1, hi=65535)
-    bind = _bind(t, vip)
+    bind = _bind(t, vips, primary)
     check = t.get_str("check", choices=CHECKS) or "tcp"
     path = t.get_str("check_path", pattern=URI_PATH_RE, what="an absolute URI path") or DEFAULT_CHECK_PATH
     balance = t.get_str("balance", choices=BALANCES) or "roundrobin"
@@ -84,15 +85,20 @@ def _stick(t: Table, balance: str) -> StickTable | None:
     return StickTable(expire_s=expire or defaults.expire_s, size=size or defaults.size)
 
 
-def _bind(t: Table, vip: ipaddress.IPv4Interface | None) -> str | None:
+def _bind(t: Table, vips: dict[str, ipaddress.IPv4Interface], primary: str) -> str | None:
     value = t.get_str("bind")
     if value is None:
         return "*" if "bind" not in t.data else None
     if value == "*":
         return value
-    if value == "vip":
-        return str(vip.ip) if vip is not None else None
-    addr = parse_ipv4(value, lambda msg: t.error("bind", msg + ' (use "*", "vip" or an IPv4 address)'))
+    if value == "vip" or value.startswith("vip:"):
+        name = value.partition(":")[2] or primary
+        if name not in vips:
+            if vips and value != "vip":
+                t.error("bind", f"{value!r}: there is no [[vip]] named {name!r} (there are: {', '.join(vips)})")
+            return None
+        return str(vips[name].ip)
+    addr = parse_ipv4(value, lambda msg: t.error("bind", msg + ' (use "*", "vip", "vip:NAME" or an IPv4 address)'))
     return str(addr) if addr is not None else None
 
 

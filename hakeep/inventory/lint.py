@@ -16,7 +16,7 @@ KUBECTL_TIMEOUT_FLOOR = 35
 
 def lint(inv: Inventory) -> list[Problem]:
     out: list[Problem] = []
-    prios = sorted(lb.priority for lb in inv.lbs)
+    prios = sorted(max(inv.priority_sets(), key=lambda p: max(p) - min(p)))  # the VIP with the widest spread
     spread = prios[-1] - prios[0]
     weight = inv.check_weight
     if weight <= spread:
@@ -24,20 +24,21 @@ def lint(inv: Inventory) -> list[Problem]:
                            f"({prios[0]}..{prios[-1]}): when haproxy fails on the highest-priority LB it "
                            "keeps the VIP; use a weight of at least "
                            f"{spread + 1} or leave check_weight out"))
-    low = [lb for lb in inv.lbs if lb.priority - weight < 1]
+    low = [lb for lb in inv.lbs if min(v.priority(lb) for v in inv.vips) - weight < 1]
     if inv.cluster.check_weight is not None and low:
         names = ", ".join(lb.name for lb in low)
         out.append(Problem("cluster.check_weight", f"priority minus weight drops below 1 on {names}; "
                            "keepalived clamps it, so failed hosts may tie"))
-    by_prio: dict[int, list[str]] = {}
-    for lb in inv.lbs:
-        by_prio.setdefault(lb.priority, []).append(lb.name)
-    for prio, equal in by_prio.items():
-        if len(equal) > 1:
-            out.append(Problem("lb", f"{', '.join(equal)} share priority {prio}: between equals VRRP elects the "
+    for i, v in enumerate(inv.vips):
+        by_prio: dict[int, list[str]] = {}
+        for lb in inv.lbs:
+            by_prio.setdefault(v.priority(lb), []).append(lb.name)
+        where = f"vip[{i}].priorities" if v.priorities or inv.extra_vips else "lb"
+        out += [Problem(where, f"{', '.join(equal)} share priority {prio}: between equals VRRP elects the "
                                "one with the highest IP address, and one that comes back never takes the VIP "
                                "back (no preemption among equals); give the preferred VIP holder the highest "
-                               "priority if it matters which LB serves"))
+                               "priority if it matters which LB serves") for prio, equal in by_prio.items()
+                if len(equal) > 1]
     if not float(inv.cluster.advert_int).is_integer():
         out.append(Problem("cluster.advert_int", f"{inv.cluster.advert_int:g} is not a whole number of "
                            "seconds; VRRPv2 rounds it"))

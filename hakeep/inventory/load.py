@@ -10,7 +10,6 @@ problem raises one :class:`InventoryError` listing them all, each with its key p
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from pathlib import Path
 
@@ -37,10 +36,12 @@ from hakeep.inventory.model import (
     Prometheus,
     SSHSettings,
     Stats,
+    Vip,
 )
 from hakeep.inventory.parse import parse_toml
+from hakeep.inventory.vips import cluster_vip, vip_address, vip_tables
 
-TOP_KEYS = ("cluster", "ssh", "haproxy", "keepalived", "lb", "frontend")
+TOP_KEYS = ("cluster", "vip", "ssh", "haproxy", "keepalived", "lb", "frontend")
 CLUSTER_KEYS = (
     "name", "vip", "virtual_router_id", "advert_int", "auth_pass", "auth_pass_env",
     "check_weight", "keep_releases", "vrrp_instance", "preempt", "preempt_delay",
@@ -88,15 +89,19 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
     cluster_t = top.get_table("cluster")
     if cluster_t is None and "cluster" not in data:
         problems.append(Problem("cluster", "the [cluster] table is required"))
-    cluster = _cluster(cluster_t or Table({}, "cluster", problems))
+    vip_items = vip_tables(top, (cluster_t.data.get("name") if cluster_t else None))
+    first = vip_items[0][1] if vip_items else None
+    cluster = _cluster(cluster_t or Table({}, "cluster", problems), first, bool(vip_items))
     ssh_t = top.get_table("ssh")
     default_ssh = _ssh(ssh_t, DEFAULT_SSH, base_dir) if ssh_t else DEFAULT_SSH
     lb_tables = top.get_tables("lb")
     lb_items = [(t.path, _lb(t, default_ssh, base_dir)) for t in lb_tables]
     lbs = [lb for _, lb in lb_items if lb is not None]
     fe_tables = top.get_tables("frontend")
-    vip = cluster.vip if cluster else None
-    fe_items = [(t.path, frontend(t, vip, base_dir)) for t in fe_tables]
+    addresses = {v.name: v.address for _, v in vip_items if v is not None}
+    if cluster is not None and not vip_items:
+        addresses[cluster.vip_name] = cluster.vip
+    fe_items = [(t.path, frontend(t, addresses, cluster.vip_name if cluster else "vip", base_dir)) for t in fe_tables]
     frontends = [fe for _, fe in fe_items if fe is not None]
     haproxy_t = top.get_table("haproxy")
     haproxy = _haproxy(haproxy_t or Table({}, "haproxy", problems))
@@ -109,24 +114,37 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
             problems.append(Problem(key, need))
         elif data[key] == []:
             problems.append(Problem(key, f"is an empty array; {need}"))
+    if "vip" in data and data["vip"] == []:
+        problems.append(Problem("vip", "is an empty array; give [[vip]] tables, or the VIP as [cluster] vip"))
+    extra = tuple(v for _, v in vip_items[1:] if v is not None)
     if cluster is not None:
-        rules.check(cluster, lb_items, fe_items, haproxy, problems)
+        primary = [("cluster", cluster_vip(cluster))] if not vip_items else []
+        rules.check(cluster, lb_items, fe_items, haproxy, problems, vips=primary + vip_items)
     if (problems or cluster is None or haproxy is None or len(lbs) != len(lb_tables) or len(lbs) < 2
-            or len(frontends) != len(fe_tables) or not frontends):
+            or len(frontends) != len(fe_tables) or not frontends or len(extra) != len(vip_items[1:])):
         if not problems:  # pragma: no cover - every None or short list above comes with a problem
             problems.append(Problem("", "invalid inventory"))
         raise InventoryError(printable(path.name), problems)
     return Inventory(
         path=path, digest=digest, cluster=cluster, lbs=tuple(lbs), frontends=tuple(frontends),
-        haproxy=haproxy, keepalived_metrics=keepalived_metrics,
+        haproxy=haproxy, keepalived_metrics=keepalived_metrics, extra_vips=extra,
     )
 
 
-def _cluster(t: Table) -> Cluster | None:
+def _cluster(t: Table, first: Vip | None, vip_tables_given: bool) -> Cluster | None:
+    """``first``: the first [[vip]] table's VIP, which takes the place of [cluster] vip."""
     t.check_keys(CLUSTER_KEYS)
     name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
-    vip = _vip(t)
-    vrid = t.get_int("virtual_router_id", required=True, lo=1, hi=255)
+    if vip_tables_given:
+        for key in ("vip", "virtual_router_id", "vrrp_instance"):
+            if key in t.data:
+                t.error(key, "is set in each [[vip]] table when there are any: give the VIP as [cluster] vip or "
+                        "as [[vip]] tables, not both")
+        vip = first.address if first else None
+        vrid = first.virtual_router_id if first else None
+    else:
+        vip = vip_address(t, "vip")
+        vrid = t.get_int("virtual_router_id", required=True, lo=1, hi=255)
     advert = t.get_number("advert_int", hi=255.0)
     auth_pass = t.get_str("auth_pass", pattern=SECRET_RE, what="letters, digits and _.,:+=@%^*?/-")
     auth_env = t.get_str("auth_pass_env", pattern=ENV_RE, what="an environment variable name")
@@ -140,7 +158,8 @@ def _cluster(t: Table) -> Cluster | None:
         t.error("auth_pass_env", "is required (or auth_pass): the VRRP password")
     weight = t.get_int("check_weight", lo=1, hi=253)
     keep = t.get_int("keep_releases", lo=1, hi=1000)
-    instance = t.get_str("vrrp_instance", pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+    instance = (first.instance if first else None) if vip_tables_given else t.get_str(
+        "vrrp_instance", pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
     preempt = t.get_bool("preempt", default=True)
     delay = t.get_int("preempt_delay", lo=0, hi=1000)
     if delay and not preempt:
@@ -154,31 +173,8 @@ def _cluster(t: Table) -> Cluster | None:
         auth_pass=auth_pass, auth_pass_env=auth_env, check_weight=weight,
         keep_releases=keep if keep is not None else 10, vrrp_instance=instance,
         preempt=preempt, preempt_delay=delay or 0,
+        vip_name=first.name if first else "vip", vip_priorities=first.priorities if first else (),
     )
-
-
-def _vip(t: Table) -> ipaddress.IPv4Interface | None:
-    value = t.get_str("vip", required=True)
-    if value is None:
-        return None
-    if "/" not in value:
-        t.error("vip", f"{value!r} needs a prefix length, e.g. {value + '/24'!r}")
-        return None
-    try:
-        iface = ipaddress.ip_interface(value)
-    except ValueError:
-        t.error("vip", f"{value!r} is not an address/prefix (CIDR)")
-        return None
-    if not isinstance(iface, ipaddress.IPv4Interface):
-        t.error("vip", f"{value!r} is IPv6; hakeep manages IPv4 VRRP only")
-        return None
-    if parse_ipv4(str(iface.ip), lambda msg: t.error("vip", msg)) is None:
-        return None
-    if iface.network.prefixlen < 32 and iface.ip in (iface.network.network_address,
-                                                      iface.network.broadcast_address):
-        t.error("vip", f"{value!r} is the network or broadcast address of {iface.network}")
-        return None
-    return iface
 
 
 def _ssh(t: Table, base: SSHSettings, base_dir: Path) -> SSHSettings:

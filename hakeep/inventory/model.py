@@ -9,6 +9,7 @@ named like a proxy hakeep adds).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,8 @@ class Cluster:
     vrrp_instance: str | None = None  # keepalived's instance name; None: <name>-vip
     preempt: bool = True  # an LB that comes back with the highest priority takes the VIP back
     preempt_delay: int = 0  # ... this many seconds after it first hears a lower-priority master
+    vip_name: str = "vip"  # the first (or only) VIP's name: "vip", or its [[vip]] name
+    vip_priorities: tuple[tuple[str, int], ...] = ()  # its [[vip]] priorities (LB name -> priority)
 
     @property
     def vrrp_advert_s(self) -> int:
@@ -158,6 +161,21 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Vip:
+    """One virtual IP: its own VRRP instance (own VRID), held by one LB at a time. Its priorities on
+    the LBs may differ from theirs (two VIPs, each preferring another LB: active/active)."""
+
+    name: str
+    address: ipaddress.IPv4Interface
+    virtual_router_id: int
+    instance: str  # keepalived's vrrp_instance name
+    priorities: tuple[tuple[str, int], ...] = ()  # LB name -> priority for this VIP; others: the LB's own
+
+    def priority(self, lb: LoadBalancer) -> int:
+        return dict(self.priorities).get(lb.name, lb.priority)
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     digest: str  # sha256 of the file's bytes
@@ -166,6 +184,33 @@ class Inventory:
     frontends: tuple[Frontend, ...]
     haproxy: HAProxySettings
     keepalived_metrics: KeepalivedMetrics | None = None
+    extra_vips: tuple[Vip, ...] = ()  # the [[vip]] tables after the first (cluster.vip is the first)
+
+    @property
+    def vips(self) -> tuple[Vip, ...]:
+        """Every VIP, the first (cluster.vip: the one status, deploy order and drill go by) first."""
+        c = self.cluster
+        return (Vip(c.vip_name, c.vip, c.virtual_router_id, c.instance_name, c.vip_priorities), *self.extra_vips)
+
+    def vip(self, name: str) -> Vip:
+        for v in self.vips:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def serves(self, vip: Vip, fe: Frontend) -> bool:
+        """Whether clients reach ``fe`` through ``vip``: it binds every address, or that one."""
+        return fe.bind in ("*", str(vip.address.ip))
+
+    def for_vip(self, name: str) -> Inventory:
+        """This inventory as seen from one VIP: it is cluster.vip, each LB has its priority for it, and
+        only the frontends it serves are left (what status and drill check through it)."""
+        v = self.vip(name)
+        cluster = dataclasses.replace(self.cluster, vip=v.address, virtual_router_id=v.virtual_router_id,
+                                      vrrp_instance=v.instance, vip_name=v.name, vip_priorities=v.priorities)
+        lbs = tuple(dataclasses.replace(lb, priority=v.priority(lb)) for lb in self.lbs)
+        frontends = tuple(fe for fe in self.frontends if self.serves(v, fe))
+        return dataclasses.replace(self, cluster=cluster, lbs=lbs, frontends=frontends, extra_vips=())
 
     @property
     def source(self) -> str:
@@ -186,8 +231,11 @@ class Inventory:
         """
         if self.cluster.check_weight is not None:
             return self.cluster.check_weight
-        prios = [lb.priority for lb in self.lbs]
-        return max(prios) - min(prios) + 2
+        return max(max(p) - min(p) for p in self.priority_sets()) + 2
+
+    def priority_sets(self) -> list[list[int]]:
+        """Each VIP's priorities on the LBs (in inventory order)."""
+        return [[v.priority(lb) for lb in self.lbs] for v in self.vips]
 
     @property
     def service_ports(self) -> tuple[tuple[str, str, int], ...]:
@@ -202,4 +250,5 @@ class Inventory:
 
     @property
     def needs_nonlocal_bind(self) -> bool:
-        return any(fe.bind == str(self.cluster.vip.ip) for fe in self.frontends)
+        addresses = {str(v.address.ip) for v in self.vips}
+        return any(fe.bind in addresses for fe in self.frontends)

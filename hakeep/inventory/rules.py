@@ -18,6 +18,7 @@ from hakeep.inventory.model import (
     Frontend,
     HAProxySettings,
     LoadBalancer,
+    Vip,
 )
 
 T = TypeVar("T")
@@ -29,7 +30,10 @@ def check(
     frontends: list[tuple[str, Frontend | None]],
     haproxy: HAProxySettings | None,
     problems: list[Problem],
+    *,
+    vips: list[tuple[str, Vip | None]],
 ) -> None:
+    """``vips``: ("cluster", the [cluster] vip form's VIP) or each [[vip]] table's (path, VIP)."""
     if 0 < len(lbs) < 2:
         problems.append(Problem("lb", f"{len(lbs)} [[lb]] given; VRRP failover needs at least two"))
     good_lbs = [(p, lb) for p, lb in lbs if lb is not None]
@@ -46,26 +50,53 @@ def check(
         _duplicates(problems, ((f"{p}.servers[{i}].address", (s.address, s.port))
                                for i, s in enumerate(fe.servers)), "server address:port in this frontend",
                     show=lambda key: f"{key[0]}:{key[1]}")
-    vip = cluster.vip
-    for p, lb in good_lbs:
-        if lb.address not in vip.network:
-            problems.append(Problem(f"{p}.address", f"{lb.address} is outside the VIP's subnet "
-                                    f"{vip.network} (cluster.vip); VRRP needs every LB on the VIP's segment"))
-        if lb.address == vip.ip:
-            problems.append(Problem("cluster.vip", f"{vip.ip} is also the address of {p} ({lb.name}); "
-                                    "the VIP must be a free address"))
-    for p, fe in good_fes:
-        for i, s in enumerate(fe.servers):
-            if s.address == str(vip.ip):
-                problems.append(Problem(f"{p}.servers[{i}].address",
-                                        f"{s.address} is the VIP; a backend cannot be the VIP itself"))
+    good_vips = [(p, v) for p, v in vips if v is not None]
+    _vips(good_vips, good_lbs, good_fes, problems)
     if good_lbs and cluster.check_weight is None:
-        prios = [lb.priority for _, lb in good_lbs]
-        if max(prios) - min(prios) + 2 > 253:
-            problems.append(Problem("lb", f"priorities span {min(prios)}..{max(prios)}; keep the spread "
-                                    "under 252 so a failed health check can hand the VIP over"))
+        for p, v in good_vips:
+            prios = [v.priority(lb) for _, lb in good_lbs]
+            if max(prios) - min(prios) + 2 > 253:
+                where = "lb" if p == "cluster" else f"{p}.priorities"
+                problems.append(Problem(where, f"priorities span {min(prios)}..{max(prios)}; keep the spread "
+                                        "under 252 so a failed health check can hand the VIP over"))
     if haproxy is not None:
         _service_ports(haproxy, good_fes, problems)
+
+
+def _vips(vips: list[tuple[str, Vip]], lbs: list[tuple[str, LoadBalancer]], frontends: list[tuple[str, Frontend]],
+          problems: list[Problem]) -> None:
+    """Each VIP on every LB's segment, a free address, its own VRID; priorities for LBs that exist."""
+    def key(p: str) -> str:
+        return "cluster.vip" if p == "cluster" else f"{p}.address"
+
+    _duplicates(problems, ((f"{p}.name", v.name) for p, v in vips), "VIP name")
+    _duplicates(problems, ((key(p), v.address.ip) for p, v in vips), "VIP address")
+    _duplicates(problems, ((f"{p}.virtual_router_id", v.virtual_router_id) for p, v in vips),
+                "virtual_router_id (each VIP is its own VRRP instance)")
+    _duplicates(problems, ((f"{p}.vrrp_instance", v.instance) for p, v in vips), "vrrp_instance name")
+    names = {lb.name for _, lb in lbs}
+
+    def which(v: Vip) -> str:
+        return "the VIP" if len(vips) == 1 else f"the VIP {v.name}"
+
+    for p, v in vips:
+        vip = v.address
+        for lp, lb in lbs:
+            if lb.address not in vip.network:
+                problems.append(Problem(f"{lp}.address", f"{lb.address} is outside the VIP's subnet "
+                                        f"{vip.network} ({key(p)}); VRRP needs every LB on the VIP's segment"))
+            if lb.address == vip.ip:
+                problems.append(Problem(key(p), f"{vip.ip} is also the address of {lp} ({lb.name}); "
+                                        "the VIP must be a free address"))
+        for fp, fe in frontends:
+            for i, s in enumerate(fe.servers):
+                if s.address == str(vip.ip):
+                    problems.append(Problem(f"{fp}.servers[{i}].address",
+                                            f"{s.address} is {which(v)}; a backend cannot be the VIP itself"))
+        for lb_name, _ in v.priorities:
+            if names and lb_name not in names:
+                problems.append(Problem(f"{p}.priorities.{lb_name}", f"no [[lb]] is named {lb_name!r} "
+                                        f"(there are: {', '.join(sorted(names))})"))
 
 
 def _service_ports(haproxy: HAProxySettings, frontends: list[tuple[str, Frontend]], problems: list[Problem]) -> None:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from hakeep import signals
 from hakeep.errors import HakeepError
 from hakeep.hosts import commands
-from hakeep.hosts.facts import parse_stat
+from hakeep.hosts.factlines import parse_stat
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
 from hakeep.layout import HAPROXY, KEEPALIVED, UNIT_NAMES
@@ -66,6 +66,7 @@ class DrillResult:
     master: str | None = None  # master-unhealthy: the master watched
     out_s: float | None = None  # master-unhealthy: the clients' first bad answer -> haproxy took it out of rotation
     back_s: float | None = None  # master-unhealthy: out of rotation -> back in
+    vip: str = "vip"  # the VIP drilled: its [[vip]] name ("vip" for the [cluster] vip form)
 
     @property
     def ok(self) -> bool:

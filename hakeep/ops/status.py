@@ -7,6 +7,7 @@ machine) whether the VIP's frontend ports answer, each probe bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from hakeep.hosts.arp import ArpSeen, parse_arp
 from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, Transport
-from hakeep.inventory.model import LoadBalancer
+from hakeep.inventory.model import Inventory, LoadBalancer
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_DATA
 from hakeep.plan.releases import History
 from hakeep.run.session import NotAsked, Session, gather_facts, reason
@@ -85,6 +86,18 @@ class PairStatus:
     arp: tuple[ArpSeen, ...] = ()
     # worth knowing, not wrong now (the verdict does not count them): units systemd restarted after a crash
     notes: tuple[str, ...] = ()
+    name: str = "vip"  # the VIP's name ([[vip]] name; "vip" for the [cluster] vip form)
+    # with more than one VIP: each VIP's own status, judged alone (this one's verdict is the worst of them)
+    each: tuple[PairStatus, ...] = ()
+
+    @property
+    def every_vip(self) -> tuple[PairStatus, ...]:
+        return self.each or (self,)
+
+    @property
+    def others(self) -> tuple[PairStatus, ...]:
+        """The VIPs after the first."""
+        return self.each[1:]
 
 
 def host_status(lb: LoadBalancer, f: HostFacts) -> HostStatus:
@@ -236,6 +249,24 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
     return verdict(Verdict.DEGRADED if reasons else Verdict.HEALTHY, *reasons)
 
 
+# which verdict of several VIPs' is the pair's: the worst
+_SEVERITY = (Verdict.HEALTHY, Verdict.DEGRADED, Verdict.VIP_LOST, Verdict.SPLIT_BRAIN, Verdict.UNREACHABLE)
+
+
+def combine(pairs: Sequence[PairStatus]) -> PairStatus:
+    """The first VIP's status carrying the others': the worst verdict of all; the others' reasons
+    named by their VIP, except those the first VIP's status gives already (a host's own: the same
+    for every VIP)."""
+    first, *others = pairs
+    if not others:
+        return first
+    reasons = list(first.reasons)
+    for p in others:
+        reasons += [f"VIP {p.name} ({p.vip}): {r}" for r in p.reasons if r not in first.reasons]
+    worst = max((p.verdict for p in pairs), key=_SEVERITY.index)
+    return dataclasses.replace(first, verdict=worst, reasons=tuple(dict.fromkeys(reasons)), each=tuple(pairs))
+
+
 def survey(session: Session, *, facts_timeout: float | None = None) -> PairStatus:
     """The pair's status from an open session (tolerating unreachable LBs): rows, probes, verdict.
 
@@ -243,7 +274,8 @@ def survey(session: Session, *, facts_timeout: float | None = None) -> PairStatu
     VIP) side by side with the probes, so the whole takes the longer of the two, not their sum.
     """
     inv = session.inv
-    vip, ports = str(inv.cluster.vip.ip), [fe.port for fe in inv.frontends]
+    primary = inv.for_vip(inv.cluster.vip_name) if inv.extra_vips else inv
+    vip, ports = str(inv.cluster.vip.ip), [fe.port for fe in primary.frontends]
     ifaces = {lb.name: lb.interface for lb in inv.lbs}
     if facts_timeout is not None:
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -256,6 +288,22 @@ def survey(session: Session, *, facts_timeout: float | None = None) -> PairStatu
     else:
         probes, arp = probe_vip({n: t for n, t in session.transports.items() if n in session.facts}, vip, ports,
                                 ifaces)
-    rows = [host_status(lb, session.facts[lb.name]) if lb.name in session.facts
-            else unreachable_status(lb, reason(session.unreachable[lb.name])) for lb in inv.lbs]
+    first = dataclasses.replace(_judge_vip(session, primary, probes, arp), name=inv.cluster.vip_name)
+    if not inv.extra_vips:
+        return first
+    pairs = [first]
+    for v in inv.extra_vips:  # each VIP after the first: probed now (a second or so each), judged alone
+        view = inv.for_vip(v.name)
+        transports = {n: t for n, t in session.transports.items() if n in session.facts}
+        v_probes, v_arp = probe_vip(transports, str(v.address.ip), [fe.port for fe in view.frontends], ifaces)
+        pairs.append(dataclasses.replace(_judge_vip(session, view, v_probes, v_arp), name=v.name))
+    return combine(pairs)
+
+
+def _judge_vip(session: Session, view: Inventory, probes: Sequence[PortProbe], arp: Sequence[ArpSeen]) -> PairStatus:
+    """One VIP's verdict: ``view`` is the inventory as that VIP sees it (:meth:`Inventory.for_vip`)."""
+    vip, instance = str(view.cluster.vip.ip), view.cluster.instance_name
+    ports = [fe.port for fe in view.frontends]
+    rows = [host_status(lb, session.facts[lb.name].for_vip(vip, instance)) if lb.name in session.facts
+            else unreachable_status(lb, reason(session.unreachable[lb.name])) for lb in view.lbs]
     return judge(vip, rows, probes, ports, arp)

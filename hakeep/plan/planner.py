@@ -117,9 +117,12 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
             warnings.append(f"the VIP {vip} answers but no reachable LB holds it: maybe {', '.join(gone)} does")
         else:
             errors.append(f"the VIP {vip} answers but no LB holds it: another host uses this address")
-    if len(holders) > 1:
-        warnings.append(f"the VIP {vip} is on {len(holders)} LBs at once ({', '.join(holders)}): split brain, "
-                        "usually VRRP (IP protocol 112) blocked between them")
+    for v in inv.vips:
+        on = holders if v.address == inv.cluster.vip else [n for n, f in facts.items()
+                                                             if f.for_vip(str(v.address.ip), v.instance).holds_vip]
+        if len(on) > 1:
+            warnings.append(f"the VIP {v.address.ip} is on {len(on)} LBs at once ({', '.join(on)}): split brain, "
+                            "usually VRRP (IP protocol 112) blocked between them")
     return errors, warnings
 
 
@@ -172,9 +175,11 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
     idle = (not leaving and not unreachable and set(names) == every and every <= set(facts)
             and not any(f.holds_vip or f.unit_running(HAPROXY.name) or f.unit_running(KEEPALIVED.name)
                         for f in facts.values()))
+    views = [inv.for_vip(v.name) for v in inv.vips] if inv.extra_vips else [inv]
     return Plan(release_id=release_id, kind=ReleaseKind.DEPLOY, hosts=tuple(hosts),
-                proof=proof(inv, [fe.port for fe in inv.frontends]), errors=tuple(errors), warnings=tuple(warnings),
-                side_by_side=idle and len(hosts) > 1)
+                proof=proof(views[0], [fe.port for fe in views[0].frontends]), errors=tuple(errors),
+                warnings=tuple(warnings), side_by_side=idle and len(hosts) > 1,
+                extra_proofs=tuple((w.cluster.vip_name, proof(w, [fe.port for fe in w.frontends])) for w in views[1:]))
 
 
 def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: str | None, release_id: str,

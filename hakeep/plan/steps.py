@@ -134,6 +134,8 @@ class Plan:
     #: the inventory reached and in this run): there is nothing to protect, so the hosts are rolled
     #: out side by side, each behind its own gates, not one after the other
     side_by_side: bool = False
+    #: the other VIPs' proofs ([[vip]] after the first): each must be on exactly one LB and answer too
+    extra_proofs: tuple[tuple[str, Proof], ...] = ()
 
     @property
     def vip(self) -> str:

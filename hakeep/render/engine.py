@@ -83,7 +83,7 @@ def render_all(
     """
     env = _environment(templates)
     ca_files = _read_ca_files(inv)
-    prios = [lb.priority for lb in inv.lbs]
+    prios = max(inv.priority_sets(), key=lambda p: max(p) - min(p))  # the widest spread the weight must exceed
     common = {
         "cluster": inv.cluster, "haproxy": inv.haproxy,
         "frontends": inv.frontends, "stats_socket": STATS_SOCKET, "check_script": root + CHECK_SCRIPT,
@@ -94,6 +94,7 @@ def render_all(
         "prio_max": max(prios), "advert_int": _advert(inv.cluster.advert_int),
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
         "textfile_dir": inv.keepalived_metrics.textfile_dir if inv.keepalived_metrics else "",
+        "vips": inv.vips,
     }
 
     def render(name: str, ctx: Mapping[str, object]) -> tuple[bytes, bytes]:

@@ -12,6 +12,7 @@ Progress goes to a :class:`Progress` observer; results come back as the frozen d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ from hakeep.hosts import arp as arps
 from hakeep.hosts.facts import HostFacts
 from hakeep.hosts.group import parallel
 from hakeep.hosts.remote import CommandResult, RemoteCommandError, Transport
-from hakeep.plan.steps import Action, HostPlan, Plan, Step
+from hakeep.plan.steps import Action, HostPlan, Plan, Proof, Step
 from hakeep.run.batch import run_batch
 from hakeep.run.results import FinalCheck, HostOutcome, Outcome, StepStatus, ValidationOutcome, ValidationStatus
 from hakeep.run.steprun import (
@@ -261,8 +262,8 @@ def facts_check(plan: Plan, facts: Mapping[str, HostFacts]) -> FinalCheck | None
     """The proof as the facts this run began with show it (under its lock, a moment ago): for a run
     that changes nothing, no second look is needed when they prove it already. None when they
     cannot (no ports were tried through the VIP) or do not (then :func:`final_check` waits)."""
-    if not facts or not plan.ports or any(not f.vip_ports for f in facts.values()):
-        return None
+    if not facts or not plan.ports or any(not f.vip_ports for f in facts.values()) or plan.extra_proofs:
+        return None  # (the facts try no port through the other VIPs)
     holders = tuple(n for n, f in facts.items() if f.holds_vip)
     vantage = next((n for n in facts if n not in holders), next(iter(facts)))
     ports = {p: facts[vantage].vip_ports.get(p, False) for p in plan.ports}
@@ -284,25 +285,32 @@ def outside_claims(plan: Plan, res: Mapping[str, CommandResult | HakeepError]) -
 
 def final_check(plan: Plan, transports: Mapping[str, Transport], *, timeout: float = 30.0) -> FinalCheck:
     """Wait (bounded) until exactly one LB holds the VIP and the VIP answers on every frontend port
-    (or, when the plan stops keepalived everywhere, until no LB holds it)."""
+    (or, when the plan stops keepalived everywhere, until no LB holds it); then the same for every
+    other VIP, each within what is left of ``timeout``."""
     start = time.monotonic()
-    script = plan.proof.script
+    first = _check_vip(plan, plan.proof, transports, start + timeout)
+    others = tuple((name, p.vip, _check_vip(plan, p, transports, start + timeout)) for name, p in plan.extra_proofs)
+    return dataclasses.replace(first, others=others, seconds=time.monotonic() - start)
+
+
+def _check_vip(plan: Plan, proof: Proof, transports: Mapping[str, Transport], deadline: float) -> FinalCheck:
+    start = time.monotonic()
+    script = proof.script
     names = list(transports)
     while True:
         res = parallel(lambda n: transports[n].run(script, display="where is the VIP", check=False,
                                                    timeout=30), names)
         holders = tuple(n for n, r in res.items() if isinstance(r, CommandResult) and "holder=" in r.text())
         vantage = [n for n in names if n not in holders] or names
-        ports = dict.fromkeys(plan.ports, False)
+        ports = dict.fromkeys(proof.ports, False)
         r = res.get(vantage[0])
         if isinstance(r, CommandResult):
             for line in r.text().splitlines():
                 if line.startswith("port="):
                     port, _, state = line[5:].partition(":")
                     ports[int(port)] = state == "open"
-        check = FinalCheck(holders, ports, time.monotonic() - start, plan.expect_vip,
+        check = FinalCheck(holders, ports, time.monotonic() - start, proof.expect_vip,
                            outside_claims(plan, res))
-        if check.ok or time.monotonic() - start > timeout:
+        if check.ok or time.monotonic() > deadline:
             return check
         time.sleep(0.25)
-

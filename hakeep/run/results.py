@@ -48,10 +48,11 @@ class FinalCheck:
     seconds: float
     expect_vip: bool = True  # False after a rollback that stops keepalived everywhere
     outside: tuple[str, ...] = ()  # MACs of no LB in the set answering ARP for the VIP ("MAC (address)")
+    others: tuple[tuple[str, str, FinalCheck], ...] = ()  # the other VIPs': (name, address, their check)
 
     @property
     def ok(self) -> bool:
-        if self.outside:
+        if self.outside or not all(check.ok for _, _, check in self.others):
             return False
         if not self.expect_vip:
             return not self.holders

@@ -280,8 +280,9 @@ def gather_facts(inv: Inventory, transports: Mapping[str, Transport], paths: Seq
     def one(name: str) -> HostFacts:
         lb = inv.lb(name)
         script = facts_script(interface=lb.interface, vip_ip=str(inv.cluster.vip.ip), files=paths,
-                              ports=sorted({fe.port for fe in inv.frontends}),
-                              probe_vip=probe_vip)
+                              ports=sorted({fe.port for fe in inv.frontends
+                                     if not inv.extra_vips or inv.serves(inv.vips[0], fe)}),
+                              probe_vip=probe_vip, extra_vips=[str(v.address.ip) for v in inv.extra_vips])
         mark = new_mark()  # on stdin: no host-printed text can open a section
         res = transports[name].run(script, display="gather facts", timeout=timeout, check=False, private=True,
                                    stdin=f"{mark}\n".encode())

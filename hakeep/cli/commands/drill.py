@@ -14,6 +14,7 @@ the master left rotation and came back, and clients saw bad answers for at most 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--observe-seconds", type=float, default=120.0, metavar="S",
                         help="--mode master-unhealthy: how long to wait for it to leave rotation and come back "
                              "(default 120)")
-    parser.add_argument("--rounds", type=int, default=1, metavar="N", help="repeat the drill N times (default 1)")
+    parser.add_argument("--vip", metavar="NAME",
+                        help="drill this VIP only ([[vip]] name; default: every VIP in turn, each taken from its own "
+                             "holder; master-unhealthy: the first VIP that serves --frontend)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="repeat the drill N times (for each VIP; default 1)")
     parser.add_argument("--probe", action="store_true",
                         help="connect to VIP:port from this machine in a tight loop during each round; report "
                              "failed connects and the longest gap (this machine must reach the VIP)")
@@ -73,9 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from hakeep.run.session import open_session
 
     inv = load_inventory(Path(args.inventory))
-    vip = str(inv.cluster.vip.ip)
-    ports = tuple(fe.port for fe in inv.frontends)
     mode, link_s, limit_s, watched = _settings(inv, args)
+    views_ = _targets(inv, args, watched)
 
     def refuse(why: str, hint: str) -> int:
         output.error(DrillRefused(f"drill refused: {why}; nothing was changed", hint=hint))
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     def document(*, finished: bool = False) -> None:  # --json: what the drill found and did so far, whatever ends it
         if args.json:
-            output.document(jsondoc.drill_doc(mode.value, before, results, rounds=args.rounds, finished=finished))
+            output.document(jsondoc.drill_doc(mode.value, before, results, rounds=args.rounds * len(views_),
+                                              finished=finished))
 
     with open_session(inv, lock=True, command="drill", tolerate_unreachable=True,
                       accept_new_host_keys=args.accept_new_host_keys) as session:
@@ -99,36 +104,40 @@ def run(args: argparse.Namespace) -> int:
             output.error(DrillRefused(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an "
                                       "outage", hint="`hakeep status` says why; fix that first"))
             return exitcodes.VERDICTS[pair.verdict]
-        probe_port = watched.port if watched is not None else ports[0]
-        if (args.probe or watched is not None) and not reachable(vip, probe_port):
-            return refuse(f"{'--probe' if watched is None else 'the probe'}: {vip}:{probe_port} does not answer "
-                          "from this machine", "run the drill where the VIP is reachable (where clients are)")
-        if watched is not None:
-            try:
-                result = _watch(session.transports, args, watched, vip, holder=pair.holders[0], limit_s=limit_s)
-            except DrillRefused as exc:
-                return refuse(exc.message, exc.hint or "")
-            results.append(result)
-            if not args.json:
-                output.out().print(views.drill_line(result))
-        holder = pair.holders[0]
-        for n in range(1, args.rounds + 1 if watched is None else 1):
-            lb = inv.lb(holder)
-            if mode is Mode.LINK and not args.allow_ssh_loss and (why := _cuts_ssh(session, lb)):
-                return refuse(why, "the host's timer brings the link back by itself: pass --allow-ssh-loss to go "
-                                   "ahead, or reach the LB by another path")
-            try:
-                result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface, link_s=link_s,
-                                   limit_s=limit_s, probe=Prober(vip, ports[0]) if args.probe else None,
-                                   round_no=n, timeout_s=max(30.0, link_s + 20),
-                                   failback_s=_failback_wait(inv))
-            except DrillRefused as exc:
-                return refuse(exc.message, exc.hint or "")
-            results.append(result)
-            document()
-            holder = result.final_holder or holder
-            if not args.json:
-                output.out().print(views.drill_line(result))
+        for view in views_:
+            vip, name = str(view.cluster.vip.ip), view.cluster.vip_name
+            ports = tuple(fe.port for fe in view.frontends)
+            probe_port = watched.port if watched is not None else ports[0]
+            if (args.probe or watched is not None) and not reachable(vip, probe_port):
+                return refuse(f"{'--probe' if watched is None else 'the probe'}: {vip}:{probe_port}"
+                              f"{f' (VIP {name})' if inv.extra_vips else ''} does not answer from this machine",
+                              "run the drill where the VIP is reachable (where clients are)")
+            holder = next(p for p in pair.every_vip if p.name == name).holders[0]
+            if watched is not None:
+                try:
+                    result = _watch(session.transports, args, watched, vip, holder=holder, limit_s=limit_s)
+                except DrillRefused as exc:
+                    return refuse(exc.message, exc.hint or "")
+                results.append(dataclasses.replace(result, vip=name))
+                if not args.json:
+                    output.out().print(views.drill_line(result))
+            for n in range(1, args.rounds + 1 if watched is None else 1):
+                lb = inv.lb(holder)
+                if mode is Mode.LINK and not args.allow_ssh_loss and (why := _cuts_ssh(session, lb)):
+                    return refuse(why, "the host's timer brings the link back by itself: pass --allow-ssh-loss to "
+                                       "go ahead, or reach the LB by another path")
+                try:
+                    result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface,
+                                       link_s=link_s, limit_s=limit_s,
+                                       probe=Prober(vip, ports[0]) if args.probe else None,
+                                       round_no=n, timeout_s=max(30.0, link_s + 20), failback_s=_failback_wait(inv))
+                except DrillRefused as exc:
+                    return refuse(exc.message, exc.hint or "")
+                results.append(dataclasses.replace(result, vip=name))
+                document()
+                holder = result.final_holder or holder
+                if not args.json:
+                    output.out().print(views.drill_line(result))
     document(finished=True)
     if not args.json:
         _report(results, mode.value, limit_s)
@@ -168,6 +177,25 @@ def _settings(inv: Inventory, args: argparse.Namespace) -> tuple[Mode, float, fl
     if watched is not None and args.rounds != 1:
         raise UsageError("--mode master-unhealthy watches once: drop --rounds")
     return mode, link_s, limit_s, watched
+
+
+def _targets(inv: Inventory, args: argparse.Namespace, watched: Frontend | None) -> list[Inventory]:
+    """The VIPs to drill, each as the inventory it sees (:meth:`Inventory.for_vip`): --vip, else every
+    VIP that serves a frontend (master-unhealthy: the first that serves the watched one)."""
+    from hakeep.errors import UsageError
+
+    names = [v.name for v in inv.vips]
+    if args.vip is not None and args.vip not in names:
+        raise UsageError(f"--vip {args.vip}: no such VIP; VIPs: {', '.join(names)}")
+    views_ = [inv.for_vip(n) if inv.extra_vips else inv for n in names if args.vip in (None, n)]
+    if watched is not None:
+        views_ = [v for v in views_ if any(fe.name == watched.name for fe in v.frontends)][:1]
+        if not views_:
+            raise UsageError(f"--vip {args.vip}: it does not serve frontend {watched.name}")
+        return views_
+    if args.vip is not None and not views_[0].frontends:
+        raise UsageError(f"--vip {args.vip}: it serves no frontend; nothing answers through it to time")
+    return [v for v in views_ if v.frontends]
 
 
 def _failback_wait(inv: Inventory) -> float:

@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # Facts: everything the planner needs to know about one LB, in one round trip, read-only. Prints
 # "@@MARK section" blocks that hakeep.hosts.facts.parse_facts reads; "end" last proves it completed.
-# Variables: FACTS_VERSION, IFACE, VIP_IP, FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
+# Variables: FACTS_VERSION, IFACE, VIP_IP, EXTRA_VIPS (the other VIPs' addresses), FILES (managed paths), CA_DIR, UNITS, STATE_FILE,
 # STATS_SOCKET (haproxy's admin sockets, the first that answers), LOCK_OWNER (the lock's owner file; the lock, its name without .owner: held or free),
 # RELEASES (the release history folder), PACKAGES (haproxy keepalived: each its program's name too),
 # PROBE_VIP (1: ping the VIP when this host does not hold it, to see whether someone else answers,
@@ -72,6 +72,10 @@ hk_section "iface"
 ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
 hk_section "vip"
 hk_vip_interfaces "$VIP_IP"
+for v in $EXTRA_VIPS; do  # the VIPs after the first: where each is (their probes are status' own)
+    hk_section "xvip $v"
+    hk_vip_interfaces "$v"
+done
 extra=""
 for f in "$CA_DIR"/*-ca.crt; do
     [ -f "$f" ] || continue

@@ -1,0 +1,70 @@
+"""The VIPs: ``[cluster] vip`` (one, the recipe's form) or ``[[vip]]`` tables (one or more).
+
+Each VIP is its own VRRP instance (own VRID and instance name; the password, advert_int, preemption
+and health checks are the cluster's), with priorities on the LBs that default to each LB's own, so
+two VIPs may prefer different LBs (active/active). The first VIP takes the place of [cluster] vip
+everywhere one VIP is meant (deploy order, status' verdict, drill by default). This module owns the
+``[[vip]]`` table's format; checks against the LBs and frontends are :mod:`.rules`'.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hakeep.inventory.fields import NAME_RE, Table, parse_ipv4
+from hakeep.inventory.model import Cluster, Vip
+
+VIP_KEYS = ("name", "address", "virtual_router_id", "vrrp_instance", "priorities")
+
+
+def vip_tables(top: Table, cluster_name: object) -> list[tuple[str, Vip | None]]:
+    """Each ``[[vip]]`` table (key path, VIP or None when it has a problem); [] without any."""
+    out: list[tuple[str, Vip | None]] = []
+    for t in top.get_tables("vip"):
+        t.check_keys(VIP_KEYS)
+        name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+        address = vip_address(t, "address")
+        vrid = t.get_int("virtual_router_id", required=True, lo=1, hi=255)
+        instance = t.get_str("vrrp_instance", pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
+        priorities: list[tuple[str, int]] = []
+        prio_t = t.get_table("priorities")
+        for lb, _ in prio_t.items() if prio_t is not None else ():
+            prio = prio_t.get_int(lb, lo=1, hi=254) if prio_t is not None else None
+            if prio is not None:
+                priorities.append((lb, prio))
+        if name is None or address is None or vrid is None:
+            out.append((t.path, None))
+            continue
+        default = f"{cluster_name}-{name}" if isinstance(cluster_name, str) else name
+        out.append((t.path, Vip(name, address, vrid, instance or default, tuple(priorities))))
+    return out
+
+
+def cluster_vip(cluster: Cluster) -> Vip:
+    """The one VIP of the [cluster] vip form."""
+    return Vip(cluster.vip_name, cluster.vip, cluster.virtual_router_id, cluster.instance_name, cluster.vip_priorities)
+
+
+def vip_address(t: Table, key: str) -> ipaddress.IPv4Interface | None:
+    """A VIP as address/prefix (the prefix says which LB subnet it must be in)."""
+    value = t.get_str(key, required=True)
+    if value is None:
+        return None
+    if "/" not in value:
+        t.error(key, f"{value!r} needs a prefix length, e.g. {value + '/24'!r}")
+        return None
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError:
+        t.error(key, f"{value!r} is not an address/prefix (CIDR)")
+        return None
+    if not isinstance(iface, ipaddress.IPv4Interface):
+        t.error(key, f"{value!r} is IPv6; hakeep manages IPv4 VRRP only")
+        return None
+    if parse_ipv4(str(iface.ip), lambda msg: t.error(key, msg)) is None:
+        return None
+    if iface.network.prefixlen < 32 and iface.ip in (iface.network.network_address,
+                                                      iface.network.broadcast_address):
+        t.error(key, f"{value!r} is the network or broadcast address of {iface.network}")
+        return None
+    return iface

@@ -108,6 +108,12 @@ CASES = [
     Case("prometheus-exporter", sub(HAPROXY, "defaults\n", "frontend prometheus\n    bind *:8405\n    mode http\n"
                                                        "    http-request use-service prometheus-exporter if { path "
                                                        "/metrics }\n    no log\n\ndefaults\n")),
+    Case("two-instances", sub(
+        KEEPALIVED, "    chk_haproxy\n  }\n}\n",
+        "    chk_haproxy\n  }\n}\n\nvrrp_instance ingress {\n  state BACKUP\n  interface ens192\n"
+        "  virtual_router_id 61\n  priority 90\n  advert_int 1\n  authentication {\n    auth_type PASS\n"
+        "    auth_pass 1111\n  }\n  virtual_ipaddress {\n    10.220.62.34/24\n  }\n"
+        "  notify_master /usr/local/bin/x.sh\n}\n")),
     Case("stats-page", sub(HAPROXY, "defaults\n", "listen stats\n    bind *:8404\n    mode http\n    stats enable\n"
                                                   "    stats uri /stats\n    stats auth admin:st4ts-pw\n\ndefaults\n")),
     Case("stats-page-with-secrets", sub(HAPROXY, "defaults\n", "listen stats\n    bind 127.0.0.1:8404\n    mode http\n"

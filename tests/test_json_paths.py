@@ -187,6 +187,7 @@ def drill_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         monkeypatch.setattr(session_mod, "open_session", lambda *a, **k: Session())
         monkeypatch.setattr(status_ops, "survey", lambda *a, **k: healthy)
         monkeypatch.setattr(drill_ops, "run_drill", one)
+        monkeypatch.setattr(drill_ops, "where", lambda *a, **k: {names[0]: "holder=ens192", names[1]: ""})
         return str(write(tmp_path, base_doc(), "drill.toml"))
     return setup, DrillResult(1, Mode.STOP, names[0], names[1], 1.0, 1.1, 2.0, 3.0, names[0], 3.0)
 
@@ -200,7 +201,8 @@ def test_a_drill_whose_every_round_passed_is_ok(run_json: Any, drill_with: Any) 
     assert doc["status"]["verdict"] == "healthy"
 
 
-@pytest.mark.parametrize(("second", "code"), [(DrillRefused("the VIP is on 2 LBs"), 4),
+# a refusal after a round is no longer "nothing was changed": the drill failed (exit 1)
+@pytest.mark.parametrize(("second", "code"), [(DrillRefused("the VIP is on 2 LBs"), 1),
                                                 (HakeepError("systemctl stop failed"), 1),
                                                 (signals.Interrupted(signal.SIGTERM), 143)])
 def test_a_drill_ended_after_a_good_round_is_not_ok(run_json: Any, drill_with: Any, second: BaseException,

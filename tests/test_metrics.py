@@ -62,7 +62,7 @@ def samples(prom: str) -> dict[tuple[str, str], float]:
         for s in family.samples:
             assert s.labels["cluster"] == "devops"
             assert s.labels["lb"] == "loadbalance-left"
-            assert s.labels["vrrp_instance"] == "devops-vip"
+            assert s.labels["vrrp_instance"] in ("devops-vip", "devops-api", "devops-ingress")
             out[s.name, s.labels.get("state", "")] = s.value
     return out
 
@@ -122,7 +122,9 @@ def test_the_notify_script_writes_a_file_prometheus_parses(tmp_path: Path) -> No
     assert got["hakeep_vrrp_state", "MASTER"] == 0.0
     assert state.read_text().split()[:2] == ["MASTER", "101"]
 
-    # a reload: the metrics from the record (its own time of change)
+    # a reload: the metrics from the record (its own time of change); from the shared record of the
+    # first VIP where there is no own one yet (notify scripts before this one wrote only that)
+    (tmp_path / "vrrp-state.devops-vip").unlink()
     assert run_notify(script, tmp_path, "HAKEEP", "devops-vip", "SYNC", "0").returncode == 0
     got = samples(prom.read_text())
     assert got["hakeep_vrrp_state", "MASTER"] == 1.0
@@ -137,7 +139,8 @@ def test_the_notify_script_writes_nothing_it_cannot_name(tmp_path: Path) -> None
     assert run_notify(script, tmp_path, "INSTANCE", "vi", "JUNK", "1").returncode == 0
     assert not textfiles.exists() or not list(textfiles.iterdir())
     # a reload before any state was recorded writes nothing either
-    state.unlink()
+    for f in tmp_path.glob("vrrp-state*"):
+        f.unlink()
     assert run_notify(script, tmp_path, "HAKEEP", "vi", "SYNC", "0").returncode == 0
     assert not textfiles.exists() or not list(textfiles.iterdir())
 
@@ -228,3 +231,26 @@ def test_a_folder_no_longer_written_is_cleaned(tmp_path: Path) -> None:
     plain = make_facts("loadbalance-left", files={NOTIFY_SCRIPT: FileFact(
         NOTIFY_SCRIPT, True, content=text(host(load(tmp_path, base_doc())), NOTIFY_SCRIPT).encode())})
     assert live_textfile_dir(plain) is None
+
+
+def test_two_instances_keep_their_own_records_and_files(tmp_path: Path) -> None:
+    """Each instance's record is its own: a reload writes each VIP's file from its own state."""
+    from tests.test_vips import two_vips
+
+    textfiles, state = tmp_path / "textfiles", tmp_path / "vrrp-state"
+    doc = two_vips()
+    doc["keepalived"] = {"prometheus": {"textfile_dir": str(textfiles)}}
+    script = text(host(load(tmp_path, doc)), NOTIFY_SCRIPT).replace(VRRP_STATE_FILE, str(state))
+    run_notify(script, tmp_path, "INSTANCE", "devops-api", "MASTER", "101")
+    run_notify(script, tmp_path, "INSTANCE", "devops-ingress", "BACKUP", "100")
+    assert state.read_text().split()[:2] == ["MASTER", "101"]  # the first VIP's, where status reads it
+    assert (tmp_path / "vrrp-state.devops-ingress").read_text().split()[:2] == ["BACKUP", "100"]
+    for name in ("devops-api", "devops-ingress"):
+        assert run_notify(script, tmp_path, "HAKEEP", name, "SYNC", "0").returncode == 0
+
+    def on(name: str) -> str:
+        prom = (textfiles / f"hakeep_vrrp_{name}.prom").read_text()
+        return next(s.labels["state"] for f in text_string_to_metric_families(prom) for s in f.samples
+                    if s.name == "hakeep_vrrp_state" and s.value == 1.0)
+
+    assert (on("devops-api"), on("devops-ingress")) == ("MASTER", "BACKUP")

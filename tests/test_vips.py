@@ -7,6 +7,7 @@ tests/test_binaries.py's; the VIPs living on different LBs and moving is tests/t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,7 @@ CASES: list[tuple[str, Any, str]] = [
      "frontend[1].bind: 'vip:web': there is no [[vip]] named 'web' (there are: api, ingress)"),
     ("no-address", lambda d: d["vip"][1].pop("address"), "vip[1].address: is required"),
     ("unknown-key", lambda d: d["vip"][1].update(priority=5), "vip[1].priority: unknown key"),
+    ("vip-not-first", lambda d: d["vip"][1].update(name="vip"), "vip[1].name: 'vip' names the first VIP"),
     ("a-server-is-a-vip", lambda d: d["frontend"][0]["servers"][0].update(address="10.220.62.34"),
      "frontend[0].servers[0].address: 10.220.62.34 is the VIP ingress"),
 ]
@@ -164,3 +166,76 @@ def test_an_empty_vip_array_is_named(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     assert "inventory.toml: vip: is an empty array; give [[vip]] tables, or the VIP as [cluster] vip" in str(info.value)
+
+
+# --- the plan: a proof, a decommission gate and a rollback proof per VIP -----------------------------
+
+def _plan_inputs(tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    from tests.test_plan import deployed
+
+    inv = load(tmp_path, two_vips())
+    return inv, {LEFT: deployed(inv, LEFT, "10.220.62.32", vip_on=("ens192",)),
+                 RIGHT: deployed(inv, RIGHT, "10.220.62.33", extra_vip_on={"10.220.62.34": ("ens192",)})}
+
+
+def test_the_deploy_proves_every_vip_with_the_ports_it_serves(tmp_path: Path) -> None:
+    from tests.test_plan import plan_members
+
+    inv, hosts = _plan_inputs(tmp_path)
+    plan = plan_members(inv, hosts)
+    assert not plan.errors, plan.errors
+    assert (plan.proof.vip, plan.proof.ports) == ("10.220.62.31", (6443,))
+    [(name, other)] = plan.extra_proofs
+    assert (name, other.vip, other.ports) == ("ingress", "10.220.62.34", (30080,))
+
+
+def test_a_decommission_waits_for_every_vip_to_leave(tmp_path: Path) -> None:
+    from tests.test_plan import deployed, plan_members
+
+    doc = two_vips()
+    doc["lb"].append({"name": "third", "address": "10.220.62.35", "interface": "ens192", "priority": 99})
+    big = load(tmp_path, doc)
+    (tmp_path / "small").mkdir()
+    small = load(tmp_path / "small", two_vips())
+    third = deployed(big, "third", "10.220.62.35", vip_on=("ens192",))
+    plan = plan_members(small, {LEFT: deployed(big, LEFT, "10.220.62.32"), RIGHT: deployed(big, RIGHT, "10.220.62.33")},
+                        decommission={"10.220.62.35": third})
+    assert not plan.errors, plan.errors
+    gates = [s for s in plan.hosts[0].steps if s.describe.startswith("the VIP ")]
+    assert [g.describe for g in gates] == ["the VIP 10.220.62.31 has left this LB and answers from another",
+                                           "the VIP 10.220.62.34 has left this LB and answers from another"]
+    assert "6443" in gates[0].script
+    assert "30080" not in gates[0].script
+    assert "30080" in gates[1].script
+    assert "6443" not in gates[1].script
+
+
+def test_a_final_check_fails_when_another_vip_fails() -> None:
+    from hakeep.run.results import FinalCheck
+
+    good = FinalCheck(("lb1",), {6443: True}, 0.1)
+    assert good.ok
+    lost = FinalCheck((), {30080: False}, 0.1)
+    both = FinalCheck(("lb1",), {6443: True}, 0.1, others=(("ingress", "10.220.62.34", lost),))
+    assert both.own_ok
+    assert not both.ok
+
+
+def test_status_takes_the_worst_verdict_and_names_the_vip_of_each_reason() -> None:
+    from hakeep.ops.status import HostStatus, PortProbe, Verdict, combine, judge
+
+    def host(name: str, *, holds: bool) -> HostStatus:
+        return HostStatus(name, "10.0.0.1", True, holds_vip=holds, vrrp_state="MASTER" if holds else "BACKUP",
+                          haproxy="active", keepalived="active")
+
+    probes = [PortProbe("here", 6443, "open"), PortProbe("here", 30080, "open")]
+    api = judge("10.220.62.31", [host(LEFT, holds=True), host(RIGHT, holds=False)], probes, [6443])
+    ingress = judge("10.220.62.34", [host(LEFT, holds=True), host(RIGHT, holds=True)], probes, [30080])
+    api, ingress = (dataclasses.replace(api, name="api"), dataclasses.replace(ingress, name="ingress"))
+    both = combine([api, ingress])
+    assert both.verdict is Verdict.SPLIT_BRAIN
+    assert both.holders == (LEFT,)  # the first VIP's
+    assert [p.verdict for p in both.every_vip] == [Verdict.HEALTHY, Verdict.SPLIT_BRAIN]
+    assert both.others == (ingress,)
+    assert both.reasons[0].startswith(f"VIP ingress (10.220.62.34): the VIP is on {LEFT}, {RIGHT} at once")
+    assert combine([api]) is api

@@ -79,7 +79,7 @@ def test_two_vips_live_on_two_lbs_and_status_and_drill_handle_both(lab: Lab, tmp
             ("api", API, ["lb1"], "healthy"), ("ingress", INGRESS, ["lb2"], "healthy")]
         assert doc["vips"][1]["states"] == {"lb1": "BACKUP", "lb2": "MASTER"}
         text = hakeep(lab, "status", str(inv)).stdout
-        assert f"healthy: VIP {API} on lb1, VIP ingress {INGRESS} on lb2" in text
+        assert f"healthy: VIP api {API} on lb1, VIP ingress {INGRESS} on lb2" in text
 
         r = subprocess.run(["ip", "netns", "exec", "hklab-ctl", sys.executable, "-m", "hakeep", "drill", str(inv),
                             "--probe", "--json"], capture_output=True, text=True, env=lab.env(), timeout=300,

@@ -193,7 +193,7 @@ _VERDICT_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "split bra
 
 
 def status_table(pair: PairStatus) -> Table:
-    table = Table(title=f"VIP {pair.vip}", title_justify="left")
+    table = Table(title=f"VIP {pair.name} {pair.vip}" if pair.others else f"VIP {pair.vip}", title_justify="left")
     for col in ("host", "address", "reached", "VIP", "VRRP", "haproxy", "keepalived", "servers up", "live release",
                 "drift"):
         table.add_column(col, overflow="fold")
@@ -232,7 +232,8 @@ def print_verdict(pair: PairStatus, console: Console | None = None) -> None:
     where = ", ".join(pair.holders) or "no LB"
     style = _VERDICT_STYLE[pair.verdict.value]
     others = "".join(f", VIP {o.name} {o.vip} on {', '.join(o.holders) or 'no LB'}" for o in pair.others)
-    con.print(Text.assemble((f"{pair.verdict.value}: ", style), f"VIP {pair.vip} on {where}{others}"))
+    first = f"VIP {pair.name} {pair.vip}" if pair.others else f"VIP {pair.vip}"
+    con.print(Text.assemble((f"{pair.verdict.value}: ", style), f"{first} on {where}{others}"))
     for reason in pair.reasons:
         con.print(Text("  - " + reason))
     for note in pair.notes:
@@ -327,7 +328,8 @@ def drill_table(results: Sequence[DrillResult]) -> Table:
         table.add_column(col, overflow="fold")
     for r in results:
         master = r.mode is Mode.MASTER_UNHEALTHY
-        table.add_row(str(r.round), r.mode.value + (f" {r.master}" if master else ""), r.old_holder,
+        table.add_row(str(r.round) if r.vip == "vip" else f"{r.vip} {r.round}",
+                      r.mode.value + (f" {r.master}" if master else ""), r.old_holder,
                       r.new_holder or "-", _secs(r.out_s if master else r.vip_moved_s),
                       _secs(r.frontends_s), _secs(r.back_s if master else r.unit_back_s),
                       _secs(r.probe.longest_gap_s) if r.probe else "-",

@@ -219,7 +219,7 @@ def link_down_for(interface: str, seconds: float, timer_unit: str) -> str:
 
 def forget_vrrp_state() -> str:
     """Drop the recorded VRRP state, so the next one read is what keepalived reports from now on."""
-    return script(f"rm -f {q(VRRP_STATE_FILE)}")
+    return script(f"rm -f {q(VRRP_STATE_FILE)} {q(VRRP_STATE_FILE)}.*")  # (and each instance's own record)
 
 
 def sysctl_nonlocal_bind() -> str:

@@ -128,8 +128,9 @@ class HostFacts:
     def for_vip(self, address: str, instance: str) -> HostFacts:
         """These facts as seen from another VIP (its holder and its instance's state; its probes are
         status' own, so none here)."""
-        if address not in self.extra_vip_on:
-            return self
+        if address not in self.extra_vip_on:  # the first VIP: its instance's state, whatever order keepalived says
+            state = self.vrrp_states.get(instance)
+            return self if not state or state == self.vrrp_state else replace(self, vrrp_state=state)
         return replace(self, vip_on=self.extra_vip_on[address], vip_probe="", vip_arp=(), vip_ports={},
                        vrrp_state=self.vrrp_states.get(instance, ""))
 

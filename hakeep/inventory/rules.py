@@ -75,6 +75,10 @@ def _vips(vips: list[tuple[str, Vip]], lbs: list[tuple[str, LoadBalancer]], fron
                 "virtual_router_id (each VIP is its own VRRP instance)")
     _duplicates(problems, ((f"{p}.vrrp_instance", v.instance) for p, v in vips), "vrrp_instance name")
     names = {lb.name for _, lb in lbs}
+    for p, v in vips[1:]:
+        if v.name == "vip":
+            problems.append(Problem(f"{p}.name", "'vip' names the first VIP (what bind = \"vip\" means): give this "
+                                    "one another name, or put it first"))
 
     def which(v: Vip) -> str:
         return "the VIP" if len(vips) == 1 else f"the VIP {v.name}"

@@ -136,8 +136,8 @@ def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
     )
 
 
-def decommission_plan(meta: Meta, host: str, f: HostFacts, hist: History, *, vip: str, ports: Sequence[int],
-                      wait: float) -> HostPlan:
+def decommission_plan(meta: Meta, host: str, f: HostFacts, hist: History, *,
+                      vips: Sequence[tuple[str, Sequence[int]]], wait: float) -> HostPlan:
     """An LB leaving the set while reachable: keepalived stopped and disabled first (its VIP moves to
     the others, which still count it as a peer), a gate that proves the VIP now answers from another
     host, then haproxy stopped and disabled, a release recorded. Its files stay (rollback can bring
@@ -153,9 +153,10 @@ def decommission_plan(meta: Meta, host: str, f: HostFacts, hist: History, *, vip
             steps.append(Step(Action.SERVICE, f"stop {name}", commands.systemctl("stop", name)))
         if UnitAction.DISABLE in actions[name]:
             steps.append(Step(Action.SERVICE, f"disable {name}", commands.systemctl("disable", name)))
-        if name == KEEPALIVED.name:
-            steps.append(Step(Action.GATE, "the VIP has left this LB and answers from another",
-                              commands.vip_moved(vip, ports), wait=wait))
+        if name == KEEPALIVED.name:  # every VIP (each with the frontend ports it serves)
+            steps += [Step(Action.GATE, "the VIP has left this LB and answers from another" if len(vips) == 1 else
+                           f"the VIP {vip} has left this LB and answers from another",
+                           commands.vip_moved(vip, ports), wait=wait) for vip, ports in vips]
     steps.append(Step(Action.GATE, "health gate: both units stopped", commands.units_gate(target.running), wait=wait))
     steps.append(_mark(meta.release_id, release_dir, manifest, ReleaseStatus.COMPLETE))
     return HostPlan(

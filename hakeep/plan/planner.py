@@ -148,8 +148,9 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
     warnings += member_warnings
     meta = Meta(release_id, now, operator, inv.source, inv.digest, members={lb.name: str(lb.address) for lb in inv.lbs},
                 forgotten=tuple(m.address for m in gone))
-    hosts = [decommission_plan(meta, name, f, History.of(f), vip=str(inv.cluster.vip.ip),
-                               ports=[fe.port for fe in inv.frontends], wait=gate_wait(inv))
+    views = [inv.for_vip(v.name) for v in inv.vips] if inv.extra_vips else [inv]
+    each = [(str(w.cluster.vip.ip), [fe.port for fe in w.frontends]) for w in views]
+    hosts = [decommission_plan(meta, name, f, History.of(f), vips=each, wait=gate_wait(inv))
              for name, f in leaving.items()]  # first: the others still count them as peers meanwhile
     for lb in rollout_order(inv.lbs, facts):
         if lb.name not in names:
@@ -200,6 +201,7 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
     hosts = []
     running_after: list[bool] = []
     all_ports: set[int] = set()
+    restored_vrrp: list[bytes] = []
     for lb in rollout_order(inv.lbs, facts):
         if lb.name not in names:
             continue
@@ -213,10 +215,15 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
         target = restore_target(inv, release, files, remove, keep_vip=must_keep_vip(lb.name, facts, names))
         running_after.append(target.running[KEEPALIVED.name])
         all_ports.update(target.ports)
+        restored_vrrp += [mf.content for mf in files if mf.path == KEEPALIVED_CONF]
         hosts.append(host_plan(meta, lb.name, f, hist, target, report_drift=False))
-    return Plan(release_id=release_id, kind=ReleaseKind.ROLLBACK, hosts=tuple(hosts),
-                proof=proof(inv, sorted(all_ports), expect_vip=any(running_after)),
-                errors=tuple(errors), warnings=tuple(warnings))
+    # each VIP with the restored ports it serves (a port bound to another VIP does not answer on it)
+    views = [inv.for_vip(v.name) for v in inv.vips if v.address == inv.cluster.vip  # the others: where restored
+             or any(f" {v.address.ip}/".encode() in conf for conf in restored_vrrp)] if inv.extra_vips else [inv]
+    proofs = [(w.cluster.vip_name, proof(w, sorted(all_ports & {fe.port for fe in w.frontends}) if inv.extra_vips
+                                         else sorted(all_ports), expect_vip=any(running_after))) for w in views]
+    return Plan(release_id=release_id, kind=ReleaseKind.ROLLBACK, hosts=tuple(hosts), proof=proofs[0][1],
+                errors=tuple(errors), warnings=tuple(warnings), extra_proofs=tuple(proofs[1:]))
 
 
 def member_changes(inv: Inventory, facts: Mapping[str, HostFacts], forget: Sequence[str],
@@ -259,8 +266,8 @@ def _vrrp_identity_change(f: HostFacts, want: HostFiles) -> list[str]:
     old = live.content.decode("utf-8", "replace")
     new = want.file(KEEPALIVED_CONF).content.decode("utf-8", "replace")
     out = []
-    for name, pattern in _VRRP_KEYS.items():
-        a, b = re.search(pattern, old), re.search(pattern, new)
-        if a and b and a.group(1) != b.group(1):
+    for name, pattern in _VRRP_KEYS.items():  # each instance's, in order (a VIP added or removed changes none)
+        a, b = re.findall(pattern, old), re.findall(pattern, new)
+        if any(x != y for x, y in zip(a, b, strict=False)):
             out.append(name)
     return out

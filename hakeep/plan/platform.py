@@ -108,9 +108,9 @@ def check(inv: Inventory, name: str, f: HostFacts) -> tuple[list[str], list[str]
                           f"{need.package} {short(need.since)} or newer; {need.way_out}")
     services = f.haproxy_services if f.installed("haproxy") else None
     if inv.haproxy.prometheus is not None and services is not None and PROMEX not in services:
-        errors.append(f"{name}: haproxy {versions['haproxy'].version or ''} was built without its Prometheus exporter "
-                      f"(haproxy -vv lists no {PROMEX} service): remove [haproxy.prometheus], or install a haproxy "
-                      "built with it (USE_PROMEX=1)".replace("haproxy  was", "haproxy was"))
+        shown = " ".join(filter(None, ("haproxy", versions["haproxy"].version)))
+        errors.append(f"{name}: {shown} was built without its Prometheus exporter (haproxy -vv lists no {PROMEX} "
+                      "service): remove [haproxy.prometheus], or install a haproxy built with it (USE_PROMEX=1)")
     for pkg, hv in versions.items():
         low, high = PROVEN_RANGE[pkg]
         if hv.key is not None and not low <= hv.key[:2] <= high and not any(e.startswith(f"{name}: {pkg} ")

@@ -52,7 +52,12 @@ class FinalCheck:
 
     @property
     def ok(self) -> bool:
-        if self.outside or not all(check.ok for _, _, check in self.others):
+        """This VIP's proof and every other VIP's."""
+        return self.own_ok and all(check.ok for _, _, check in self.others)
+
+    @property
+    def own_ok(self) -> bool:
+        if self.outside:
             return False
         if not self.expect_vip:
             return not self.holders

@@ -74,7 +74,8 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
         notes.append(f"{ref.name}: auth_type {ka['auth_type']}: hakeep uses PASS")
     if cluster["virtual_router_id"] is None:
         raise UsageError(f"{ref.name}: the live vrrp_instance has no virtual_router_id")
-    doc: dict[str, Any] = {"cluster": cluster, "ssh": ssh}
+    doc: dict[str, Any] = {"cluster": cluster, **({"vip": _vip_tables(ref, lbs, cluster, vip, notes)}
+                                                   if ka.get("extra_vips") else {}), "ssh": ssh}
     hp = {k: v for k, v in ref.values.haproxy.items() if k != "stats"}
     if hp:
         doc["haproxy"] = hp
@@ -104,12 +105,46 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
                     remarks, dict(ref.values.secrets))
 
 
-def _vip(ref: LiveLB, notes: list[str]) -> ipaddress.IPv4Interface:
-    text = ref.values.keepalived["vip"]
+def _vip_tables(ref: LiveLB, lbs: Sequence[LiveLB], cluster: dict[str, Any], vip: ipaddress.IPv4Interface,
+                notes: list[str]) -> list[dict[str, Any]]:
+    """More than one instance with a VIP: [[vip]] tables, the first from [cluster]'s keys (its priorities
+    the LBs' own), each other with its VRID, instance name and every LB's priority for it."""
+    first = {"name": "vip", "address": str(vip), "virtual_router_id": cluster.pop("virtual_router_id"),
+             **({"vrrp_instance": cluster.pop("vrrp_instance")} if "vrrp_instance" in cluster else {})}
+    del cluster["vip"]
+    tables = [first]
+    used = {"vip"}
+    for n, extra in enumerate(ref.values.keepalived["extra_vips"], start=2):
+        instance = extra["instance"]
+        name = instance if NAME_RE.fullmatch(instance) and instance not in used else f"vip{n}"
+        used.add(name)
+        table: dict[str, Any] = {"name": name, "address": str(_vip(ref, notes, extra["vip"], extra["where"])),
+                                 "virtual_router_id": extra["virtual_router_id"]}
+        if NAME_RE.fullmatch(instance):
+            table["vrrp_instance"] = instance
+        else:
+            notes.append(f"{ref.name}: the live VRRP instance's name {instance!r} cannot be kept (letters, digits, "
+                         f"_ . - only): hakeep names it {cluster['name']}-{name}, and keepalived takes a renamed "
+                         "instance for a new one, so the first deploy moves that VIP (a failover)")
+        priorities = {}
+        for lb in lbs:
+            theirs = next((x for x in lb.values.keepalived.get("extra_vips", []) if x["instance"] == instance), None)
+            if theirs is None:
+                notes.append(f"{lb.name}: has no vrrp_instance {instance} ({ref.name}'s VIP {extra['vip']}); the "
+                             "inventory gives it the default priority 100 for it")
+            priorities[lb.name] = theirs["priority"] if theirs else DEFAULT_PRIORITY
+        table["priorities"] = priorities
+        tables.append(table)
+    return tables
+
+
+def _vip(ref: LiveLB, notes: list[str], text: str | None = None, where: str | None = None) -> ipaddress.IPv4Interface:
+    """The VIP (the first instance's, or ``text`` at ``where``) with its subnet's prefix."""
+    text = ref.values.keepalived["vip"] if text is None else text
     try:
         vip = ipaddress.IPv4Interface(text)
     except ValueError:
-        raise UsageError(f"{ref.name}:{ref.values.keepalived.get('vip_where', '')}: virtual_ipaddress {text}: "
+        raise UsageError(f"{ref.name}:{where or ref.values.keepalived.get('vip_where', '')}: virtual_ipaddress {text}: "
                          "not an IPv4 address (hakeep manages an IPv4 VIP)") from None
     if "/" not in text or vip.network.prefixlen == 32:  # hakeep needs the LB subnet's prefix
         own = next((ipaddress.IPv4Interface(cidr) for _, cidr in ref.addresses

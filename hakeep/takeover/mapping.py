@@ -72,7 +72,8 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
     if not instances:
         raise ParseError(f"{host}:{root.file}: no vrrp_instance: this is not a keepalived VIP pair")
     chosen = next((i for i in instances if i.last("virtual_ipaddress")), instances[0])
-    _keepalived_others(host, root, chosen, values)
+    extra = [i for i in instances if i is not chosen and i.last("virtual_ipaddress") and i.args]
+    _keepalived_others(host, root, [chosen, *extra], values)
     ka, own = values.keepalived, values.own
     ka["instance"] = chosen.args[0] if chosen.args else ""
     carried = values.carried
@@ -87,8 +88,8 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
     ka["vip_where"] = first.where
     if first.args:
         note(first, f"options of the VIP ({' '.join(first.args)}): hakeep puts the VIP on the LB's interface")
-    for extra in addresses[1:]:
-        note(extra, "another virtual address: hakeep manages one VIP")
+    for more in addresses[1:]:
+        note(more, "another virtual address in one instance: hakeep puts one VIP in each")
     ka["virtual_router_id"] = _int(host, chosen.last("virtual_router_id"))
     ka["advert_int"] = _number(host, chosen.last("advert_int"))
     _preemption(host, chosen, values)
@@ -102,6 +103,51 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
     peers = chosen.last("unicast_peer")
     own["unicast_peers"] = [p.keyword for p in peers.children or ()] if peers else None
     carried.extend(p.where for p in (peers.children or () if peers else ()))
+    ka["extra_vips"] = [_extra_instance(host, i, chosen, values) for i in extra]
+
+
+_SHARED = ("interface", "advert_int", "authentication", "nopreempt", "preempt", "preempt_delay")
+
+
+def _extra_instance(host: str, inst: Node, chosen: Node, values: HostValues) -> dict[str, Any]:
+    """Another instance with a VIP: a [[vip]] table (its VIP, VRID, name and this host's priority);
+    what hakeep shares across VIPs (interface, advert_int, password, preemption) is the first's."""
+    note, replaced = noter(host, values.unmapped), noter(host, values.replaced)
+    values.carried.append(inst.where)
+    addresses = list(inst.last("virtual_ipaddress").children or ())  # type: ignore[union-attr]
+    if not addresses:
+        raise ParseError(f"{host}:{inst.where}: vrrp_instance {' '.join(inst.args)} has no virtual_ipaddress")
+    for c in inst.children or ():
+        if c.keyword in ("virtual_router_id", "priority", "virtual_ipaddress", "unicast_src_ip", "unicast_peer"):
+            values.carried.append(c.where)
+            if c.keyword == "unicast_peer":  # (the first instance's peers are the ones carried)
+                values.carried.extend(p.where for p in c.children or ())
+        elif c.keyword in _SHARED:
+            if _dump(c) == _dump(chosen.last(c.keyword)):
+                values.carried.extend([c.where, *(x.where for x in c.children or ())])
+            else:
+                note(c, f"in vrrp_instance {inst.args[0]}: hakeep gives every VIP the first one's {c.keyword} "
+                        f"(vrrp_instance {chosen.args[0] if chosen.args else ''}'s)")
+        elif c.keyword == "state":
+            replaced(c, "hakeep starts every LB as BACKUP: the highest priority wins the election")
+        elif c.keyword == "track_script":
+            replaced(c, "hakeep tracks its own haproxy check")
+        else:
+            note(c, f"in vrrp_instance {inst.args[0]}: no equivalent in hakeep")
+    values.carried.append(addresses[0].where)
+    for more in addresses[1:]:
+        note(more, "another virtual address in one instance: hakeep puts one VIP in each")
+    state = inst.last("state")
+    priority = _int(host, inst.last("priority")) or (255 if state and state.args[:1] == ("MASTER",) else 100)
+    return {"instance": inst.args[0], "vip": addresses[0].keyword, "where": addresses[0].where,
+            "virtual_router_id": _int(host, inst.last("virtual_router_id")), "priority": min(priority, 254)}
+
+
+def _dump(node: Node | None) -> Any:
+    """A statement with its arguments and children, comparable (where it stands left out)."""
+    if node is None:
+        return None
+    return (node.keyword, tuple(node.args), tuple(_dump(c) for c in node.children or ()))
 
 
 def _instance_statements(host: str, chosen: Node, values: HostValues) -> None:
@@ -162,11 +208,11 @@ def _authentication(host: str, auth: Node | None, values: HostValues) -> None:
         values.secrets["vrrp"] = _one(host, password)
 
 
-def _keepalived_others(host: str, root: Node, chosen: Node, values: HostValues) -> None:
-    """Every top-level statement but the VIP's vrrp_instance: replaced by hakeep's own, or unmapped."""
+def _keepalived_others(host: str, root: Node, chosen: list[Node], values: HostValues) -> None:
+    """Every top-level statement but the VIPs' vrrp_instances: replaced by hakeep's own, or unmapped."""
     note, replaced = noter(host, values.unmapped), noter(host, values.replaced)
     for top in root.children or ():
-        if top is chosen:
+        if any(top is c for c in chosen):
             continue
         if top.keyword == "global_defs":
             values.carried.append(top.where)  # (a container: each of its statements is named below)
@@ -179,7 +225,7 @@ def _keepalived_others(host: str, root: Node, chosen: Node, values: HostValues) 
         elif top.keyword == "vrrp_script":
             replaced(top, "hakeep checks haproxy with its own script (hakeep-check-haproxy.sh, weight -N)")
         elif top.keyword == "vrrp_instance":
-            note(top, "a second VRRP instance: hakeep manages one VIP")
+            note(top, "a VRRP instance without a VIP (or a name): no equivalent in hakeep")
         else:
             note(top, "no equivalent in hakeep")
 

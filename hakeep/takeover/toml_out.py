@@ -5,6 +5,7 @@ its own way, what it does not carry and where the LBs disagree; then the tables,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ def render(imported: Imported, *, sources: Sequence[str], when: str, secrets_wri
     doc = imported.doc
     out.append("")
     out += _table("cluster", doc["cluster"])
+    for vip in doc.get("vip", []):
+        out += _table("vip", vip, array=True)
     if doc.get("ssh"):
         out += _table("ssh", doc["ssh"])
     if doc.get("haproxy"):
@@ -58,7 +61,12 @@ def _table(name: str, values: dict[str, Any], *, array: bool = False) -> list[st
 
 
 def _inline(values: dict[str, Any]) -> str:
-    return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in values.items()) + " }"
+    return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in values.items()) + " }"
+
+
+def _key(key: str) -> str:
+    """A bare key where TOML takes one (an LB name with a dot would be a dotted key), else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _value(key)
 
 
 def _value(value: Any) -> str:

@@ -191,15 +191,18 @@ def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], fi
     if any(o.status is Outcome.FAILED for o in outcomes):
         return exitcodes.FAILED
     if final is not None and not final.ok:
-        if final.outside:
-            output.error(HakeepError(f"split brain outside the set: a host that is no LB of this inventory answers "
-                                     f"for the VIP too: {', '.join(final.outside)}",
-                                     hint="find that host by its MAC and remove the VIP from it (a dropped LB: stop "
-                                          "its keepalived)"))
-        else:
-            want = "exactly one LB" if final.expect_vip else "no LB"
-            output.error(HakeepError(f"the VIP should be on {want}; it is on {len(final.holders)} "
-                                     f"({', '.join(final.holders) or 'none'}), or a frontend does not answer",
-                                     hint="check VRRP between the LBs (IP protocol 112) and the units' logs"))
+        for name, check in [("", final), *((f" {n} ({a})", c) for n, a, c in final.others)]:
+            if check.own_ok:
+                continue
+            if check.outside:
+                output.error(HakeepError(f"split brain outside the set: a host that is no LB of this inventory "
+                                         f"answers for the VIP{name} too: {', '.join(check.outside)}",
+                                         hint="find that host by its MAC and remove the VIP from it (a dropped LB: "
+                                              "stop its keepalived)"))
+            else:
+                want = "exactly one LB" if check.expect_vip else "no LB"
+                output.error(HakeepError(f"the VIP{name} should be on {want}; it is on {len(check.holders)} "
+                                         f"({', '.join(check.holders) or 'none'}), or a frontend does not answer",
+                                         hint="check VRRP between the LBs (IP protocol 112) and the units' logs"))
         return exitcodes.FAILED
     return exitcodes.OK

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from hakeep.hosts.remote import Transport
     from hakeep.inventory.model import Frontend, Inventory, LoadBalancer
@@ -72,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hakeep.cli import exitcodes, jsondoc, output, views
     from hakeep.inventory.load import load_inventory
-    from hakeep.ops.drill import DrillRefused, Mode, run_drill
-    from hakeep.ops.probe import Prober, reachable
+    from hakeep.ops.drill import DrillError, DrillRefused, Mode
+    from hakeep.ops.probe import reachable
     from hakeep.ops.status import PairStatus, Verdict, survey
     from hakeep.run.session import open_session
 
@@ -104,44 +104,83 @@ def run(args: argparse.Namespace) -> int:
             output.error(DrillRefused(f"drill refused: the pair is {pair.verdict.value}; a drill now would be an "
                                       "outage", hint="`hakeep status` says why; fix that first"))
             return exitcodes.VERDICTS[pair.verdict]
-        for view in views_:
+        for view in views_:  # every check that can refuse, before anything changes
             vip, name = str(view.cluster.vip.ip), view.cluster.vip_name
-            ports = tuple(fe.port for fe in view.frontends)
-            probe_port = watched.port if watched is not None else ports[0]
+            probe_port = watched.port if watched is not None else view.frontends[0].port
             if (args.probe or watched is not None) and not reachable(vip, probe_port):
                 return refuse(f"{'--probe' if watched is None else 'the probe'}: {vip}:{probe_port}"
                               f"{f' (VIP {name})' if inv.extra_vips else ''} does not answer from this machine",
                               "run the drill where the VIP is reachable (where clients are)")
-            holder = next(p for p in pair.every_vip if p.name == name).holders[0]
-            if watched is not None:
-                try:
-                    result = _watch(session.transports, args, watched, vip, holder=holder, limit_s=limit_s)
-                except DrillRefused as exc:
-                    return refuse(exc.message, exc.hint or "")
-                results.append(dataclasses.replace(result, vip=name))
-                if not args.json:
-                    output.out().print(views.drill_line(result))
-            for n in range(1, args.rounds + 1 if watched is None else 1):
-                lb = inv.lb(holder)
-                if mode is Mode.LINK and not args.allow_ssh_loss and (why := _cuts_ssh(session, lb)):
-                    return refuse(why, "the host's timer brings the link back by itself: pass --allow-ssh-loss to "
-                                       "go ahead, or reach the LB by another path")
-                try:
-                    result = run_drill(session.transports, vip, ports, mode=mode, interface=lb.interface,
-                                       link_s=link_s, limit_s=limit_s,
-                                       probe=Prober(vip, ports[0]) if args.probe else None,
-                                       round_no=n, timeout_s=max(30.0, link_s + 20), failback_s=_failback_wait(inv))
-                except DrillRefused as exc:
-                    return refuse(exc.message, exc.hint or "")
-                results.append(dataclasses.replace(result, vip=name))
-                document()
-                holder = result.final_holder or holder
-                if not args.json:
-                    output.out().print(views.drill_line(result))
+        # a link drill takes the holder's interface down: with several VIPs any LB may hold one by then
+        at_risk = [inv.lb(h) for h in pair.holders] if not inv.extra_vips else list(inv.lbs)
+        if mode is Mode.LINK and not args.allow_ssh_loss and (why := next(
+                (w for lb in at_risk if (w := _cuts_ssh(session, lb))), "")):
+            return refuse(why, "the host's timer brings the link back by itself: pass --allow-ssh-loss to go ahead, "
+                               "or reach the LB by another path")
+        try:
+            for view in views_:
+                _drill_vip(session, args, view, (mode, link_s, limit_s), watched=watched, results=results,
+                           document=document)
+        except DrillRefused as exc:  # a VIP without exactly one holder when its turn came
+            if not results:
+                return refuse(exc.message, exc.hint or "")
+            output.error(DrillError(f"drill stopped: {exc.message}", hint=exc.hint))
+            document()
+            if not args.json:
+                _report(results, mode.value, limit_s)
+            return exitcodes.FAILED
     document(finished=True)
     if not args.json:
         _report(results, mode.value, limit_s)
     return exitcodes.OK if all(r.ok for r in results) else exitcodes.FAILED
+
+
+def _drill_vip(session: Session, args: argparse.Namespace, view: Inventory, settings: tuple[Mode, float, float], *,
+               watched: Frontend | None, results: list[DrillResult], document: Callable[[], None]) -> None:
+    """Every round for one VIP, from the LB that holds it now (an earlier VIP's rounds may have moved it)."""
+    from hakeep.cli import output, views
+    from hakeep.ops.drill import run_drill
+    from hakeep.ops.probe import Prober
+
+    mode, link_s, limit_s = settings
+    vip, name = str(view.cluster.vip.ip), view.cluster.vip_name
+    ports = tuple(fe.port for fe in view.frontends)
+    holder = _settled_holder(session.transports, vip, _failback_wait(view))
+    if watched is not None:
+        result = dataclasses.replace(_watch(session.transports, args, watched, vip, holder=holder, limit_s=limit_s),
+                                     vip=name)
+        results.append(result)
+        if not args.json:
+            output.out().print(views.drill_line(result))
+        return
+    for n in range(1, args.rounds + 1):
+        lb = view.lb(holder)
+        result = dataclasses.replace(run_drill(
+            session.transports, vip, ports, mode=mode, interface=lb.interface, link_s=link_s, limit_s=limit_s,
+            probe=Prober(vip, ports[0]) if args.probe else None, round_no=n, timeout_s=max(30.0, link_s + 20),
+            failback_s=_failback_wait(view)), vip=name)
+        results.append(result)
+        document()
+        holder = result.final_holder or holder
+        if not args.json:
+            output.out().print(views.drill_line(result))
+
+
+def _settled_holder(transports: Mapping[str, Transport], vip: str, wait_s: float) -> str:
+    """The one LB holding ``vip``, waiting up to ``wait_s`` for a VIP still moving back to settle."""
+    import time
+
+    from hakeep.ops.drill import DrillRefused, holders_of, where
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        now = holders_of(where(transports, vip))
+        if len(now) == 1:
+            return str(now[0])
+        if time.monotonic() > deadline:
+            raise DrillRefused(f"the VIP {vip} is on {len(now)} LBs ({', '.join(now) or 'none'}); a drill needs "
+                               "exactly one holder", hint="run `hakeep status` and fix that first")
+        time.sleep(0.25)
 
 
 def _report(results: list[DrillResult], mode: str, limit_s: float) -> None:
@@ -195,7 +234,10 @@ def _targets(inv: Inventory, args: argparse.Namespace, watched: Frontend | None)
         return views_
     if args.vip is not None and not views_[0].frontends:
         raise UsageError(f"--vip {args.vip}: it serves no frontend; nothing answers through it to time")
-    return [v for v in views_ if v.frontends]
+    served = [v for v in views_ if v.frontends]
+    if not served:
+        raise UsageError("no VIP serves a frontend: nothing answers through one to time")
+    return served
 
 
 def _failback_wait(inv: Inventory) -> float:

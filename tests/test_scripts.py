@@ -174,7 +174,8 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
                      CA_DIR=str(tmp_path / "ca"), UNITS=["hakeep-test-no-such-unit"], STATE_FILE=str(state),
                      STATS_SOCKET=[str(tmp_path / "absent.sock"), str(stale), str(stats_socket)],
                      LOCK_OWNER=str(owner), RELEASES=str(releases),
-                     PROBE_VIP="1", HAPROXY_CONFIG=str(tmp_path / "absent"), VRRP_UNIT="hakeep-test-no-such-unit",
+                     PROBE_VIP="1", PORTS=[], HAPROXY_CONFIG=str(tmp_path / "absent"),
+                     VRRP_UNIT="hakeep-test-no-such-unit",
                      KA_DATA=str(tmp_path / "absent"),  # never asks this machine's systemd about its own units
                      PACKAGES=["sh", "hakeep-test-no-such-package"])
     done = run_script(script, stdin="0123abcd\n")
@@ -188,6 +189,9 @@ def test_the_facts_script_reads_a_temporary_root(tmp_path: Path, stats_socket: P
     assert f.for_vip("127.0.0.1", "other").holds_vip
     assert not f.for_vip("127.0.0.4", "other").holds_vip
     assert f.for_vip("127.0.0.3", "other") is f  # the first VIP: these facts as they are
+    # the other VIPs are probed too (who answers ARP for each on IFACE), each line under its own VIP
+    assert [a.own for a in f.for_vip("127.0.0.4", "other").vip_arp][:1] == [True]
+    assert f.vip_arp == () or all(a.vantage == "local" for a in f.vip_arp)
     live = f.file(str(cfg))
     assert (live.exists, live.mode, live.content) == (True, 0o640, b"global\n    daemon\n")
     assert not f.file(str(absent)).exists

@@ -239,3 +239,22 @@ def test_status_takes_the_worst_verdict_and_names_the_vip_of_each_reason() -> No
     assert both.others == (ingress,)
     assert both.reasons[0].startswith(f"VIP ingress (10.220.62.34): the VIP is on {LEFT}, {RIGHT} at once")
     assert combine([api]) is api
+
+
+def test_preflight_sees_a_foreign_host_on_another_vip(tmp_path: Path) -> None:
+    """A second VIP's address answered for by a host outside the set is refused before any change."""
+    from tests.test_plan import plan_members
+
+    inv, hosts = _plan_inputs(tmp_path)
+    probe = ("mac=52:54:00:00:00:32", "arp=52:54:00:00:00:99 ip=10.220.62.99")
+    hosts[LEFT] = dataclasses.replace(hosts[LEFT], extra_vip_on={"10.220.62.34": ()},
+                                      extra_vip_probe={"10.220.62.34": probe})
+    plan = plan_members(inv, hosts)
+    want = ("split brain outside the inventory: a host that is no LB of this inventory answers ARP for the VIP "
+            "10.220.62.34 too: MAC 52:54:00:00:00:99 (10.220.62.99)")
+    assert any(e.startswith(want) for e in plan.errors), plan.errors
+    # and one that answers while no LB holds it
+    hosts[RIGHT] = dataclasses.replace(hosts[RIGHT], extra_vip_on={"10.220.62.34": ()})
+    hosts[LEFT] = dataclasses.replace(hosts[LEFT], extra_vip_probe={"10.220.62.34": ("answers",)})
+    plan = plan_members(inv, hosts)
+    assert "the VIP 10.220.62.34 answers but no LB holds it: another host uses this address" in plan.errors

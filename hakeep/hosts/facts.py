@@ -123,6 +123,7 @@ class HostFacts:
     # the services haproxy -vv lists ("prometheus-exporter", ...); None: haproxy not installed or not said
     haproxy_services: tuple[str, ...] | None = None
     extra_vip_on: dict[str, tuple[str, ...]] = field(default_factory=dict)  # another VIP -> interfaces here
+    extra_vip_probe: dict[str, tuple[str, ...]] = field(default_factory=dict)  # another VIP -> its probe's lines
     vrrp_states: dict[str, str] = field(default_factory=dict)  # instance -> state, as keepalived reports it
 
     def for_vip(self, address: str, instance: str) -> HostFacts:
@@ -131,8 +132,10 @@ class HostFacts:
         if address not in self.extra_vip_on:  # the first VIP: its instance's state, whatever order keepalived says
             state = self.vrrp_states.get(instance)
             return self if not state or state == self.vrrp_state else replace(self, vrrp_state=state)
-        return replace(self, vip_on=self.extra_vip_on[address], vip_probe="", vip_arp=(), vip_ports={},
-                       vrrp_state=self.vrrp_states.get(instance, ""))
+        probe = self.extra_vip_probe.get(address, ())
+        return replace(self, vip_on=self.extra_vip_on[address], vip_ports={},
+                       vip_probe=next((w for w in probe if w in ("answers", "silent")), ""),
+                       vip_arp=parse_arp(self.host, "\n".join(probe)), vrrp_state=self.vrrp_states.get(instance, ""))
 
     @property
     def holds_vip(self) -> bool:
@@ -268,6 +271,7 @@ def _parse(host: str, sections: Sequence[tuple[str, list[str]]]) -> HostFacts:
         candidates=parse_candidates(simple.get("candidates", [])),
         haproxy_services=parse_services(simple.get("haproxy_services", [])),
         extra_vip_on=extra_vip_on, vrrp_states=keepalived.states(ka_running),
+        extra_vip_probe=_by_vip(simple.get("vip_probe", [])),
         iface_present=bool(iface_lines) and iface_lines != ["missing"],
         iface_addresses=parse_iface_addresses(iface_lines),
         vip_on=tuple(line.strip() for line in simple.get("vip", []) if line.strip()),
@@ -337,3 +341,13 @@ def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:
     return UnitFact(name=name, loaded=kv.get("LoadState") == "loaded", active=kv.get("ActiveState", ""),
                     enabled=kv.get("UnitFileState", ""), main_pid=int(pid) if pid.isdigit() else 0,
                     restarts=int(restarts) if restarts.isdigit() else 0, active_for_s=active_for)
+
+
+def _by_vip(lines: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The other VIPs' probe lines (``xvip=ADDRESS rest``), each VIP's without its prefix."""
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("xvip="):
+            address, _, rest = line[5:].partition(" ")
+            out.setdefault(address, []).append(rest.strip())
+    return {a: tuple(v) for a, v in out.items()}

@@ -104,26 +104,33 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
                     who = li.process or "another program"
                     errors.append(f"{lb.name}: port {port} ({what}) is already held by {who} on {li.address}")
                     break
-    holders = [n for n, f in facts.items() if f.holds_vip]
-    absent = [lb for lb in inv.lbs if lb.name not in facts]  # unreachable: any answer may be theirs
-    claims = arp.outside((a for f in facts.values() for a in f.vip_arp), members=set(facts),
-                         excused={str(lb.address) for lb in absent}, anonymous_excused=bool(absent))
-    if claims:
-        errors.append(f"split brain outside the inventory: a host that is no LB of this inventory answers ARP for "
-                      f"the VIP {vip} too: {arp.describe(claims)}; take the VIP off that host (ip addr del, or stop "
-                      "its keepalived) or, if it is an LB of this set, name it in the inventory")
-    elif not holders and any(f.vip_probe == "answers" for f in facts.values()):
-        if gone:
-            warnings.append(f"the VIP {vip} answers but no reachable LB holds it: maybe {', '.join(gone)} does")
-        else:
-            errors.append(f"the VIP {vip} answers but no LB holds it: another host uses this address")
-    for v in inv.vips:
-        on = holders if v.address == inv.cluster.vip else [n for n, f in facts.items()
-                                                             if f.for_vip(str(v.address.ip), v.instance).holds_vip]
-        if len(on) > 1:
-            warnings.append(f"the VIP {v.address.ip} is on {len(on)} LBs at once ({', '.join(on)}): split brain, "
-                            "usually VRRP (IP protocol 112) blocked between them")
+    _vip_checks(inv, facts, gone, errors, warnings)
     return errors, warnings
+
+
+def _vip_checks(inv: Inventory, facts: Mapping[str, HostFacts], gone: Mapping[str, str], errors: list[str],
+                warnings: list[str]) -> None:
+    """Each VIP: a host outside the set answering ARP for it, an address some other host uses, a
+    VIP on two LBs."""
+    absent = [lb for lb in inv.lbs if lb.name not in facts]  # unreachable: any answer may be theirs
+    for v in inv.vips:  # each VIP as its facts say (the first's: as gathered; the others': for_vip)
+        seen = {n: f.for_vip(str(v.address.ip), v.instance) for n, f in facts.items()}
+        vip = str(v.address.ip)
+        holders = [n for n, f in seen.items() if f.holds_vip]
+        claims = arp.outside((a for f in seen.values() for a in f.vip_arp), members=set(seen),
+                             excused={str(lb.address) for lb in absent}, anonymous_excused=bool(absent))
+        if claims:
+            errors.append(f"split brain outside the inventory: a host that is no LB of this inventory answers ARP "
+                          f"for the VIP {vip} too: {arp.describe(claims)}; take the VIP off that host (ip addr del, "
+                          "or stop its keepalived) or, if it is an LB of this set, name it in the inventory")
+        elif not holders and any(f.vip_probe == "answers" for f in seen.values()):
+            if gone:
+                warnings.append(f"the VIP {vip} answers but no reachable LB holds it: maybe {', '.join(gone)} does")
+            else:
+                errors.append(f"the VIP {vip} answers but no LB holds it: another host uses this address")
+        if len(holders) > 1:
+            warnings.append(f"the VIP {vip} is on {len(holders)} LBs at once ({', '.join(holders)}): split brain, "
+                            "usually VRRP (IP protocol 112) blocked between them")
 
 
 def _selected(inv: Inventory, limit: Sequence[str] | None) -> list[str]:

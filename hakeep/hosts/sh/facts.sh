@@ -35,6 +35,12 @@ if [ "$PROBE_VIP" = 1 ] && hk_probe=$(mktemp 2>/dev/null); then
         for port in $PORTS; do
             (hk_port_open "$VIP_IP" "$port" 0.5 && echo "port=$port:open" || echo "port=$port:closed") &
         done
+        for v in $EXTRA_VIPS; do  # the other VIPs: who answers ARP for each, and does it answer (xvip=V ...)
+            [ -d "/sys/class/net/$IFACE" ] && { hk_vip_arp "$IFACE" "$v" | sed "s|^|xvip=$v |"; } &
+            if [ -z "$(hk_vip_interfaces "$v")" ] && command -v ping >/dev/null 2>&1; then
+                (if ping -c 1 -W 0.5 "$v" >/dev/null 2>&1; then echo "xvip=$v answers"; else echo "xvip=$v silent"; fi) &
+            fi
+        done
         wait
     } > "$hk_probe" 2>/dev/null &
 fi

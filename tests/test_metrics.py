@@ -254,3 +254,17 @@ def test_two_instances_keep_their_own_records_and_files(tmp_path: Path) -> None:
                     if s.name == "hakeep_vrrp_state" and s.value == 1.0)
 
     assert (on("devops-api"), on("devops-ingress")) == ("MASTER", "BACKUP")
+
+
+def test_metrics_turned_off_and_on_again_follow_the_newer_record(tmp_path: Path) -> None:
+    """Meanwhile only the shared record was kept (the script without metrics): a reload takes it, not
+    the instance's own record left from before."""
+    textfiles, state = tmp_path / "textfiles", tmp_path / "vrrp-state"
+    with_metrics = text(host(load(tmp_path, metrics_doc(str(textfiles)))), NOTIFY_SCRIPT)
+    without = text(host(load(tmp_path, base_doc())), NOTIFY_SCRIPT)
+    with_metrics, without = (t.replace(VRRP_STATE_FILE, str(state)) for t in (with_metrics, without))
+    run_notify(with_metrics, tmp_path, "INSTANCE", "devops-vip", "MASTER", "101")
+    run_notify(without, tmp_path, "INSTANCE", "devops-vip", "BACKUP", "100")
+    assert run_notify(with_metrics, tmp_path, "HAKEEP", "devops-vip", "SYNC", "0").returncode == 0
+    got = samples((textfiles / "hakeep_vrrp_devops-vip.prom").read_text())
+    assert (got["hakeep_vrrp_state", "BACKUP"], got["hakeep_vrrp_priority", ""]) == (1.0, 100.0)

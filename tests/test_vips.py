@@ -258,3 +258,58 @@ def test_preflight_sees_a_foreign_host_on_another_vip(tmp_path: Path) -> None:
     hosts[LEFT] = dataclasses.replace(hosts[LEFT], extra_vip_probe={"10.220.62.34": ("answers",)})
     plan = plan_members(inv, hosts)
     assert "the VIP 10.220.62.34 answers but no LB holds it: another host uses this address" in plan.errors
+
+
+def test_a_rollback_proves_each_vip_with_the_ports_the_restored_config_binds_to_it(tmp_path: Path) -> None:
+    """The restored haproxy.cfg says which VIP serves a port (not today's inventory); a VIP the restored
+    keepalived.conf does not have is not proved."""
+    from hakeep.hosts.facts import FileFact
+    from hakeep.layout import HAPROXY_CFG, KEEPALIVED_CONF
+    from hakeep.plan.planner import build_rollback_plan
+    from tests.fakes import facts, with_files
+    from tests.test_releases import manifest
+
+    inv = load(tmp_path, two_vips())
+    old_cfg = b"frontend a\n    bind 10.220.62.31:6443\n    bind 10.220.62.31:30080\n"
+    old_ka = b"vrrp_instance devops-api {\n    virtual_ipaddress {\n        10.220.62.31/24 dev ens192\n    }\n}\n"
+    rid = "20261102T000000Z-bbbbbb"
+
+    def host(name: str, address: str, ka: bytes) -> Any:
+        f = with_files(facts(name, address), {HAPROXY_CFG: (b"# now\n", 0o644), KEEPALIVED_CONF: (b"# now\n", 0o600)})
+        rel = manifest(rid, {HAPROXY_CFG: old_cfg, KEEPALIVED_CONF: ka}, {HAPROXY_CFG: b"# now\n",
+                                                                            KEEPALIVED_CONF: b"# now\n"},
+                       units={"haproxy": "active", "keepalived": "active"})
+        return dataclasses.replace(f, releases={rid: rel}, release_files={
+            (rid, HAPROXY_CFG): FileFact(HAPROXY_CFG, True, 0o644, "root", "root", None, old_cfg),
+            (rid, KEEPALIVED_CONF): FileFact(KEEPALIVED_CONF, True, 0o644, "root", "root", None, ka)})
+
+    plan = build_rollback_plan(inv, {LEFT: host(LEFT, "10.220.62.32", old_ka),
+                                     RIGHT: host(RIGHT, "10.220.62.33", old_ka)},
+                               to=None, release_id="20261104T000000Z-dddddd", now="t", operator="op")
+    assert plan.errors == (), plan.errors
+    assert (plan.proof.vip, plan.proof.ports) == ("10.220.62.31", (6443, 30080))
+    assert plan.extra_proofs == ()  # the restored config has no ingress VIP
+    both = old_ka + (b"vrrp_instance devops-ingress {\n    virtual_ipaddress {\n        10.220.62.34/24 dev ens192\n"
+                     b"    }\n}\n")
+    plan = build_rollback_plan(inv, {LEFT: host(LEFT, "10.220.62.32", both), RIGHT: host(RIGHT, "10.220.62.33", both)},
+                               to=None, release_id="20261104T000000Z-dddddd", now="t", operator="op")
+    [(name, other)] = plan.extra_proofs
+    assert (name, other.vip, other.ports) == ("ingress", "10.220.62.34", ())
+
+
+def test_a_vrrp_identity_change_is_found_by_instance_name(tmp_path: Path) -> None:
+    from hakeep.plan.planner import _vrrp_identity_change
+    from tests.test_plan import SECRETS, deployed
+
+    inv = load(tmp_path, two_vips())
+    live = deployed(inv, LEFT, "10.220.62.32")
+    doc = two_vips()
+    doc["vip"].insert(0, {"name": "web", "address": "10.220.62.40/24", "virtual_router_id": 62})
+    (tmp_path / "b").mkdir()
+    added = render_all(load(tmp_path / "b", doc), SECRETS)[LEFT]
+    assert _vrrp_identity_change(live, added) == []  # a VIP added in front: the others unchanged
+    doc = two_vips()
+    doc["vip"][1]["virtual_router_id"] = 70
+    (tmp_path / "c").mkdir()
+    changed = render_all(load(tmp_path / "c", doc), SECRETS)[LEFT]
+    assert _vrrp_identity_change(live, changed) == ["virtual_router_id"]

@@ -127,15 +127,16 @@ class HostFacts:
     vrrp_states: dict[str, str] = field(default_factory=dict)  # instance -> state, as keepalived reports it
 
     def for_vip(self, address: str, instance: str) -> HostFacts:
-        """These facts as seen from another VIP (its holder and its instance's state; its probes are
-        status' own, so none here)."""
+        """These facts as seen from one VIP: its holder, its instance's state, who answers ARP for it and
+        whether it answers (its ports are tried by status and the deploy's proof, not here)."""
         if address not in self.extra_vip_on:  # the first VIP: its instance's state, whatever order keepalived says
             state = self.vrrp_states.get(instance)
             return self if not state or state == self.vrrp_state else replace(self, vrrp_state=state)
         probe = self.extra_vip_probe.get(address, ())
         return replace(self, vip_on=self.extra_vip_on[address], vip_ports={},
                        vip_probe=next((w for w in probe if w in ("answers", "silent")), ""),
-                       vip_arp=parse_arp(self.host, "\n".join(probe)), vrrp_state=self.vrrp_states.get(instance, ""))
+                       vip_arp=tuple(sorted(parse_arp(self.host, "\n".join(probe)), key=lambda a: not a.own)),
+                       vrrp_state=self.vrrp_states.get(instance, ""))
 
     @property
     def holds_vip(self) -> bool:

@@ -23,7 +23,7 @@ from hakeep.plan.hostplan import Meta, decommission_plan, host_plan
 from hakeep.plan.members import Member, dropped, joining, matches
 from hakeep.plan.releases import History, ReleaseError, ReleaseKind, restored_files, rollback_target
 from hakeep.plan.steps import Plan, Proof
-from hakeep.plan.targets import deploy_target, gate_wait, restore_target
+from hakeep.plan.targets import deploy_target, gate_wait, restore_target, restored_binds
 from hakeep.render.files import HostFiles
 
 
@@ -209,6 +209,7 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
     running_after: list[bool] = []
     all_ports: set[int] = set()
     restored_vrrp: list[bytes] = []
+    binds: set[tuple[str, int]] = set()  # (address or "*", port) the restored haproxy.cfg files bind
     for lb in rollout_order(inv.lbs, facts):
         if lb.name not in names:
             continue
@@ -223,12 +224,14 @@ def build_rollback_plan(inv: Inventory, facts: Mapping[str, HostFacts], *, to: s
         running_after.append(target.running[KEEPALIVED.name])
         all_ports.update(target.ports)
         restored_vrrp += [mf.content for mf in files if mf.path == KEEPALIVED_CONF]
+        binds.update(restored_binds(files))
         hosts.append(host_plan(meta, lb.name, f, hist, target, report_drift=False))
-    # each VIP with the restored ports it serves (a port bound to another VIP does not answer on it)
+    # each VIP with the restored ports it serves (as the restored files bind them: "*" or its address)
     views = [inv.for_vip(v.name) for v in inv.vips if v.address == inv.cluster.vip  # the others: where restored
              or any(f" {v.address.ip}/".encode() in conf for conf in restored_vrrp)] if inv.extra_vips else [inv]
-    proofs = [(w.cluster.vip_name, proof(w, sorted(all_ports & {fe.port for fe in w.frontends}) if inv.extra_vips
-                                         else sorted(all_ports), expect_vip=any(running_after))) for w in views]
+    proofs = [(w.cluster.vip_name, proof(w, sorted({p for a, p in binds if a in ("*", str(w.cluster.vip.ip))})
+                                         if inv.extra_vips else sorted(all_ports), expect_vip=any(running_after)))
+              for w in views]
     return Plan(release_id=release_id, kind=ReleaseKind.ROLLBACK, hosts=tuple(hosts), proof=proofs[0][1],
                 errors=tuple(errors), warnings=tuple(warnings), extra_proofs=tuple(proofs[1:]))
 
@@ -273,8 +276,16 @@ def _vrrp_identity_change(f: HostFacts, want: HostFiles) -> list[str]:
     old = live.content.decode("utf-8", "replace")
     new = want.file(KEEPALIVED_CONF).content.decode("utf-8", "replace")
     out = []
-    for name, pattern in _VRRP_KEYS.items():  # each instance's, in order (a VIP added or removed changes none)
-        a, b = re.findall(pattern, old), re.findall(pattern, new)
-        if any(x != y for x, y in zip(a, b, strict=False)):
-            out.append(name)
+    before, after = _instances(old), _instances(new)
+    for name, pattern in _VRRP_KEYS.items():  # each instance's, by name (one added or removed changes none)
+        for inst in before.keys() & after.keys():
+            a, b = re.search(pattern, before[inst]), re.search(pattern, after[inst])
+            if a and b and a.group(1) != b.group(1) and name not in out:
+                out.append(name)
     return out
+
+
+def _instances(conf: str) -> dict[str, str]:
+    """keepalived.conf's vrrp_instance blocks by name (each to the next top-level block)."""
+    parts = re.split(r"^vrrp_instance\s+(\S+)\s*\{", conf, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}

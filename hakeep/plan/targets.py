@@ -102,6 +102,17 @@ def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool, desired: HostFile
 
 
 _BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
+_BIND_ADDRESS = re.compile(r"^\s*bind\s+(\S*?):(\d+)\b", re.MULTILINE)
+
+
+def restored_binds(files: Sequence[ManagedFile]) -> set[tuple[str, int]]:
+    """(address, port) of each frontend bind in a restored haproxy.cfg ("*" for every address)."""
+    for mf in files:
+        if mf.path == HAPROXY_CFG:
+            text = mf.content.decode("utf-8", "replace").split("\nfrontend hakeep-", 1)[0]
+            every = ("", "0.0.0.0")  # noqa: S104 (a bind read back, not one made)
+            return {(a if a not in every else "*", int(p)) for a, p in _BIND_ADDRESS.findall(text)}
+    return set()
 
 
 def restored_ports(files: Sequence[ManagedFile]) -> tuple[int, ...]:

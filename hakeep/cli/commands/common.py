@@ -191,7 +191,8 @@ def finish(args: argparse.Namespace, plan: Plan, outcomes: list[HostOutcome], fi
     if any(o.status is Outcome.FAILED for o in outcomes):
         return exitcodes.FAILED
     if final is not None and not final.ok:
-        for name, check in [("", final), *((f" {n} ({a})", c) for n, a, c in final.others)]:
+        first = f" {plan.vip}" if final.others else ""
+        for name, check in [(first, final), *((f" {n} ({a})", c) for n, a, c in final.others)]:
             if check.own_ok:
                 continue
             if check.outside:

@@ -5,10 +5,12 @@ makes it unhealthy (``--mode master-unhealthy``), counting what HTTP clients of 
 
 Refused (with the status verdict's exit code) unless the pair is healthy: a drill on a degraded pair
 is an outage; refused with exit 4 when --probe cannot reach the VIP or --mode link would cut hakeep's
-own path to the holder. Exit 0 when every round moved the VIP to exactly one other LB within
-``--max-seconds``, the frontends answered through it and the old holder came back (master-unhealthy:
-the master left rotation and came back, and clients saw bad answers for at most ``--max-seconds``);
-1 otherwise. The LBs are locked during the drill, like a deploy.
+own path to a holder (any LB's, when a later round or VIP may start from it). With several VIPs each
+is drilled in turn from its own holder (``--vip NAME``: one). Exit 0 when every round moved the VIP
+to exactly one other LB within ``--max-seconds``, the frontends answered through it and the old holder
+came back (master-unhealthy: the master left rotation and came back, and clients saw bad answers for
+at most ``--max-seconds``); 1 otherwise, also when a later VIP had no single holder at its turn. The
+LBs are locked during the drill, like a deploy.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
                 return refuse(f"{'--probe' if watched is None else 'the probe'}: {vip}:{probe_port}"
                               f"{f' (VIP {name})' if inv.extra_vips else ''} does not answer from this machine",
                               "run the drill where the VIP is reachable (where clients are)")
-        # a link drill takes the holder's interface down: with several VIPs any LB may hold one by then
-        at_risk = [inv.lb(h) for h in pair.holders] if not inv.extra_vips else list(inv.lbs)
+        # a link drill takes the holder's interface down: after the first round (without preemption, or
+        # with several VIPs) any LB may be the holder
+        at_risk = [inv.lb(h) for h in pair.holders] if not inv.extra_vips and args.rounds == 1 else list(inv.lbs)
         if mode is Mode.LINK and not args.allow_ssh_loss and (why := next(
                 (w for lb in at_risk if (w := _cuts_ssh(session, lb))), "")):
             return refuse(why, "the host's timer brings the link back by itself: pass --allow-ssh-loss to go ahead, "
@@ -145,7 +148,10 @@ def _drill_vip(session: Session, args: argparse.Namespace, view: Inventory, sett
     mode, link_s, limit_s = settings
     vip, name = str(view.cluster.vip.ip), view.cluster.vip_name
     ports = tuple(fe.port for fe in view.frontends)
-    holder = _settled_holder(session.transports, vip, _failback_wait(view))
+    prios = {lb.name: lb.priority for lb in view.lbs}  # (the view's: this VIP's priorities)
+    top = [n for n, p in prios.items() if p == max(prios.values())]
+    preferred = top[0] if view.cluster.preempt and len(top) == 1 else None
+    holder = _settled_holder(session.transports, vip, _failback_wait(view), preferred)
     if watched is not None:
         result = dataclasses.replace(_watch(session.transports, args, watched, vip, holder=holder, limit_s=limit_s),
                                      vip=name)
@@ -166,8 +172,9 @@ def _drill_vip(session: Session, args: argparse.Namespace, view: Inventory, sett
             output.out().print(views.drill_line(result))
 
 
-def _settled_holder(transports: Mapping[str, Transport], vip: str, wait_s: float) -> str:
-    """The one LB holding ``vip``, waiting up to ``wait_s`` for a VIP still moving back to settle."""
+def _settled_holder(transports: Mapping[str, Transport], vip: str, wait_s: float, preferred: str | None) -> str:
+    """The one LB holding ``vip``, waiting up to ``wait_s`` for a VIP still moving back to settle (to
+    ``preferred``, the LB that preempts it, when there is one; else any one holder)."""
     import time
 
     from hakeep.ops.drill import DrillRefused, holders_of, where
@@ -175,9 +182,10 @@ def _settled_holder(transports: Mapping[str, Transport], vip: str, wait_s: float
     deadline = time.monotonic() + wait_s
     while True:
         now = holders_of(where(transports, vip))
-        if len(now) == 1:
+        late = time.monotonic() > deadline
+        if len(now) == 1 and (preferred in (None, now[0]) or late):
             return str(now[0])
-        if time.monotonic() > deadline:
+        if late:
             raise DrillRefused(f"the VIP {vip} is on {len(now)} LBs ({', '.join(now) or 'none'}); a drill needs "
                                "exactly one holder", hint="run `hakeep status` and fix that first")
         time.sleep(0.25)

@@ -138,6 +138,9 @@ def test_recipe_failover_drill_moves_the_vip_within_3s(fresh: Lab) -> None:
 
 def test_hakeep_drill_times_the_failover(fresh: Lab, v1: Path) -> None:
     lab = fresh
+    # the drill starts from the LB that preempts the VIP (lb1): the recipe drill before may leave it on lb2
+    # for a fail-back still under way, which the drill waits for
+    assert wait_for(lambda: holders(lab) == ["lb1"], 15) is not None
     before = holders(lab)
     r = hakeep(lab, "drill", str(v1), "--json")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -282,3 +282,17 @@ def test_without_preemption_a_failing_check_puts_the_lb_in_fault(tmp_path: Path)
     conf = next(iter(render_all(load(tmp_path, doc), Secrets(auth_pass="x")).values())).file(
         "/etc/keepalived/keepalived.conf").content.decode()
     assert "    weight -" in conf[conf.index("vrrp_script chk_haproxy"):conf.index("vrrp_instance")]
+
+
+def test_a_drill_waits_for_a_fail_back_under_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VIP still on the peer while the LB that preempts it is about to take it back: the round
+    starts from where it settles; without one to prefer, from the one holder there is."""
+    from hakeep.cli.commands.drill import _settled_holder
+    from hakeep.ops import drill as drill_ops
+
+    seen = iter([{"lb1": "", "lb2": "holder=eth0"}] * 2 + [{"lb1": "holder=eth0", "lb2": ""}])
+    monkeypatch.setattr(drill_ops, "where", lambda *a, **k: next(seen))
+    assert _settled_holder({}, "10.0.0.10", 5.0, "lb1") == "lb1"
+    monkeypatch.setattr(drill_ops, "where", lambda *a, **k: {"lb1": "", "lb2": "holder=eth0"})
+    assert _settled_holder({}, "10.0.0.10", 5.0, None) == "lb2"
+    assert _settled_holder({}, "10.0.0.10", 0.0, "lb1") == "lb2"  # not back in time: the one holder there is

@@ -32,7 +32,7 @@ from hakeep.render.files import HostFiles, Secrets
 from tests.fakes import facts as host_facts
 from tests.fakes import listening
 from tests.fixtures import base_doc, load
-from tests.test_scripts import SHELLCHECK
+from tests.test_scripts import SHELLCHECK, needs_shellcheck
 
 
 def make_facts(name: str, **overrides: Any) -> HostFacts:
@@ -145,7 +145,7 @@ def test_the_notify_script_writes_nothing_it_cannot_name(tmp_path: Path) -> None
     assert not textfiles.exists() or not list(textfiles.iterdir())
 
 
-@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck not installed")
+@needs_shellcheck
 def test_the_rendered_scripts_with_metrics_pass_shellcheck(tmp_path: Path) -> None:
     assert SHELLCHECK is not None
     for f in host(load(tmp_path, metrics_doc())).files:

@@ -111,7 +111,7 @@ def test_every_option_passes_both_binaries(tmp_path: Path, name: str) -> None:
     from tests.tomlgen import dumps
     path.write_text(dumps(doc))
     inv = load_inventory(path)
-    assert inv.needs_nonlocal_bind
+    assert inv.needs_nonlocal_bind(4)
     hosts = render_all(inv, SECRETS, versions=versions_of(inv, release))
     cfg = hosts["loadbalance-left"].file("/etc/haproxy/haproxy.cfg").content.decode()
     assert "verify required ca-file /etc/haproxy/hakeep/kube-apiserver-ca.crt" in cfg
@@ -144,6 +144,29 @@ def test_two_vips_pass_both_binaries(tmp_path: Path, name: str) -> None:
     for host in hosts.values():
         conf = host.file("/etc/keepalived/keepalived.conf").content.decode()
         assert conf.count("vrrp_instance ") == 2
+        assert_clean(host, release)
+
+
+@target
+def test_dual_stack_passes_both_binaries(tmp_path: Path, name: str) -> None:
+    """An IPv6 VIP beside an IPv4 one (a VRRPv3 instance with no authentication), IPv6 servers, a
+    frontend on the IPv6 VIP with an IPv6 stick table, "*" on both families, pages on IPv6."""
+    from tests.test_ipv6 import dual_stack
+
+    release = get(name)
+    doc = dual_stack()
+    doc["haproxy"] = {"stats": {"bind": "::1", "password_env": "STATS"}, "prometheus": {"bind": "fd00:62::32"}}
+    doc["cluster"]["preempt_delay"] = 5
+    inv = load(tmp_path, doc)
+    hosts = render_all(inv, SECRETS, versions=versions_of(inv, release))
+    for host in hosts.values():
+        conf = host.file("/etc/keepalived/keepalived.conf").content.decode()
+        assert conf.count("vrrp_instance ") == 2
+        assert conf.count("    version 3\n") == 1
+        cfg = host.file("/etc/haproxy/haproxy.cfg").content.decode()
+        assert "    bind [::]:6443 v4v6\n" in cfg
+        assert "    bind [::1]:8404\n" in cfg
+        assert "stick-table type ipv6" in cfg
         assert_clean(host, release)
 
 

@@ -53,7 +53,7 @@ def test_two_vips_are_two_instances_with_their_own_vrid_and_priorities(tmp_path:
         ("api", "10.220.62.31/24", 60, "devops-api"), ("ingress", "10.220.62.34/24", 61, "devops-ingress")]
     assert str(inv.cluster.vip) == "10.220.62.31/24"  # the first is the cluster's VIP
     assert [fe.bind for fe in inv.frontends] == ["10.220.62.31", "10.220.62.34"]
-    assert inv.needs_nonlocal_bind
+    assert inv.needs_nonlocal_bind(4)
     for lb, api_prio, ingress_prio in ((LEFT, 101, 100), (RIGHT, 100, 101)):
         text = conf(tmp_path, two_vips(), lb)
         api, ingress = instance(text, "devops-api"), instance(text, "devops-ingress")

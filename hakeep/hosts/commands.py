@@ -222,12 +222,14 @@ def forget_vrrp_state() -> str:
     return script(f"rm -f {q(VRRP_STATE_FILE)} {q(VRRP_STATE_FILE)}.*")  # (and each instance's own record)
 
 
-def sysctl_nonlocal_bind() -> str:
-    conf = SYSCTL_CONF
+def sysctl_nonlocal_bind(versions: Sequence[int] = (4,)) -> str:
+    """haproxy may bind a VIP this host does not hold (yet): ``net.ipv4`` / ``net.ipv6`` per IP
+    version of the VIPs it binds, now and at boot (the file names every one needed)."""
+    keys = [f"net.ipv{v}.ip_nonlocal_bind" for v in versions]
+    lines = " ".join(q(f"{k} = 1") for k in keys)
     return script(
-        f"printf '%s\\n' '# Managed by hakeep: haproxy binds the VIP explicitly' "
-        f"'net.ipv4.ip_nonlocal_bind = 1' > {q(conf)}",
-        "sysctl -q -w net.ipv4.ip_nonlocal_bind=1",
+        f"printf '%s\\n' '# Managed by hakeep: haproxy binds the VIP explicitly' {lines} > {q(SYSCTL_CONF)}",
+        *(f"sysctl -q -w {k}=1" for k in keys),
     )
 
 

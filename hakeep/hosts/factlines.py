@@ -17,11 +17,16 @@ class Listener:
 
 
 def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:
+    """The interface's addresses ("10.0.0.5/24", "fd00::5/64") from ``ip -o addr show dev IFACE``:
+    IPv4, and IPv6 but its link-local ones (every interface has one; no inventory names it)."""
     out = []
     for line in lines:
         parts = line.split()
-        if "inet" in parts:
-            out.append(parts[parts.index("inet") + 1])
+        for family in ("inet", "inet6"):
+            if family in parts and parts.index(family) + 1 < len(parts):
+                cidr = parts[parts.index(family) + 1]
+                if not cidr.lower().startswith("fe80:"):
+                    out.append(cidr)
     return tuple(out)
 
 

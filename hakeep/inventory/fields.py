@@ -20,6 +20,9 @@ from typing import Any
 
 from hakeep.errors import Problem
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
 # Strings that end up in config files or shell commands. No whitespace, quotes, `;`, `$`,
 # backticks, `#`, `!`, braces or newlines can pass any of these.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -200,16 +203,43 @@ class Table:
 
 
 def parse_ipv4(value: str, report: Any, *, loopback: bool = False) -> ipaddress.IPv4Address | None:
+    addr = parse_ip(value, report, loopback=loopback)
+    if isinstance(addr, ipaddress.IPv6Address):
+        report(f"{value!r} is IPv6; an LB's IPv6 address goes in address6")
+        return None
+    return addr
+
+
+def parse_ip(value: str, report: Any, *, loopback: bool = False) -> IPAddress | None:
+    """A host address of either family, as strict for IPv6 as for IPv4: no zone (``%eth0``), no
+    link-local (it means nothing without an interface), no IPv4-mapped form (give the IPv4 address),
+    no multicast, unspecified or (unless ``loopback``) loopback address."""
+    if "%" in value:
+        report(f"{value!r} has a zone index; give a global address without %ZONE")
+        return None
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
         report(f"{value!r} is not an IP address")
         return None
-    if not isinstance(addr, ipaddress.IPv4Address):
-        report(f"{value!r} is IPv6; hakeep manages IPv4 VRRP only")
-        return None
     if addr.is_unspecified or addr.is_multicast or (addr.is_loopback and not loopback):
         report(f"{value!r} cannot be a host address")
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            report(f"{value!r} is an IPv4-mapped IPv6 address; give the IPv4 address {addr.ipv4_mapped} itself")
+            return None
+        if addr.is_link_local:
+            report(f"{value!r} is link-local (fe80::/10): it needs an interface to mean anything; "
+                   "give a global or unique-local (fd00::/8) address")
+            return None
+    return addr
+
+
+def parse_ipv6(value: str, report: Any) -> ipaddress.IPv6Address | None:
+    addr = parse_ip(value, report)
+    if isinstance(addr, ipaddress.IPv4Address):
+        report(f"{value!r} is IPv4; this key takes an IPv6 address")
         return None
     return addr
 

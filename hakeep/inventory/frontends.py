@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from hakeep.inventory.fields import HOSTNAME_RE, NAME_RE, URI_PATH_RE, Table, local_path, parse_ipv4
+from hakeep.inventory.fields import HOSTNAME_RE, NAME_RE, URI_PATH_RE, IPInterface, Table, local_path, parse_ip
 from hakeep.inventory.model import DEFAULT_CHECK_PATH, Frontend, Server, StickTable
 
 FRONTEND_KEYS = ("name", "port", "bind", "check", "check_path", "check_port", "balance", "hash_type", "stick",
@@ -24,7 +24,7 @@ STICK_EXPIRE_MAX = 86400 * 24  # haproxy's expire is a 32-bit count of milliseco
 STICK_SIZE_MAX = 100_000_000  # entries (~50 bytes each in memory for type ip)
 
 
-def frontend(t: Table, vips: dict[str, ipaddress.IPv4Interface], primary: str, base_dir: Path) -> Frontend | None:
+def frontend(t: Table, vips: dict[str, IPInterface], primary: str, base_dir: Path) -> Frontend | None:
     """``vips``: each VIP's address by name (``primary``: the one "vip" means)."""
     t.check_keys(FRONTEND_KEYS)
     name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
@@ -85,7 +85,7 @@ def _stick(t: Table, balance: str) -> StickTable | None:
     return StickTable(expire_s=expire or defaults.expire_s, size=size or defaults.size)
 
 
-def _bind(t: Table, vips: dict[str, ipaddress.IPv4Interface], primary: str) -> str | None:
+def _bind(t: Table, vips: dict[str, IPInterface], primary: str) -> str | None:
     value = t.get_str("bind")
     if value is None:
         return "*" if "bind" not in t.data else None
@@ -98,7 +98,7 @@ def _bind(t: Table, vips: dict[str, ipaddress.IPv4Interface], primary: str) -> s
                 t.error("bind", f"{value!r}: there is no [[vip]] named {name!r} (there are: {', '.join(vips)})")
             return None
         return str(vips[name].ip)
-    addr = parse_ipv4(value, lambda msg: t.error("bind", msg + ' (use "*", "vip", "vip:NAME" or an IPv4 address)'))
+    addr = parse_ip(value, lambda msg: t.error("bind", msg + ' (use "*", "vip", "vip:NAME" or an IP address)'))
     return str(addr) if addr is not None else None
 
 
@@ -117,12 +117,14 @@ def _server(t: Table, default_port: int | None) -> Server | None:
 
 
 def _server_address(t: Table, value: str) -> str | None:
+    """A DNS name as given, or an IP address of either family in its canonical form (so that two
+    spellings of one IPv6 address are one server)."""
     try:
-        ipaddress.ip_address(value)
+        ipaddress.ip_address(value.split("%", maxsplit=1)[0])
     except ValueError:
         if HOSTNAME_RE.fullmatch(value) and not value.replace(".", "").isdigit():
             return value
-        t.error("address", f"{value!r} is neither an IPv4 address nor a DNS name")
+        t.error("address", f"{value!r} is neither an IP address nor a DNS name")
         return None
-    addr = parse_ipv4(value, lambda msg: t.error("address", msg))
+    addr = parse_ip(value, lambda msg: t.error("address", msg))
     return str(addr) if addr is not None else None

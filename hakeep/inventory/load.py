@@ -23,7 +23,8 @@ from hakeep.inventory.fields import (
     USER_RE,
     Table,
     local_path,
-    parse_ipv4,
+    parse_ip,
+    parse_ipv6,
 )
 from hakeep.inventory.frontends import frontend
 from hakeep.inventory.model import (
@@ -47,7 +48,7 @@ CLUSTER_KEYS = (
     "check_weight", "keep_releases", "vrrp_instance", "preempt", "preempt_delay",
 )
 SSH_KEYS = ("user", "port", "identity_file", "config", "sudo", "connect_timeout")
-LB_KEYS = ("name", "address", "interface", "priority", "ssh")
+LB_KEYS = ("name", "address", "address6", "interface", "priority", "ssh")
 HAPROXY_KEYS = (
     "maxconn", "timeout_connect", "timeout_client", "timeout_server", "timeout_tunnel", "stats", "default_server",
     "prometheus",
@@ -198,14 +199,16 @@ def _lb(t: Table, default_ssh: SSHSettings, base_dir: Path) -> LoadBalancer | No
     t.check_keys(LB_KEYS)
     name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
     address = t.get_ipv4("address", required=True)
+    raw6 = t.get_str("address6")
+    address6 = parse_ipv6(raw6, lambda msg: t.error("address6", msg)) if raw6 is not None else None
     iface = t.get_str("interface", required=True, pattern=IFACE_RE,
                       what="a network interface name, at most 15 characters")
     prio = t.get_int("priority", required=True, lo=1, hi=254)
     ssh_t = t.get_table("ssh")
     ssh = _ssh(ssh_t, default_ssh, base_dir) if ssh_t else default_ssh
-    if name is None or address is None or iface is None or prio is None:
+    if name is None or address is None or iface is None or prio is None or (raw6 is not None and address6 is None):
         return None
-    return LoadBalancer(name=name, address=address, interface=iface, priority=prio, ssh=ssh)
+    return LoadBalancer(name=name, address=address, interface=iface, priority=prio, ssh=ssh, address6=address6)
 
 
 def _haproxy(t: Table) -> HAProxySettings | None:
@@ -237,12 +240,21 @@ def _haproxy(t: Table) -> HAProxySettings | None:
 
 def _prometheus(t: Table) -> Prometheus | None:
     t.check_keys(PROMETHEUS_KEYS)
-    bind = t.get_str("bind") or Prometheus.bind
-    if bind != "*" and parse_ipv4(bind, lambda msg: t.error("bind", msg + ' (use "*" or an IPv4 address)'),
-                                  loopback=True) is None:
+    bind = _service_bind(t, Prometheus.bind)
+    if bind is None:
         return None
     port = t.get_int("port", lo=1, hi=65535)
     return Prometheus(bind=bind, port=port or Prometheus.port)
+
+
+def _service_bind(t: Table, default: str) -> str | None:
+    """A page's ``bind``: "*" (every IPv4 address; every address of both families once a VIP is
+    IPv6) or one address of either family, loopback allowed; canonical."""
+    bind = t.get_str("bind") or default
+    if bind == "*":
+        return bind
+    addr = parse_ip(bind, lambda msg: t.error("bind", msg + ' (use "*" or an IP address)'), loopback=True)
+    return str(addr) if addr is not None else None
 
 
 def _keepalived(t: Table) -> KeepalivedMetrics | None:
@@ -263,8 +275,8 @@ def _keepalived(t: Table) -> KeepalivedMetrics | None:
 
 def _stats(t: Table) -> Stats | None:
     t.check_keys(STATS_KEYS)
-    bind = t.get_str("bind") or "127.0.0.1"
-    if bind != "*" and parse_ipv4(bind, lambda msg: t.error("bind", msg), loopback=True) is None:
+    bind = _service_bind(t, "127.0.0.1")
+    if bind is None:
         return None
     port = t.get_int("port", lo=1, hi=65535) or 8404
     user = t.get_str("user", pattern=USER_RE, what="a login name") or "admin"

@@ -25,6 +25,11 @@ RESERVED_PREFIX = "hakeep-"  # every name hakeep adds itself starts with it
 BACKEND_PREFIX = "be_"  # each frontend's backend: be_<frontend name>
 
 
+def loopback_bind(bind: str) -> bool:
+    """Whether haproxy binds this address for the host itself only (no firewall port, no VIP)."""
+    return bind.startswith("127.") or bind == "::1"
+
+
 @dataclass(frozen=True)
 class SSHSettings:
     """How to reach one host; ``None`` means "as OpenSSH would decide" (ssh_config, agent)."""
@@ -40,16 +45,21 @@ class SSHSettings:
 @dataclass(frozen=True)
 class LoadBalancer:
     name: str
-    address: ipaddress.IPv4Address
+    address: ipaddress.IPv4Address  # how hakeep reaches it (SSH) and its VRRP address for IPv4 VIPs
     interface: str
     priority: int
     ssh: SSHSettings
+    address6: ipaddress.IPv6Address | None = None  # its VRRP address for IPv6 VIPs (on the same interface)
+
+    def vrrp_address(self, vip: Vip) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The address this LB speaks VRRP from for ``vip`` (of the VIP's family; None: it has none)."""
+        return self.address if vip.address.version == 4 else self.address6
 
 
 @dataclass(frozen=True)
 class Server:
     name: str
-    address: str  # an IPv4 address or a DNS name, already checked
+    address: str  # an IPv4 or IPv6 address (canonical form) or a DNS name, already checked
     port: int
 
 
@@ -66,7 +76,7 @@ class StickTable:
 class Frontend:
     name: str
     port: int
-    bind: str  # "*", or an IPv4 address (the VIP when the user wrote "vip")
+    bind: str  # "*", or an IPv4 or IPv6 address, canonical (the VIP when the user wrote "vip")
     check: str  # "tcp" or "https"
     check_path: str
     balance: str
@@ -135,7 +145,7 @@ class HAProxySettings:
 @dataclass(frozen=True)
 class Cluster:
     name: str
-    vip: ipaddress.IPv4Interface
+    vip: ipaddress.IPv4Interface | ipaddress.IPv6Interface
     virtual_router_id: int
     advert_int: float
     auth_pass: str | None
@@ -166,7 +176,7 @@ class Vip:
     the LBs may differ from theirs (two VIPs, each preferring another LB: active/active)."""
 
     name: str
-    address: ipaddress.IPv4Interface
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
     virtual_router_id: int
     instance: str  # keepalived's vrrp_instance name
     priorities: tuple[tuple[str, int], ...] = ()  # LB name -> priority for this VIP; others: the LB's own
@@ -248,7 +258,16 @@ class Inventory:
             out.append(("the Prometheus exporter", self.haproxy.prometheus.bind, self.haproxy.prometheus.port))
         return tuple(out)
 
-    @property
-    def needs_nonlocal_bind(self) -> bool:
-        addresses = {str(v.address.ip) for v in self.vips}
+    def needs_nonlocal_bind(self, version: int = 4) -> bool:
+        """Whether haproxy binds a VIP of this IP version (on the LBs that do not hold it too)."""
+        addresses = {str(v.address.ip) for v in self.vips if v.address.version == version}
         return any(fe.bind in addresses for fe in self.frontends)
+
+    @property
+    def has_ipv6(self) -> bool:
+        """Whether a VIP is IPv6 (frontends that bind "*" then listen on both families)."""
+        return any(v.address.version == 6 for v in self.vips)
+
+    def ipv6_clients(self, fe: Frontend) -> bool:
+        """Whether ``fe`` may see IPv6 clients (its stick table then keys on IPv6 addresses)."""
+        return ":" in fe.bind or (fe.bind == "*" and self.has_ipv6)

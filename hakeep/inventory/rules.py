@@ -40,6 +40,7 @@ def check(
     good_fes = [(p, fe) for p, fe in frontends if fe is not None]
     _duplicates(problems, ((f"{p}.name", lb.name) for p, lb in good_lbs), "LB name")
     _duplicates(problems, ((f"{p}.address", lb.address) for p, lb in good_lbs), "LB address")
+    _duplicates(problems, ((f"{p}.address6", lb.address6) for p, lb in good_lbs if lb.address6), "LB address6")
     _duplicates(problems, ((f"{p}.name", fe.name) for p, fe in good_fes), "frontend name")
     _duplicates(problems, ((f"{p}.port", (fe.bind, fe.port)) for p, fe in good_fes), "frontend port",
                 show=lambda key: str(key[1]))
@@ -85,11 +86,16 @@ def _vips(vips: list[tuple[str, Vip]], lbs: list[tuple[str, LoadBalancer]], fron
 
     for p, v in vips:
         vip = v.address
+        field = "address" if vip.version == 4 else "address6"
         for lp, lb in lbs:
-            if lb.address not in vip.network:
-                problems.append(Problem(f"{lp}.address", f"{lb.address} is outside the VIP's subnet "
+            own = lb.vrrp_address(v)
+            if own is None:
+                problems.append(Problem(f"{lp}.address6", f"is required: {which(v)} ({key(p)}) is IPv6, and "
+                                        f"{lb.name} speaks VRRP for it from its own IPv6 address on {lb.interface}"))
+            elif own not in vip.network:
+                problems.append(Problem(f"{lp}.{field}", f"{own} is outside the VIP's subnet "
                                         f"{vip.network} ({key(p)}); VRRP needs every LB on the VIP's segment"))
-            if lb.address == vip.ip:
+            elif own == vip.ip:
                 problems.append(Problem(key(p), f"{vip.ip} is also the address of {lp} ({lb.name}); "
                                         "the VIP must be a free address"))
         for fp, fe in frontends:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from hakeep.inventory.fields import NAME_RE, Table, parse_ipv4
+from hakeep.inventory.fields import NAME_RE, IPInterface, Table, parse_ip
 from hakeep.inventory.model import Cluster, Vip
 
 VIP_KEYS = ("name", "address", "virtual_router_id", "vrrp_instance", "priorities")
@@ -45,26 +45,29 @@ def cluster_vip(cluster: Cluster) -> Vip:
     return Vip(cluster.vip_name, cluster.vip, cluster.virtual_router_id, cluster.instance_name, cluster.vip_priorities)
 
 
-def vip_address(t: Table, key: str) -> ipaddress.IPv4Interface | None:
-    """A VIP as address/prefix (the prefix says which LB subnet it must be in)."""
+def vip_address(t: Table, key: str) -> IPInterface | None:
+    """A VIP as address/prefix (the prefix says which LB subnet it must be in), IPv4 or IPv6 (an IPv6
+    VIP is a VRRPv3 instance of its own, spoken from each LB's address6)."""
     value = t.get_str(key, required=True)
     if value is None:
         return None
     if "/" not in value:
-        t.error(key, f"{value!r} needs a prefix length, e.g. {value + '/24'!r}")
+        example = value + ("/64" if ":" in value else "/24")
+        t.error(key, f"{value!r} needs a prefix length, e.g. {example!r}")
         return None
     try:
         iface = ipaddress.ip_interface(value)
     except ValueError:
         t.error(key, f"{value!r} is not an address/prefix (CIDR)")
         return None
-    if not isinstance(iface, ipaddress.IPv4Interface):
-        t.error(key, f"{value!r} is IPv6; hakeep manages IPv4 VRRP only")
+    if parse_ip(value.rsplit("/", 1)[0], lambda msg: t.error(key, msg)) is None:  # as written: a %zone too
         return None
-    if parse_ipv4(str(iface.ip), lambda msg: t.error(key, msg)) is None:
-        return None
-    if iface.network.prefixlen < 32 and iface.ip in (iface.network.network_address,
-                                                      iface.network.broadcast_address):
-        t.error(key, f"{value!r} is the network or broadcast address of {iface.network}")
+    net = iface.network
+    if isinstance(iface, ipaddress.IPv4Interface):
+        if net.prefixlen < 32 and iface.ip in (net.network_address, net.broadcast_address):
+            t.error(key, f"{value!r} is the network or broadcast address of {net}")
+            return None
+    elif net.prefixlen < 127 and iface.ip == net.network_address:
+        t.error(key, f"{value!r} is the subnet-router anycast address of {net} (its routers answer it)")
         return None
     return iface

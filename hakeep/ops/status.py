@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -180,16 +180,18 @@ def answering(probes: Sequence[PortProbe], ports: Sequence[int], holders: Sequen
     return {port: any(p.port == port and p.result == "open" for p in seen) for port in ports}
 
 
-def outside_claims(hosts: Sequence[HostStatus], arp: Sequence[ArpSeen]) -> dict[str, tuple[str, tuple[str, ...]]]:
+def outside_claims(hosts: Sequence[HostStatus], arp: Sequence[ArpSeen],
+                   addresses6: Collection[str] = ()) -> dict[str, tuple[str, tuple[str, ...]]]:
     """MACs answering ARP for the VIP that belong to no LB of the inventory. An answer from an
     unreachable LB (its own address in the neighbour table, or no address while an LB is
-    unreachable) is not counted: status names that case."""
-    return arps.outside(arp, members={h.host for h in hosts}, excused={h.address for h in hosts},
+    unreachable) is not counted: status names that case. ``addresses6``: the LBs' IPv6 addresses
+    (a neighbour table may know an LB by either)."""
+    return arps.outside(arp, members={h.host for h in hosts}, excused={h.address for h in hosts} | set(addresses6),
                         anonymous_excused=any(not h.reachable for h in hosts))
 
 
 def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], ports: Sequence[int],
-          arp: Sequence[ArpSeen] = ()) -> PairStatus:
+          arp: Sequence[ArpSeen] = (), *, addresses6: Collection[str] = ()) -> PairStatus:
     reached = [h for h in hosts if h.reachable]
     gone = [h for h in hosts if not h.reachable]
     holders = tuple(h.host for h in reached if h.holds_vip)
@@ -204,7 +206,7 @@ def judge(vip: str, hosts: Sequence[HostStatus], probes: Sequence[PortProbe], po
 
     if not reached:
         return verdict(Verdict.UNREACHABLE, *lost)
-    claims = outside_claims(hosts, arp)
+    claims = outside_claims(hosts, arp, addresses6)
     if claims:
         who = arps.describe(claims)
         return verdict(Verdict.SPLIT_BRAIN, f"split brain outside the inventory: a host that is no LB of this "
@@ -306,4 +308,4 @@ def _judge_vip(session: Session, view: Inventory, probes: Sequence[PortProbe], a
     ports = [fe.port for fe in view.frontends]
     rows = [host_status(lb, session.facts[lb.name].for_vip(vip, instance)) if lb.name in session.facts
             else unreachable_status(lb, reason(session.unreachable[lb.name])) for lb in view.lbs]
-    return judge(vip, rows, probes, ports, arp)
+    return judge(vip, rows, probes, ports, arp, addresses6={str(lb.address6) for lb in view.lbs if lb.address6})

@@ -82,6 +82,7 @@ class Meta:
     inventory_digest: str
     members: Mapping[str, str] = field(default_factory=dict)  # the inventory's LBs: name -> address
     forgotten: tuple[str, ...] = ()  # members dropped without being reached (deploy --forget)
+    members6: Mapping[str, str] = field(default_factory=dict)  # the LBs' IPv6 addresses (address6), by name
 
 
 def host_plan(meta: Meta, host: str, f: HostFacts, hist: History, target: Target, *,
@@ -345,6 +346,7 @@ def _manifest(meta: Meta, host: str, f: HostFacts, hist: History, target: Target
         "operator": meta.operator, "host": host, "files": before, "deployed": deployed,
         "packages_installed": list(packages),
         "members": dict(meta.members),
+        **({"members6": dict(meta.members6)} if meta.members6 else {}),
         **({"forgotten": list(meta.forgotten)} if meta.forgotten else {}),
         "units_before": {u: {"active": x.active, "enabled": x.enabled} for u, x in f.units.items()},
         **extra,

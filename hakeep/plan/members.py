@@ -12,6 +12,7 @@ good). :func:`joining` names the inventory's LBs the others do not know yet. Pur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ class Member:
     address: str
     name: str  # "" when only the address is known (a peer in a keepalived.conf)
     seen_by: tuple[str, ...]  # the reachable LBs that remember it
+    also: tuple[str, ...] = ()  # its other addresses remembered (its IPv6 one: address6)
 
     @property
     def label(self) -> str:
@@ -40,7 +42,7 @@ def remembered(facts: Mapping[str, HostFacts]) -> dict[str, Member]:
     for host, f in facts.items():
         live = History.of(f).live
         forgotten = set(live.forgotten) if live else set()
-        for name, address in (live.members.items() if live else ()):
+        for name, address in [*live.members.items(), *live.members6.items()] if live else ():
             names.setdefault(address, name)
             seen.setdefault(address, []).append(host)
         conf = f.file(KEEPALIVED_CONF)
@@ -55,9 +57,24 @@ def remembered(facts: Mapping[str, HostFacts]) -> dict[str, Member]:
 
 def dropped(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[Member]:
     """The members the hosts remember at an address the inventory no longer has: an LB dropped, or
-    one whose address changed (the old host may still run keepalived there)."""
-    addresses = {str(lb.address) for lb in inv.lbs}
-    return [m for a, m in sorted(remembered(facts).items()) if a not in addresses]
+    one whose address changed (the old host may still run keepalived there). An LB remembered at
+    both its addresses (IPv4, and IPv6 for an IPv6 VIP's instance) is named once, by the first. An
+    address an LB of the inventory carries on its interface is that LB (an IPv6 VIP dropped, its
+    address6 with it: still in the set)."""
+    names = {lb.name for lb in inv.lbs}
+    addresses = {str(a) for lb in inv.lbs for a in (lb.address, lb.address6) if a}
+    addresses |= {a.split("/")[0] for n, f in facts.items() if n in names for a in f.iface_addresses}
+    out: list[Member] = []
+    for a, m in sorted(remembered(facts).items(), key=lambda item: (":" in item[0], item[0])):
+        if a in addresses:
+            continue
+        first = next((i for i, o in enumerate(out) if m.name and o.name == m.name), None)
+        if first is None:
+            out.append(m)
+        else:
+            o = out[first]
+            out[first] = dataclasses.replace(o, also=(*o.also, a), seen_by=tuple(sorted({*o.seen_by, *m.seen_by})))
+    return out
 
 
 def joining(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[str]:
@@ -70,4 +87,4 @@ def joining(inv: Inventory, facts: Mapping[str, HostFacts]) -> list[str]:
 
 def matches(member: Member, word: str) -> bool:
     """Whether ``word`` (from --forget/--decommission) names ``member``: its name or its address."""
-    return word in (member.name, member.address)
+    return word in (member.name, member.address, *member.also)

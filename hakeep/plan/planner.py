@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from hakeep.hosts import arp, commands
 from hakeep.hosts.facts import HostFacts
-from hakeep.inventory.model import Inventory, LoadBalancer
+from hakeep.inventory.model import Inventory, LoadBalancer, loopback_bind
 from hakeep.layout import HAPROXY, KEEPALIVED, KEEPALIVED_CONF, PACKAGES
 from hakeep.plan import platform
 from hakeep.plan.hostplan import Meta, decommission_plan, host_plan
@@ -68,8 +68,8 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
         shown = ", ".join(f"{n} ({why})" for n, why in gone.items())
         warnings.append(f"the pair is degraded: {shown} cannot be reached; only {', '.join(names)} "
                         "will be checked and changed")
-    vip = str(inv.cluster.vip.ip)
-    carried = {a.split("/")[0] for o in facts.values() for a in o.iface_addresses} | {str(x.address) for x in inv.lbs}
+    carried = ({a.split("/")[0] for o in facts.values() for a in o.iface_addresses} | {str(x.address) for x in inv.lbs}
+               | {str(x.address6) for x in inv.lbs if x.address6} | {str(v.address.ip) for v in inv.vips})
     for i, lb in enumerate(inv.lbs):
         if lb.name not in names:
             continue
@@ -88,17 +88,20 @@ def preflight(inv: Inventory, facts: Mapping[str, HostFacts], names: Sequence[st
             warnings += version_warnings
         if not f.iface_present:
             errors.append(f"{lb.name}: interface {lb.interface} not found (lb[{i}].interface)")
-        elif not any(a.split("/")[0] == str(lb.address) for a in f.iface_addresses):
-            have = ", ".join(f.iface_addresses) or "no IPv4 address"
-            errors.append(f"{lb.name}: {lb.address} is not on {lb.interface} (it has {have}); "
-                          f"check lb[{i}].address and lb[{i}].interface")
-        nonlocal_bind = inv.needs_nonlocal_bind or f.sysctls.get("net.ipv4.ip_nonlocal_bind") == "1"
+        else:
+            for key, own in (("address", lb.address), ("address6", lb.address6)):
+                if own is not None and not any(a.split("/")[0] == str(own) for a in f.iface_addresses):
+                    have = ", ".join(f.iface_addresses) or "no global address"
+                    errors.append(f"{lb.name}: {own} is not on {lb.interface} (it has {have}); "
+                                  f"check lb[{i}].{key} and lb[{i}].interface")
         haproxy_runs = f.unit_running(HAPROXY.name)
         bound = [(f"frontend {fe.name}", fe.bind, fe.port) for fe in inv.frontends] + list(inv.service_ports)
         for what, bind, port in bound if ports else ():
-            if bind not in ("*", vip) and not bind.startswith("127.") and bind not in carried and not nonlocal_bind:
+            family = 6 if ":" in bind else 4
+            nonlocal_bind = inv.needs_nonlocal_bind(family) or f.sysctls.get(f"net.ipv{family}.ip_nonlocal_bind") == "1"
+            if bind != "*" and not loopback_bind(bind) and bind not in carried and not nonlocal_bind:
                 errors.append(f"{lb.name}: {what} binds {bind}, an address no LB carries, and "
-                              "net.ipv4.ip_nonlocal_bind is 0: haproxy could not start with it")
+                              f"net.ipv{family}.ip_nonlocal_bind is 0: haproxy could not start with it")
             for li in f.listeners:
                 if li.port == port and li.process != HAPROXY.name and not (li.process == "" and haproxy_runs):
                     who = li.process or "another program"
@@ -113,12 +116,13 @@ def _vip_checks(inv: Inventory, facts: Mapping[str, HostFacts], gone: Mapping[st
     """Each VIP: a host outside the set answering ARP for it, an address some other host uses, a
     VIP on two LBs."""
     absent = [lb for lb in inv.lbs if lb.name not in facts]  # unreachable: any answer may be theirs
+    excused = {str(a) for lb in absent for a in (lb.address, lb.address6) if a}
     for v in inv.vips:  # each VIP as its facts say (the first's: as gathered; the others': for_vip)
         seen = {n: f.for_vip(str(v.address.ip), v.instance) for n, f in facts.items()}
         vip = str(v.address.ip)
         holders = [n for n, f in seen.items() if f.holds_vip]
         claims = arp.outside((a for f in seen.values() for a in f.vip_arp), members=set(seen),
-                             excused={str(lb.address) for lb in absent}, anonymous_excused=bool(absent))
+                             excused=excused, anonymous_excused=bool(absent))
         if claims:
             errors.append(f"split brain outside the inventory: a host that is no LB of this inventory answers ARP "
                           f"for the VIP {vip} too: {arp.describe(claims)}; take the VIP off that host (ip addr del, "
@@ -154,7 +158,8 @@ def build_plan(inv: Inventory, facts: Mapping[str, HostFacts], desired: Mapping[
     errors += member_errors
     warnings += member_warnings
     meta = Meta(release_id, now, operator, inv.source, inv.digest, members={lb.name: str(lb.address) for lb in inv.lbs},
-                forgotten=tuple(m.address for m in gone))
+                members6={lb.name: str(lb.address6) for lb in inv.lbs if lb.address6},
+                forgotten=tuple(a for m in gone for a in (m.address, *m.also)))
     views = [inv.for_vip(v.name) for v in inv.vips] if inv.extra_vips else [inv]
     each = [(str(w.cluster.vip.ip), [fe.port for fe in w.frontends]) for w in views]
     hosts = [decommission_plan(meta, name, f, History.of(f), vips=each, wait=gate_wait(inv))

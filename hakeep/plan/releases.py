@@ -82,6 +82,7 @@ class Release:
     rolls_back: str | None = None
     members: Mapping[str, str] = field(default_factory=dict)  # the LB set it was deployed for: name -> address
     forgotten: tuple[str, ...] = ()  # members this release dropped without reaching them (deploy --forget)
+    members6: Mapping[str, str] = field(default_factory=dict)  # their IPv6 addresses (address6): name -> address
 
     @property
     def complete(self) -> bool:
@@ -141,6 +142,7 @@ def parse_manifest(rid: str, data: bytes) -> Release:
         rolls_back=m["rolls_back"] if isinstance(m.get("rolls_back"), str) else None,
         members={str(k): str(v) for k, v in m["members"].items()} if isinstance(m.get("members"), dict) else {},
         forgotten=tuple(str(x) for x in m.get("forgotten") or () if isinstance(x, str)),
+        members6={str(k): str(v) for k, v in m["members6"].items()} if isinstance(m.get("members6"), dict) else {},
     )
 
 

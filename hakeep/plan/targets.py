@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from hakeep.hosts import commands
 from hakeep.hosts.facts import HostFacts
-from hakeep.inventory.model import Inventory
+from hakeep.inventory.model import Inventory, loopback_bind
 from hakeep.layout import CHECK_ROOT, ENABLED_STATES, HAPROXY, HAPROXY_CFG, NOTIFY_SCRIPT, UNIT_NAMES
 from hakeep.plan.hostplan import Target, files_expect
 from hakeep.plan.releases import Release, ReleaseKind, units_target
@@ -55,13 +55,15 @@ def restore_target(inv: Inventory, release: Release, files: Sequence[ManagedFile
 def host_settings(inv: Inventory, f: HostFacts) -> list[Step]:
     """The host settings haproxy and VRRP need before the services start, where they are missing."""
     steps = []
-    if inv.needs_nonlocal_bind and f.sysctls.get("net.ipv4.ip_nonlocal_bind") != "1":
-        steps.append(Step(Action.SYSCTL, "set net.ipv4.ip_nonlocal_bind = 1 (haproxy binds the VIP)",
-                          commands.sysctl_nonlocal_bind()))
+    needed = [v for v in (4, 6) if inv.needs_nonlocal_bind(v)]
+    if any(f.sysctls.get(f"net.ipv{v}.ip_nonlocal_bind") != "1" for v in needed):
+        keys = " and ".join(f"net.ipv{v}.ip_nonlocal_bind = 1" for v in needed)
+        steps.append(Step(Action.SYSCTL, f"set {keys} (haproxy binds the VIP)",
+                          commands.sysctl_nonlocal_bind(needed)))
     if f.firewalld == "running":
         # the frontends, and hakeep's own pages where they listen beyond loopback (a scraper elsewhere)
         wanted = [fe.port for fe in inv.frontends] + [port for _, bind, port in inv.service_ports
-                                                      if not bind.startswith("127.")]
+                                                      if not loopback_bind(bind)]
         ports = [p for p in dict.fromkeys(wanted) if f"{p}/tcp" not in f.firewalld_ports]
         vrrp = "vrrp" not in f.firewalld_protocols
         if ports or vrrp:
@@ -101,8 +103,9 @@ def _deploy_gate(inv: Inventory, f: HostFacts, keep_vip: bool, desired: HostFile
                               keepalived_expect=files_expect(desired.files))
 
 
-_BIND = re.compile(r"^\s*bind\s+\S*?:(\d+)\b", re.MULTILINE)
-_BIND_ADDRESS = re.compile(r"^\s*bind\s+(\S*?):(\d+)\b", re.MULTILINE)
+# "bind ADDRESS:PORT": an IPv6 ADDRESS in brackets ("[::]" and "*" and "" are every address)
+_BIND_ADDRESS = re.compile(r"^\s*bind\s+(\[[^\]\s]*\]|[^\s\[]*):(\d+)\b", re.MULTILINE)
+_EVERY = ("", "*", "0.0.0.0", "::")  # noqa: S104 (binds read back, not made)
 
 
 def restored_binds(files: Sequence[ManagedFile]) -> set[tuple[str, int]]:
@@ -110,8 +113,8 @@ def restored_binds(files: Sequence[ManagedFile]) -> set[tuple[str, int]]:
     for mf in files:
         if mf.path == HAPROXY_CFG:
             text = mf.content.decode("utf-8", "replace").split("\nfrontend hakeep-", 1)[0]
-            every = ("", "0.0.0.0")  # noqa: S104 (a bind read back, not one made)
-            return {(a if a not in every else "*", int(p)) for a, p in _BIND_ADDRESS.findall(text)}
+            found = ((a.strip("[]"), int(p)) for a, p in _BIND_ADDRESS.findall(text))
+            return {(a if a not in _EVERY else "*", p) for a, p in found}
     return set()
 
 
@@ -121,5 +124,5 @@ def restored_ports(files: Sequence[ManagedFile]) -> tuple[int, ...]:
         if mf.path == HAPROXY_CFG:
             text = mf.content.decode("utf-8", "replace")
             text = text.split("\nfrontend hakeep-", 1)[0]  # the stats page, the exporter: hakeep's own
-            return tuple(sorted({int(p) for p in _BIND.findall(text)}))
+            return tuple(sorted({int(p) for _, p in _BIND_ADDRESS.findall(text)}))
     return ()

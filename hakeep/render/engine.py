@@ -53,11 +53,21 @@ def _environment(templates: Path | None) -> jinja2.Environment:
         loaders.append(jinja2.FileSystemLoader(str(templates)))
     loaders.append(jinja2.FileSystemLoader(str(default_templates_dir())))
     # the sandbox: a template reads the values it is given, and can call or change nothing of hakeep's
-    return jinja2.sandbox.ImmutableSandboxedEnvironment(
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         autoescape=False,  # config files and shell, not HTML; inputs are charset-checked
     )
+    env.filters["hostport"] = hostport
+    return env
+
+
+def hostport(address: str, port: int, dual: bool = False) -> str:
+    """haproxy's ADDRESS:PORT: an IPv6 address in brackets; "*" is every IPv4 address, or with
+    ``dual`` (the inventory has an IPv6 VIP) one socket for every address of both families."""
+    if address == "*":
+        return f"[::]:{port} v4v6" if dual else f"*:{port}"
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def managed_paths(inv: Inventory) -> list[str]:
@@ -94,7 +104,8 @@ def render_all(
         "prio_max": max(prios), "advert_int": _advert(inv.cluster.advert_int),
         "ca_paths": {name: root + ca_path(name) for name in ca_files},
         "textfile_dir": inv.keepalived_metrics.textfile_dir if inv.keepalived_metrics else "",
-        "vips": inv.vips,
+        "vips": inv.vips, "has_ipv6": inv.has_ipv6,
+        "ipv6_clients": [fe.name for fe in inv.frontends if inv.ipv6_clients(fe)],
     }
 
     def render(name: str, ctx: Mapping[str, object]) -> tuple[bytes, bytes]:

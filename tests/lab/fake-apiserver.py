@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Stand-in for kube-apiserver on the lab's master hosts (python3 stdlib only).
 
-- https://0.0.0.0:6443  /readyz /healthz /livez -> 200 "<hostname>\n"
-                        (500 "<hostname> unhealthy\n" while FLAG exists), other paths -> 200 too
-- http://0.0.0.0:30080  any path -> 200 "<hostname>\n" (a NodePort-like ingress)
+- https://[::]:6443  /readyz /healthz /livez -> 200 "<hostname>\n"
+                     (500 "<hostname> unhealthy\n" while FLAG exists), other paths -> 200 too
+- http://[::]:30080  any path -> 200 "<hostname>\n" (a NodePort-like ingress)
+
+Both on IPv4 and IPv6 (one dual-stack socket each: the lab's hosts have both).
 
 The body names the host, so round robin through a load balancer is visible.
 `tests/lab/lab master HOST unhealthy|healthy` creates/removes FLAG.
@@ -60,6 +62,11 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 clients too
+        super().server_bind()
 
     def __init__(self, addr, tls):
         super().__init__(addr, Handler)
@@ -87,7 +94,7 @@ def shutdown_delay():
 
 
 def main():
-    servers = [Server(("0.0.0.0", 6443), tls=True), Server(("0.0.0.0", 30080), tls=False)]
+    servers = [Server(("::", 6443), tls=True), Server(("::", 30080), tls=False)]
 
     def stop_later(delay):
         time.sleep(delay)

@@ -75,7 +75,7 @@ if [ $# -gt 0 ]; then
     fi
 fi
 hk_section "iface"
-ip -o -4 addr show dev "$IFACE" 2>/dev/null || echo "missing"
+ip -o addr show dev "$IFACE" 2>/dev/null || echo "missing"
 hk_section "vip"
 hk_vip_interfaces "$VIP_IP"
 for v in $EXTRA_VIPS; do  # the VIPs after the first: where each is (their probes are status' own)
@@ -108,6 +108,7 @@ hk_section "vrrp_state"
 cat "$STATE_FILE" 2>/dev/null
 hk_section "sysctl"
 echo "net.ipv4.ip_nonlocal_bind=$(cat /proc/sys/net/ipv4/ip_nonlocal_bind 2>/dev/null)"
+echo "net.ipv6.ip_nonlocal_bind=$(cat /proc/sys/net/ipv6/ip_nonlocal_bind 2>/dev/null)"
 hk_section "firewalld"
 if command -v firewall-cmd >/dev/null 2>&1; then
     if firewall-cmd --state >/dev/null 2>&1; then

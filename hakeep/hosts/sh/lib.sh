@@ -18,7 +18,8 @@ hk_listening() { ss -ltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
 
 # hk_listening_on ADDRESS PORT: true when something listens on exactly ADDRESS:PORT.
 hk_listening_on() {
-    ss -ltn "sport = :$2" 2>/dev/null | awk -v want="$1:$2" '$4 == want { found = 1 } END { exit !found }'
+    case "$1" in *:*) hk_want="[$1]:$2" ;; *) hk_want="$1:$2" ;; esac  # ss writes IPv6 in brackets
+    ss -ltn "sport = :$2" 2>/dev/null | awk -v want="$hk_want" '$4 == want { found = 1 } END { exit !found }'
 }
 
 # hk_runs_file UNIT FILE: true when the newest process of UNIT (its main PID, or a child of it:
@@ -194,8 +195,9 @@ hk_fault_reason() {
 # hk_arp_claimants IFACE IP: the MAC addresses that answer an ARP probe for IP on IFACE within 0.2 s
 # (RFC 5227 probes, sender 0.0.0.0: no neighbour's cache changes), one a line; this host's own
 # answer is never among them. python3's raw socket where python3 exists, else iputils' arping;
-# "unknown" when neither does.
+# "unknown" when neither does. An IPv6 address: the same with neighbour discovery (hk_nd_claimants).
 hk_arp_claimants() {
+    case "$2" in *:*) hk_nd_claimants "$1" "$2"; return ;; esac
     if command -v python3 >/dev/null 2>&1; then
         python3 -c '
 import socket, struct, sys, time
@@ -226,6 +228,43 @@ for m in sorted(seen):
     fi
 }
 
+# hk_nd_claimants IFACE IP6: the MAC addresses that answer a neighbour solicitation for IP6 on IFACE
+# within 0.2 s, one a line: a duplicate address detection probe (RFC 4862: source ::, to IP6's
+# solicited-node group; no neighbour's cache changes, and every holder answers to all nodes). Sent
+# and read on a packet socket, so this host's own stack never answers it. "unknown" without python3.
+hk_nd_claimants() {
+    command -v python3 >/dev/null 2>&1 || { echo unknown; return; }
+    python3 -c '
+import socket, struct, sys, time
+iface, ip = sys.argv[1], socket.inet_pton(socket.AF_INET6, sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+s.bind((iface, 0))
+mac = s.getsockname()[4]
+group = bytes.fromhex("ff0200000000000000000001ff") + ip[13:]
+ns = struct.pack("!BBH4x", 135, 0, 0) + ip
+pseudo = bytes(16) + group + struct.pack("!I3xB", len(ns), 58) + ns
+total = sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo))
+while total >> 16:
+    total = (total & 0xFFFF) + (total >> 16)
+ns = ns[:2] + struct.pack("!H", ~total & 0xFFFF) + ns[4:]
+header = struct.pack("!IHBB", 6 << 28, len(ns), 58, 255) + bytes(16) + group
+probe = b"\x33\x33" + group[12:] + mac + b"\x86\xdd" + header + ns
+seen = set()
+end = time.monotonic() + 0.2
+for _ in range(2):
+    s.send(probe)
+while time.monotonic() < end:
+    s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        frame = s.recv(256)
+    except OSError:
+        break
+    if len(frame) >= 78 and frame[12:14] == b"\x86\xdd" and frame[20] == 58 and frame[54] == 136 and frame[62:78] == ip:
+        seen.add(frame[6:12].hex(":"))
+for m in sorted(seen):
+    print(m)' "$1" "$2" 2>/dev/null || echo unknown
+}
+
 # hk_vip_arp IFACE IP: "mac=M" (this host's MAC on IFACE), then for each other MAC answering ARP
 # for IP there "arp=M ip=A" (A: an address this host's neighbour table has for M, else -), or
 # "arp=unknown" when this host cannot probe.
@@ -233,7 +272,7 @@ hk_vip_arp() {
     echo "mac=$(cat "/sys/class/net/$1/address" 2>/dev/null)"
     for m in $(hk_arp_claimants "$1" "$2"); do
         if [ "$m" = unknown ]; then echo "arp=unknown"; continue; fi
-        a=$(ip -4 neigh show dev "$1" 2>/dev/null | awk -v m="$m" -v vip="$2" \
+        a=$(ip neigh show dev "$1" 2>/dev/null | awk -v m="$m" -v vip="$2" \
             'tolower($3) == m && $1 != vip { print $1; exit }')
         echo "arp=$m ip=${a:--}"
     done
@@ -281,9 +320,10 @@ hk_port_open() {
     fi
 }
 
-# hk_vip_interfaces IP: the interfaces that carry IPv4 address IP on this host, one a line.
+# hk_vip_interfaces IP: the interfaces that carry address IP (IPv4, or IPv6 as `ip` writes it: the
+# canonical form hakeep sends) on this host, one a line.
 hk_vip_interfaces() {
-    ip -o -4 addr show 2>/dev/null | awk -v vip="$1" '{split($4, a, "/"); if (a[1] == vip) print $2}'
+    ip -o addr show 2>/dev/null | awk -v vip="$1" '{split($4, a, "/"); if (a[1] == vip) print $2}'
 }
 
 # hk_stat_reader: true when this host can read haproxy's stats socket (socat, or python3).

@@ -9,7 +9,7 @@
 hk_vip_interfaces "$VIP_IP" | sed 's/^/holder=/'
 if [ "$IFACE" = auto ]; then  # the interface the VIP is on here, else the one that reaches it
     IFACE=$(hk_vip_interfaces "$VIP_IP" | head -n 1)
-    [ -n "$IFACE" ] || IFACE=$(ip -4 route get "$VIP_IP" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)
+    [ -n "$IFACE" ] || IFACE=$(ip route get "$VIP_IP" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)
 fi
 if [ -n "$IFACE" ]; then
     hk_vip_arp "$IFACE" "$VIP_IP" &

@@ -114,6 +114,13 @@ CASES = [
         "  virtual_router_id 61\n  priority 90\n  advert_int 1\n  authentication {\n    auth_type PASS\n"
         "    auth_pass 1111\n  }\n  virtual_ipaddress {\n    10.220.62.34/24\n  }\n"
         "  notify_master /usr/local/bin/x.sh\n}\n")),
+    Case("ipv6-instance", lambda side, files: files.__setitem__(KEEPALIVED, files[KEEPALIVED].replace(
+        "    chk_haproxy\n  }\n}\n",
+        "    chk_haproxy\n  }\n}\n\nvrrp_instance api6 {\n  state BACKUP\n  interface ens192\n"
+        "  virtual_router_id 62\n  priority 100\n  advert_int 1\n  version 3\n"
+        f"  unicast_src_ip FD00:62::{32 if side == 'left' else 33}\n"
+        f"  unicast_peer {{\n    fd00:62::{33 if side == 'left' else 32}\n  }}\n"
+        "  virtual_ipaddress {\n    fd00:62::31/64\n  }\n}\n", 1))),
     Case("stats-page", sub(HAPROXY, "defaults\n", "listen stats\n    bind *:8404\n    mode http\n    stats enable\n"
                                                   "    stats uri /stats\n    stats auth admin:st4ts-pw\n\ndefaults\n")),
     Case("stats-page-with-secrets", sub(HAPROXY, "defaults\n", "listen stats\n    bind 127.0.0.1:8404\n    mode http\n"

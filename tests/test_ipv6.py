@@ -165,3 +165,32 @@ def test_a_restored_config_is_read_back_with_its_ipv6_binds() -> None:
     assert restored_binds([mf]) == {("*", 6443), (f"{V6_NET}31", 30080), ("10.0.0.1", 81), ("*", 83),
                                     ("fd00::5", 84)}
     assert restored_ports([mf]) == (81, 83, 84, 6443, 30080)
+
+
+def ipv6_only() -> dict[str, Any]:
+    doc = dual_stack()
+    doc["vip"] = doc["vip"][1:]
+    doc["frontend"][1]["bind"] = "vip"
+    del doc["cluster"]["auth_pass_env"]
+    return doc
+
+
+def test_an_ipv6_only_pair_needs_no_vrrp_password(tmp_path: Path) -> None:
+    from hakeep.inventory.lint import lint
+    from hakeep.render.secrets import resolve_secrets
+
+    inv = load(tmp_path, ipv6_only())
+    assert inv.cluster.auth_pass_env is None
+    assert all(p.path != "cluster.auth_pass_env" for p in lint(inv))
+    secrets = resolve_secrets(inv, env={})
+    conf = render_all(inv, secrets)[LEFT].file("/etc/keepalived/keepalived.conf").content.decode()
+    assert "authentication {" not in conf
+    assert conf.count("    version 3\n") == 1
+    doc = ipv6_only()
+    doc["cluster"]["auth_pass_env"] = "HAKEEP_VRRP_PASS"
+    assert [(p.path, p.message) for p in lint(load(tmp_path, doc)) if p.path.startswith("cluster.auth")] == [
+        ("cluster.auth_pass_env", "unused: every VIP is IPv6, and VRRPv3 has no password")]
+    doc = dual_stack()  # an IPv4 VIP beside: the password is required as ever
+    del doc["cluster"]["auth_pass_env"]
+    with pytest.raises(InventoryError, match=r"cluster.auth_pass_env: is required"):
+        load(tmp_path, doc)

@@ -51,7 +51,11 @@ def lint(inv: Inventory) -> list[Problem]:
     if ds.fastinter_ms > ds.inter_ms:
         out.append(Problem("haproxy.default_server.fastinter_ms", f"{ds.fastinter_ms}ms is slower than inter_ms "
                            f"({ds.inter_ms}ms): checks slow down just when one has failed"))
-    if inv.cluster.auth_pass is not None:
+    c = inv.cluster
+    if all(v.address.version == 6 for v in inv.vips) and (c.auth_pass is not None or c.auth_pass_env is not None):
+        out.append(Problem("cluster.auth_pass" if c.auth_pass is not None else "cluster.auth_pass_env",
+                           "unused: every VIP is IPv6, and VRRPv3 has no password"))
+    elif inv.cluster.auth_pass is not None:
         out.append(Problem("cluster.auth_pass", "the VRRP password is in the inventory in plain text; "
                            "prefer auth_pass_env"))
     stats = inv.haproxy.stats

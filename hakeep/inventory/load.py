@@ -92,7 +92,8 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
         problems.append(Problem("cluster", "the [cluster] table is required"))
     vip_items = vip_tables(top, (cluster_t.data.get("name") if cluster_t else None))
     first = vip_items[0][1] if vip_items else None
-    cluster = _cluster(cluster_t or Table({}, "cluster", problems), first, bool(vip_items))
+    ipv6_only = bool(vip_items) and all(v is not None and v.address.version == 6 for _, v in vip_items)
+    cluster = _cluster(cluster_t or Table({}, "cluster", problems), first, bool(vip_items), ipv6_only)
     ssh_t = top.get_table("ssh")
     default_ssh = _ssh(ssh_t, DEFAULT_SSH, base_dir) if ssh_t else DEFAULT_SSH
     lb_tables = top.get_tables("lb")
@@ -132,8 +133,9 @@ def build_inventory(data: dict[str, object], *, path: Path, digest: str) -> Inve
     )
 
 
-def _cluster(t: Table, first: Vip | None, vip_tables_given: bool) -> Cluster | None:
-    """``first``: the first [[vip]] table's VIP, which takes the place of [cluster] vip."""
+def _cluster(t: Table, first: Vip | None, vip_tables_given: bool, ipv6_only: bool) -> Cluster | None:
+    """``first``: the first [[vip]] table's VIP, which takes the place of [cluster] vip; ``ipv6_only``:
+    every [[vip]] is IPv6 (VRRPv3 has no password: none is needed)."""
     t.check_keys(CLUSTER_KEYS)
     name = t.get_str("name", required=True, pattern=NAME_RE, what="letters, digits, '_', '.', '-'")
     if vip_tables_given:
@@ -146,6 +148,7 @@ def _cluster(t: Table, first: Vip | None, vip_tables_given: bool) -> Cluster | N
     else:
         vip = vip_address(t, "vip")
         vrid = t.get_int("virtual_router_id", required=True, lo=1, hi=255)
+    ipv6_only = ipv6_only or (vip is not None and vip.version == 6)
     advert = t.get_number("advert_int", hi=255.0)
     auth_pass = t.get_str("auth_pass", pattern=SECRET_RE, what="letters, digits and _.,:+=@%^*?/-")
     auth_env = t.get_str("auth_pass_env", pattern=ENV_RE, what="an environment variable name")
@@ -155,7 +158,7 @@ def _cluster(t: Table, first: Vip | None, vip_tables_given: bool) -> Cluster | N
         auth_pass = None
     if "auth_pass" in t.data and "auth_pass_env" in t.data:
         t.error("auth_pass", "give either auth_pass or auth_pass_env, not both")
-    elif "auth_pass" not in t.data and "auth_pass_env" not in t.data:
+    elif "auth_pass" not in t.data and "auth_pass_env" not in t.data and not ipv6_only:
         t.error("auth_pass_env", "is required (or auth_pass): the VRRP password")
     weight = t.get_int("check_weight", lo=1, hi=253)
     keep = t.get_int("keep_releases", lo=1, hi=1000)
@@ -166,7 +169,7 @@ def _cluster(t: Table, first: Vip | None, vip_tables_given: bool) -> Cluster | N
     if delay and not preempt:
         t.error("preempt_delay", "needs preempt = true: with preempt = false (keepalived's nopreempt) an LB "
                 "that comes back never takes the VIP back, so there is nothing to delay")
-    if name is None or vip is None or vrid is None or (auth_pass is None and auth_env is None):
+    if name is None or vip is None or vrid is None or (auth_pass is None and auth_env is None and not ipv6_only):
         return None
     return Cluster(
         name=name, vip=vip, virtual_router_id=vrid,

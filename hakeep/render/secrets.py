@@ -15,7 +15,9 @@ def resolve_secrets(inv: Inventory, env: Mapping[str, str] | None = None) -> Sec
     """Read the passwords the inventory names from the environment (needed to render)."""
     env = os.environ if env is None else env
     auth = inv.cluster.auth_pass
-    if auth is None:
+    if auth is None and inv.cluster.auth_pass_env is None:
+        auth = ""  # every VIP is IPv6: VRRPv3 has no password
+    elif auth is None:
         auth = _secret_from_env(inv, env, "cluster.auth_pass_env", inv.cluster.auth_pass_env or "", 8)
     stats_pw = None
     stats = inv.haproxy.stats

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hakeep.errors import UsageError
-from hakeep.inventory.fields import NAME_RE
+from hakeep.inventory.fields import NAME_RE, IPInterface
 from hakeep.takeover.mapping import PASSWORD_ENV, STATS_PASSWORD_ENV, HostValues, Note
 
 DEFAULT_PRIORITY = 100  # keepalived's, for an instance that names none
@@ -20,7 +20,7 @@ DEFAULT_PRIORITY = 100  # keepalived's, for an instance that names none
 @dataclass(frozen=True)
 class LiveLB:
     """One LB as read: its name and address as the user gave them, its configs in hakeep's terms,
-    the IPv4 addresses on its interfaces (``iface``, ``address/prefix``) and whether it holds the VIP."""
+    the addresses on its interfaces (``iface``, ``address/prefix``; no link-local) and whether it holds the VIP."""
 
     name: str
     address: str
@@ -66,7 +66,7 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
         cluster["auth_pass"] = password
     else:
         cluster["auth_pass_env"] = PASSWORD_ENV
-    if password is None:
+    if password is None and vip.version == 4:  # (VRRPv3, an IPv6 VIP's, has no password)
         notes.append(f"{ref.name}: the live pair has no VRRP password; hakeep requires one. While the first deploy "
                      "has changed one LB and not yet the other, the two do not hear each other and both may hold "
                      "the VIP: deploy in a quiet moment")
@@ -91,7 +91,9 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
             notes.append(f"{ref.name}: the live stats page has no password; hakeep requires one "
                          f"(${STATS_PASSWORD_ENV})")
         doc.setdefault("haproxy", {})["stats"] = table
-    doc["lb"] = [_lb(lb, lbs, notes) for lb in lbs]
+    lb6 = _addresses6(lbs, [ipaddress.ip_interface(t["address"]) for t in doc.get("vip", [{"address": str(vip)}])],
+                      notes)
+    doc["lb"] = [_lb(lb, lbs, notes, lb6, vip.version) for lb in lbs]
     doc["frontend"] = [_frontend(fe) for fe in ref.values.frontends]
     for fe in doc["frontend"]:
         owner = next((lb.name for lb in lbs if fe.get("bind") == lb.address), None)
@@ -105,7 +107,7 @@ def build(lbs: Sequence[LiveLB], *, name: str | None, ssh: dict[str, Any], inclu
                     remarks, dict(ref.values.secrets))
 
 
-def _vip_tables(ref: LiveLB, lbs: Sequence[LiveLB], cluster: dict[str, Any], vip: ipaddress.IPv4Interface,
+def _vip_tables(ref: LiveLB, lbs: Sequence[LiveLB], cluster: dict[str, Any], vip: IPInterface,
                 notes: list[str]) -> list[dict[str, Any]]:
     """More than one instance with a VIP: [[vip]] tables, the first from [cluster]'s keys (its priorities
     the LBs' own), each other with its VRID, instance name and every LB's priority for it."""
@@ -138,35 +140,74 @@ def _vip_tables(ref: LiveLB, lbs: Sequence[LiveLB], cluster: dict[str, Any], vip
     return tables
 
 
-def _vip(ref: LiveLB, notes: list[str], text: str | None = None, where: str | None = None) -> ipaddress.IPv4Interface:
+def _vip(ref: LiveLB, notes: list[str], text: str | None = None, where: str | None = None) -> IPInterface:
     """The VIP (the first instance's, or ``text`` at ``where``) with its subnet's prefix."""
     text = ref.values.keepalived["vip"] if text is None else text
     try:
-        vip = ipaddress.IPv4Interface(text)
+        vip = ipaddress.ip_interface(text)
     except ValueError:
         raise UsageError(f"{ref.name}:{where or ref.values.keepalived.get('vip_where', '')}: virtual_ipaddress {text}: "
-                         "not an IPv4 address (hakeep manages an IPv4 VIP)") from None
-    if "/" not in text or vip.network.prefixlen == 32:  # hakeep needs the LB subnet's prefix
-        own = next((ipaddress.IPv4Interface(cidr) for _, cidr in ref.addresses
-                    if vip.ip in ipaddress.IPv4Interface(cidr).network and not cidr.startswith(f"{vip.ip}/")), None)
+                         "not an IP address") from None
+    if "/" not in text or vip.network.prefixlen == vip.max_prefixlen:  # hakeep needs the LB subnet's prefix
+        own = next((o for o in _interfaces(ref) if vip.ip in o.network and o.ip != vip.ip), None)
         if own is not None:
-            vip = ipaddress.IPv4Interface(f"{vip.ip}/{own.network.prefixlen}")
-            notes.append(f"{ref.name}: the live VIP {text} is a /32 (keepalived's default without a prefix); the "
-                         f"inventory gives it its subnet's, /{own.network.prefixlen}")
+            vip = ipaddress.ip_interface(f"{vip.ip}/{own.network.prefixlen}")
+            notes.append(f"{ref.name}: the live VIP {text} is a /{vip.max_prefixlen} (keepalived's default without a "
+                         f"prefix); the inventory gives it its subnet's, /{own.network.prefixlen}")
     return vip
 
 
-def _lb(lb: LiveLB, lbs: Sequence[LiveLB], notes: list[str]) -> dict[str, Any]:
+def _interfaces(lb: LiveLB) -> list[IPInterface]:
+    out = []
+    for _, cidr in lb.addresses:
+        try:
+            out.append(ipaddress.ip_interface(cidr))
+        except ValueError:
+            continue
+    return out
+
+
+def _addresses6(lbs: Sequence[LiveLB], vips: Sequence[IPInterface], notes: list[str]) -> dict[str, str | None]:
+    """Each LB's address6 where a VIP is IPv6 ({} where none is)."""
+    six = [v for v in vips if v.version == 6]
+    return {lb.name: _address6(lb, six, notes) for lb in lbs} if six else {}
+
+
+def _address6(lb: LiveLB, vips6: Sequence[IPInterface], notes: list[str]) -> str | None:
+    """The LB's address6: the unicast_src_ip of its IPv6 VIPs' instances, else its own address in
+    their subnet."""
+    ka, own = lb.values.keepalived, lb.values.own
+    srcs = [own.get("unicast_src_ip") if ":" in str(ka.get("vip", "")) else None,
+            *(x.get("src") for x in ka.get("extra_vips", []) if ":" in str(x.get("vip", "")))]
+    for src in srcs:
+        if src and ":" in src:
+            return str(ipaddress.ip_address(src))
+    vip_ips = {v.ip for v in vips6}
+    found = next((o.ip for o in _interfaces(lb) if o.version == 6 and o.ip not in vip_ips
+                  and any(o.ip in v.network for v in vips6)), None)
+    if found is None:
+        notes.append(f"{lb.name}: no IPv6 address of its own in {', '.join(str(v.network) for v in vips6)}: set its "
+                     "address6 (it speaks VRRP for the IPv6 VIP from there)")
+        return None
+    return str(found)
+
+
+def _lb(lb: LiveLB, lbs: Sequence[LiveLB], notes: list[str], lb6: dict[str, str | None],
+        version: int) -> dict[str, Any]:
+    """``lb6``: each LB's address6 (where a VIP is IPv6); ``version``: the first VIP's IP version,
+    whose instance's unicast addresses are compared with the LBs'."""
     own = lb.values.own
     src, peers = own.get("unicast_src_ip"), own.get("unicast_peers")
-    if src is not None and src != lb.address:
-        notes.append(f"{lb.name}: unicast_src_ip {src} is not its address {lb.address}; hakeep uses the address")
-    others = sorted(o.address for o in lbs if o is not lb)
+    mine = lb.address if version == 4 else lb6.get(lb.name)
+    if src is not None and mine is not None and not _same(src, mine):
+        notes.append(f"{lb.name}: unicast_src_ip {src} is not its address {mine}; hakeep uses the address")
+    others = sorted(str(a) for o in lbs if o is not lb
+                    if (a := o.address if version == 4 else lb6.get(o.name)) is not None)
     if peers is None:
         notes.append(f"{lb.name}: no unicast_peer (VRRP by multicast); hakeep sends unicast to the other LBs. While "
                      "the first deploy has changed one LB and not yet the other, the two do not hear each other "
                      "and both may hold the VIP: deploy in a quiet moment")
-    elif sorted(peers) != others:
+    elif sorted(map(_canonical, peers)) != others:
         notes.append(f"{lb.name}: unicast_peer lists {', '.join(peers) or 'nothing'}; the other LBs are "
                      f"{', '.join(others)}, and hakeep lists those")
     priority = own.get("priority") or (255 if own.get("state") == "MASTER" else DEFAULT_PRIORITY)
@@ -174,7 +215,25 @@ def _lb(lb: LiveLB, lbs: Sequence[LiveLB], notes: list[str]) -> dict[str, Any]:
         notes.append(f"{lb.name}: priority {priority} (the VIP's owner, preempting always); hakeep's range ends at "
                      "254, which still wins every election against the others")
         priority = 254
-    return {"name": lb.name, "address": lb.address, "interface": own.get("interface"), "priority": priority}
+    out: dict[str, Any] = {"name": lb.name, "address": lb.address}
+    if lb6.get(lb.name):
+        out["address6"] = lb6[lb.name]
+    return {**out, "interface": own.get("interface"), "priority": priority}
+
+
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
+
+
+def _same(a: str, b: str) -> bool:
+    """Whether two addresses as written are one (IPv6 has many spellings); False for a non-address."""
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
 
 
 def _frontend(fe: dict[str, Any]) -> dict[str, Any]:

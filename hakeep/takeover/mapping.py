@@ -132,6 +132,8 @@ def _extra_instance(host: str, inst: Node, chosen: Node, values: HostValues) -> 
             replaced(c, "hakeep starts every LB as BACKUP: the highest priority wins the election")
         elif c.keyword == "track_script":
             replaced(c, "hakeep tracks its own haproxy check")
+        elif c.keyword == "version":
+            _version(host, c, inst, values)
         else:
             note(c, f"in vrrp_instance {inst.args[0]}: no equivalent in hakeep")
     values.carried.append(addresses[0].where)
@@ -139,8 +141,10 @@ def _extra_instance(host: str, inst: Node, chosen: Node, values: HostValues) -> 
         note(more, "another virtual address in one instance: hakeep puts one VIP in each")
     state = inst.last("state")
     priority = _int(host, inst.last("priority")) or (255 if state and state.args[:1] == ("MASTER",) else 100)
+    src = inst.last("unicast_src_ip")
     return {"instance": inst.args[0], "vip": addresses[0].keyword, "where": addresses[0].where,
-            "virtual_router_id": _int(host, inst.last("virtual_router_id")), "priority": min(priority, 254)}
+            "virtual_router_id": _int(host, inst.last("virtual_router_id")), "priority": min(priority, 254),
+            "src": _one(host, src) if src else None}
 
 
 def _dump(node: Node | None) -> Any:
@@ -165,8 +169,21 @@ def _instance_statements(host: str, chosen: Node, values: HostValues) -> None:
             replaced(c, "hakeep starts every LB as BACKUP: the highest priority wins the election")
         elif c.keyword == "track_script":
             replaced(c, "hakeep tracks its own haproxy check")
+        elif c.keyword == "version":
+            _version(host, c, chosen, values)
         else:
             note(c, "no equivalent in hakeep")
+
+
+def _version(host: str, c: Node, inst: Node, values: HostValues) -> None:
+    """An instance's ``version``: what hakeep renders (VRRPv2 for an IPv4 VIP, v3 for an IPv6 one) is carried."""
+    vip = inst.last("virtual_ipaddress")
+    first = (vip.children or ())[0].keyword if vip is not None and vip.children else ""
+    if c.args[:1] == (("3",) if ":" in first else ("2",)):
+        values.carried.append(c.where)
+    else:
+        noter(host, values.replaced)(c, f"version {' '.join(c.args)}: hakeep runs an IPv4 VIP with VRRPv2 and an "
+                                        "IPv6 one with VRRPv3")
 
 
 def _preemption(host: str, chosen: Node, values: HostValues) -> None:

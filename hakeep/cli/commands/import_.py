@@ -152,7 +152,15 @@ def _read_one(lb: LoadBalancer, t: Transport) -> LiveLB:
     read_haproxy(lb.name, haproxy_cfg.parse(found[HAPROXY_CFG], HAPROXY_CFG, host=lb.name), values)
     vip = str(values.keepalived.get("vip", "")).split("/")[0]
     return LiveLB(lb.name, str(lb.address), values, tuple(addresses),
-                  holds_vip=any(cidr.split("/")[0] == vip for _, cidr in addresses))
+                  holds_vip=any(_same_ip(cidr.split("/")[0], vip) for _, cidr in addresses))
+
+
+def _same_ip(a: str, b: str) -> bool:
+    """Whether two addresses as written are one (IPv6 has many spellings)."""
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
 
 
 def _ssh_table(args: argparse.Namespace) -> dict[str, Any]:

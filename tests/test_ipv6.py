@@ -8,6 +8,7 @@ the VIP moving and TCP through it on the lab is tests/test_ipv6_lab.py's.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,43 @@ def test_an_ipv6_only_pair_needs_no_vrrp_password(tmp_path: Path) -> None:
     del doc["cluster"]["auth_pass_env"]
     with pytest.raises(InventoryError, match=r"cluster.auth_pass_env: is required"):
         load(tmp_path, doc)
+
+
+def test_members_are_remembered_by_address6_too(tmp_path: Path) -> None:
+    """An LB dropped from a dual-stack pair is remembered at both addresses (the IPv6 instance names
+    it by its address6) and named once; dropping the IPv6 VIP (and the address6 keys with it) drops
+    no LB: each still carries that address on its interface."""
+    import dataclasses
+
+    from tests.test_plan import deployed, plan_members
+
+    doc = dual_stack()
+    doc["lb"].append({"name": "third", "address": "10.220.62.34", "address6": f"{V6_NET}34", "interface": "ens192",
+                      "priority": 99})
+    (tmp_path / "big").mkdir()
+    (tmp_path / "small").mkdir()
+    big = load(tmp_path / "big", doc)
+    doc["lb"].pop()
+    small = load(tmp_path / "small", doc)
+    from tests.test_plan import RID
+
+    ours = ("10.220.62.32/24", f"{V6_NET}32/64"), ("10.220.62.33/24", f"{V6_NET}33/64")
+    record = json.dumps({"id": RID, "seq": 1, "status": "complete", "members": {"third": "10.220.62.34"},
+                         "members6": {"third": f"{V6_NET}34"}}).encode()
+    left, right = (dataclasses.replace(deployed(big, name, addr), iface_addresses=have, releases={RID: record})
+                   for (name, addr), have in zip(((LEFT, "10.220.62.32"), (RIGHT, "10.220.62.33")), ours, strict=True))
+    plan = plan_members(small, {LEFT: left, RIGHT: right})
+    [err] = [e for e in plan.errors if "no longer in the inventory" in e]  # one LB, named once
+    assert err.startswith("third (10.220.62.34) is no longer in the inventory")
+    plan = plan_members(small, {LEFT: left, RIGHT: right}, forget=["third"])
+    assert not plan.errors, plan.errors
+    manifest = json.loads(next(s.stdin for s in plan.host(LEFT).steps if s.action == "backup") or b"{}")
+    assert manifest["forgotten"] == ["10.220.62.34", f"{V6_NET}34"]
+    assert manifest["members6"] == {LEFT: f"{V6_NET}32", RIGHT: f"{V6_NET}33"}
+
+    v4 = base_doc()  # the IPv6 VIP dropped again: both LBs stay, nobody is "no longer in the inventory"
+    (tmp_path / "v4").mkdir()
+    left, right = (dataclasses.replace(deployed(small, name, addr), iface_addresses=have)
+                   for (name, addr), have in zip(((LEFT, "10.220.62.32"), (RIGHT, "10.220.62.33")), ours, strict=True))
+    plan = plan_members(load(tmp_path / "v4", v4), {LEFT: left, RIGHT: right})
+    assert not [e for e in plan.errors if "no longer in the inventory" in e], plan.errors

@@ -9,6 +9,7 @@ the VIP moving and TCP through it on the lab is tests/test_ipv6_lab.py's.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,34 @@ def test_members_are_remembered_by_address6_too(tmp_path: Path) -> None:
                    for (name, addr), have in zip(((LEFT, "10.220.62.32"), (RIGHT, "10.220.62.33")), ours, strict=True))
     plan = plan_members(load(tmp_path / "v4", v4), {LEFT: left, RIGHT: right})
     assert not [e for e in plan.errors if "no longer in the inventory" in e], plan.errors
+
+
+NEIGHBOURS = r"""
+set -e
+ip link set lo up
+ip link add probe0 type veth peer name holder0
+ip link set probe0 up && ip link set holder0 up
+ip addr add fd99::1/64 dev probe0 nodad && ip addr add 192.0.2.1/24 dev probe0
+ip addr add fd99::200/64 dev holder0 nodad preferred_lft 0 && ip addr add 192.0.2.200/24 dev holder0
+. "$LIB"
+echo "holder=$(ip -o link show holder0 | sed 's|.*link/ether \([^ ]*\).*|\1|')"  # (/sys is the machine's)
+for a in fd99::200 fd99::201 192.0.2.200 192.0.2.201; do echo "$a=$(hk_arp_claimants probe0 "$a" | tr '\n' ' ')"; done
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network namespace of its own: unshare -n)")
+def test_who_answers_an_ipv6_vip_is_found_by_neighbour_discovery() -> None:
+    """hk_arp_claimants on a veth pair in a throwaway network namespace: the holder's MAC answers
+    for its IPv6 (a DAD probe: neighbour discovery) and IPv4 (ARP) address, nobody for a free one."""
+    import subprocess
+
+    from hakeep.hosts.scripts import source
+
+    r = subprocess.run(["unshare", "-n", "sh", "-c", NEIGHBOURS.replace('. "$LIB"', source("lib.sh"))],
+                       capture_output=True, text=True, timeout=30, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    seen = dict(line.split("=", 1) for line in r.stdout.splitlines())
+    holder = seen["holder"]
+    assert (seen["fd99::200"], seen["192.0.2.200"]) == (f"{holder} ", f"{holder} ")
+    assert (seen["fd99::201"], seen["192.0.2.201"]) == ("", "")

@@ -195,17 +195,39 @@ hk_fault_reason() {
 # hk_arp_claimants IFACE IP: the MAC addresses that answer an ARP probe for IP on IFACE within 0.2 s
 # (RFC 5227 probes, sender 0.0.0.0: no neighbour's cache changes), one a line; this host's own
 # answer is never among them. python3's raw socket where python3 exists, else iputils' arping;
-# "unknown" when neither does. An IPv6 address: the same with neighbour discovery (hk_nd_claimants).
+# "unknown" when neither does. An IPv6 address: the same with neighbour discovery, a duplicate
+# address detection probe (RFC 4862: a solicitation from ::, to IP's solicited-node group, which
+# every holder answers to all nodes, no cache changed), python3 only. Both are sent and read on a
+# packet socket, so this host's own stack never answers them.
 hk_arp_claimants() {
-    case "$2" in *:*) hk_nd_claimants "$1" "$2"; return ;; esac
     if command -v python3 >/dev/null 2>&1; then
         python3 -c '
 import socket, struct, sys, time
-iface, ip = sys.argv[1], socket.inet_aton(sys.argv[2])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+iface, text = sys.argv[1], sys.argv[2]
+six = ":" in text
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD if six else 0x0806))
 s.bind((iface, 0))
 mac = s.getsockname()[4]
-probe = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + bytes(4) + bytes(6) + ip
+if six:
+    ip = socket.inet_pton(socket.AF_INET6, text)
+    group = bytes.fromhex("ff0200000000000000000001ff") + ip[13:]
+    ns = struct.pack("!BBH4x", 135, 0, 0) + ip
+    pseudo = bytes(16) + group + struct.pack("!I3xB", len(ns), 58) + ns
+    total = sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    ns = ns[:2] + struct.pack("!H", ~total & 0xFFFF) + ns[4:]
+    header = struct.pack("!IHBB", 6 << 28, len(ns), 58, 255) + bytes(16) + group
+    probe = b"\x33\x33" + group[12:] + mac + b"\x86\xdd" + header + ns
+    def answer(f):  # a neighbour advertisement for ip: its sender
+        ok = len(f) >= 78 and f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] == 136 and f[62:78] == ip
+        return f[6:12] if ok else None
+else:
+    ip = socket.inet_aton(text)
+    probe = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + bytes(10) + ip
+    def answer(f):  # an ARP reply for ip: its sender
+        ok = len(f) >= 42 and f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02" and f[28:32] == ip
+        return f[22:28] if ok else None
 seen = set()
 end = time.monotonic() + 0.2
 for _ in range(2):
@@ -213,56 +235,19 @@ for _ in range(2):
 while time.monotonic() < end:
     s.settimeout(max(0.01, end - time.monotonic()))
     try:
-        frame = s.recv(128)
+        who = answer(s.recv(256))
     except OSError:
         break
-    if len(frame) >= 42 and frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x02" and frame[28:32] == ip:
-        seen.add(frame[22:28].hex(":"))
+    if who:
+        seen.add(who.hex(":"))
 for m in sorted(seen):
     print(m)' "$1" "$2" 2>/dev/null || echo unknown
-    elif command -v arping >/dev/null 2>&1; then
+    elif command -v arping >/dev/null 2>&1 && [ "${2#*:}" = "$2" ]; then
         arping -D -c 2 -w 1 -I "$1" "$2" 2>/dev/null | sed -n 's/.*\[\([0-9A-Fa-f:]*\)\].*/\1/p' \
             | tr 'A-F' 'a-f' | sort -u
     else
         echo unknown
     fi
-}
-
-# hk_nd_claimants IFACE IP6: the MAC addresses that answer a neighbour solicitation for IP6 on IFACE
-# within 0.2 s, one a line: a duplicate address detection probe (RFC 4862: source ::, to IP6's
-# solicited-node group; no neighbour's cache changes, and every holder answers to all nodes). Sent
-# and read on a packet socket, so this host's own stack never answers it. "unknown" without python3.
-hk_nd_claimants() {
-    command -v python3 >/dev/null 2>&1 || { echo unknown; return; }
-    python3 -c '
-import socket, struct, sys, time
-iface, ip = sys.argv[1], socket.inet_pton(socket.AF_INET6, sys.argv[2])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
-s.bind((iface, 0))
-mac = s.getsockname()[4]
-group = bytes.fromhex("ff0200000000000000000001ff") + ip[13:]
-ns = struct.pack("!BBH4x", 135, 0, 0) + ip
-pseudo = bytes(16) + group + struct.pack("!I3xB", len(ns), 58) + ns
-total = sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo))
-while total >> 16:
-    total = (total & 0xFFFF) + (total >> 16)
-ns = ns[:2] + struct.pack("!H", ~total & 0xFFFF) + ns[4:]
-header = struct.pack("!IHBB", 6 << 28, len(ns), 58, 255) + bytes(16) + group
-probe = b"\x33\x33" + group[12:] + mac + b"\x86\xdd" + header + ns
-seen = set()
-end = time.monotonic() + 0.2
-for _ in range(2):
-    s.send(probe)
-while time.monotonic() < end:
-    s.settimeout(max(0.01, end - time.monotonic()))
-    try:
-        frame = s.recv(256)
-    except OSError:
-        break
-    if len(frame) >= 78 and frame[12:14] == b"\x86\xdd" and frame[20] == 58 and frame[54] == 136 and frame[62:78] == ip:
-        seen.add(frame[6:12].hex(":"))
-for m in sorted(seen):
-    print(m)' "$1" "$2" 2>/dev/null || echo unknown
 }
 
 # hk_vip_arp IFACE IP: "mac=M" (this host's MAC on IFACE), then for each other MAC answering ARP

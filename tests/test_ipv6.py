@@ -267,3 +267,37 @@ def test_who_answers_an_ipv6_vip_is_found_by_neighbour_discovery() -> None:
     holder = seen["holder"]
     assert (seen["fd99::200"], seen["192.0.2.200"]) == (f"{holder} ", f"{holder} ")
     assert (seen["fd99::201"], seen["192.0.2.201"]) == ("", "")
+
+
+LINK_DRILL = r"""
+set -e
+mount --make-rprivate /
+mount -t tmpfs tmpfs /run
+ip link add eth0 type veth peer name peer0
+ip link set eth0 up && ip link set peer0 up
+ip addr add fd99::5/64 dev eth0 nodad
+echo "before=$(cat /proc/sys/net/ipv6/conf/eth0/keep_addr_on_down)"
+sh /run/drill.sh
+ip link set dev eth0 down  # what the detached shell does
+echo "down=$(ip -o addr show dev eth0 | grep -c fd99::5 || true)"
+sh /run/hakeep/drill-link-up.sh  # what the timer runs
+echo "after=$(cat /proc/sys/net/ipv6/conf/eth0/keep_addr_on_down)"
+echo "up=$(ip -o addr show dev eth0 | grep -c fd99::5 || true)"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network and mount namespaces of its own)")
+def test_a_link_drill_keeps_the_lbs_ipv6_address(tmp_path: Path) -> None:
+    """Linux drops an interface's IPv6 addresses when it goes down: the link drill sets
+    keep_addr_on_down for its duration (and puts the old value back), so address6 survives."""
+    import subprocess
+
+    drill = "\n".join(line for line in commands.link_down_for("eth0", 3, "hk-test").splitlines()
+                      if not line.startswith(("systemctl ", "systemd-run ", "setsid ")))  # no timer: run by hand
+    (tmp_path / "drill.sh").write_text(drill)
+    script = LINK_DRILL.replace("sh /run/drill.sh", f"sh {tmp_path / 'drill.sh'}")
+    r = subprocess.run(["unshare", "-n", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=30,
+                       env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    seen = dict(line.split("=", 1) for line in r.stdout.splitlines())
+    assert seen == {"before": "0", "down": "1", "after": "0", "up": "1"}

@@ -204,14 +204,23 @@ def link_down_for(interface: str, seconds: float, timer_unit: str) -> str:
     """Take ``interface`` down for ``seconds``. First a systemd timer on the host that brings it back
     up and re-adds the routes the kernel drops with it (a default route, say), so losing this SSH
     session, or hakeep, cannot leave it down; then the link goes down from a detached shell a
-    moment after this command has returned."""
-    routes, up = "/run/hakeep/drill-routes", "/run/hakeep/drill-link-up.sh"
+    moment after this command has returned. Linux drops an interface's IPv6 addresses when it goes
+    down: keep_addr_on_down is set for the drill (and put back after), so the LB keeps its address6."""
+    routes, routes6, up = "/run/hakeep/drill-routes", "/run/hakeep/drill-routes6", "/run/hakeep/drill-link-up.sh"
     dev = q(interface)
+    keep = f"/proc/sys/net/ipv6/conf/{interface}/keep_addr_on_down"
+    saved = "/run/hakeep/drill-keep-addr-on-down"
     return script(
         "umask 077", "mkdir -p /run/hakeep",
         f"ip -4 route show dev {dev} | grep -v ' proto kernel ' > {routes} || true",
+        f"ip -6 route show dev {dev} 2>/dev/null | grep -v ' proto kernel ' > {routes6} || true",
+        # the value from before the first of overlapping drills is the one put back
+        f"[ -f {saved} ] || cat {q(keep)} > {saved} 2>/dev/null || rm -f {saved}",
+        f"[ ! -f {saved} ] || echo 1 > {q(keep)}",
         f"printf '%s\\n' 'ip link set dev {interface} up' "
-        f"'while read -r r; do ip route replace $r dev {interface}; done < {routes}' > {up}",
+        f"'while read -r r; do ip route replace $r dev {interface}; done < {routes}' "
+        f"'while read -r r; do ip -6 route replace $r dev {interface}; done < {routes6}' "
+        f"'[ ! -f {saved} ] || {{ cat {saved} > {keep}; rm -f {saved}; }}' > {up}",
         *_timer(timer_unit, seconds, f"/bin/sh {up}"),
         f"setsid sh -c {q('sleep 0.3; ip link set dev ' + dev + ' down')} </dev/null >/dev/null 2>&1 &",
     )

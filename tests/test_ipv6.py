@@ -301,3 +301,23 @@ def test_a_link_drill_keeps_the_lbs_ipv6_address(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     seen = dict(line.split("=", 1) for line in r.stdout.splitlines())
     assert seen == {"before": "0", "down": "1", "after": "0", "up": "1"}
+
+
+def test_review_findings_ipv6_input_and_membership(tmp_path: Path) -> None:
+    """IPv4-compatible (::a.b.c.d) and site-local addresses are refused; an IPv4 and an IPv6 VIP may
+    share a VRID (RFC 5798: apart); --forget matches any spelling of an address; an LB whose
+    address6 changed is not "dropped"."""
+    from hakeep.plan.members import Member, matches
+
+    for bad in ("::10.220.62.31", "fec0::5"):
+        doc = dual_stack()
+        doc["frontend"][0]["servers"][0]["address"] = bad
+        with pytest.raises(InventoryError, match="reserved or deprecated"):
+            load(tmp_path, doc)
+    doc = dual_stack()
+    doc["vip"][1]["virtual_router_id"] = 60  # the IPv4 VIP's too
+    assert load(tmp_path, doc).vip("api6").virtual_router_id == 60
+    m = Member("10.220.62.34", "third", (LEFT,), also=(f"{V6_NET}34",))
+    assert matches(m, "FD00:62:0::34")
+    assert matches(m, "third")
+    assert not matches(m, "fd00:62::35")

@@ -69,8 +69,8 @@ def test_a_reload_haproxy_refuses_fails_the_gate_and_the_lb_is_restored(healthy:
     failure!") and the old worker goes on with the old config. The gate sees it (its newest process
     is older than the file), lb2 (first, not the VIP holder) is restored, lb1 is never touched."""
     lab = healthy
-    templates = custom_templates(tmp_path, "haproxy.cfg.j2", "    bind {{ fe.bind }}:{{ fe.port }}",
-                                 "    bind {{ '10.77.0.250' if fe.port == 30080 else fe.bind }}:{{ fe.port }}")
+    templates = custom_templates(tmp_path, "haproxy.cfg.j2", "    bind {{ fe.bind | hostport(fe.port, has_ipv6) }}",
+                                 "    bind {{ ('10.77.0.250' if fe.port == 30080 else fe.bind) | hostport(fe.port) }}")
     deploy_fails_on_lb2_and_restores_it(lab, inv, templates, "haproxy:runs-an-older-config-than-its-file")
     assert "Loading failure" in lab.ssh("lb2", "journalctl -u haproxy --since -2min --no-pager").stdout
     # the same proof as the gate's: lb2's haproxy runs its (restored) file again
@@ -104,8 +104,8 @@ def test_a_keepalived_change_refused_at_run_time_fails_the_gate_and_the_lb_is_re
     keepalived itself (its data dump), sees FAULT, and lb2 is restored to its old file, which
     keepalived is proven to run again; lb1 (the VIP holder) is never touched."""
     lab = healthy
-    templates = custom_templates(tmp_path, "keepalived.conf.j2", "    unicast_src_ip {{ lb.address }}",
-                                 "    unicast_src_ip {{ '10.77.0.250' if lb.name == 'lb2' else lb.address }}")
+    templates = custom_templates(tmp_path, "keepalived.conf.j2", "    unicast_src_ip {{ lb.vrrp_address(v) }}",
+                                 "    unicast_src_ip {{ '10.77.0.250' if lb.name == 'lb2' else lb.vrrp_address(v) }}")
     old_conf = lab.ssh("lb2", "cat /etc/keepalived/keepalived.conf").stdout
     # the premise: keepalived -t on lb2 accepts the file hakeep is about to deploy
     bad = old_conf.replace("unicast_src_ip 10.77.0.102", "unicast_src_ip 10.77.0.250")

@@ -22,6 +22,8 @@ def parse_iface_addresses(lines: Sequence[str]) -> tuple[str, ...]:
     out = []
     for line in lines:
         parts = line.split()
+        if "tentative" in parts or "dadfailed" in parts:  # not usable (yet, or at all: a duplicate)
+            continue
         for family in ("inet", "inet6"):
             if family in parts and parts.index(family) + 1 < len(parts):
                 cidr = parts[parts.index(family) + 1]

@@ -229,6 +229,10 @@ def parse_ip(value: str, report: Any, *, loopback: bool = False) -> IPAddress | 
         if addr.ipv4_mapped is not None:
             report(f"{value!r} is an IPv4-mapped IPv6 address; give the IPv4 address {addr.ipv4_mapped} itself")
             return None
+        if addr.is_reserved or addr.is_site_local:  # ::/8 (IPv4-compatible ::a.b.c.d among them), fec0::/10
+            report(f"{value!r} is a reserved or deprecated IPv6 address (::/8, fec0::/10); give a global or "
+                   "unique-local (fd00::/8) address")
+            return None
         if addr.is_link_local:
             report(f"{value!r} is link-local (fe80::/10): it needs an interface to mean anything; "
                    "give a global or unique-local (fd00::/8) address")

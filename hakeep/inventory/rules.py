@@ -72,8 +72,9 @@ def _vips(vips: list[tuple[str, Vip]], lbs: list[tuple[str, LoadBalancer]], fron
 
     _duplicates(problems, ((f"{p}.name", v.name) for p, v in vips), "VIP name")
     _duplicates(problems, ((key(p), v.address.ip) for p, v in vips), "VIP address")
-    _duplicates(problems, ((f"{p}.virtual_router_id", v.virtual_router_id) for p, v in vips),
-                "virtual_router_id (each VIP is its own VRRP instance)")
+    # IPv4 and IPv6 VRRP are apart (RFC 5798: own virtual MACs), so one VRID may serve one of each
+    _duplicates(problems, ((f"{p}.virtual_router_id", (v.address.version, v.virtual_router_id)) for p, v in vips),
+                "virtual_router_id (each VIP of one IP version is its own VRRP instance)", show=lambda key: str(key[1]))
     _duplicates(problems, ((f"{p}.vrrp_instance", v.instance) for p, v in vips), "vrrp_instance name")
     names = {lb.name for _, lb in lbs}
     for p, v in vips[1:]:

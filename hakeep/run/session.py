@@ -226,9 +226,14 @@ def join_leaving(session: Session, words: Sequence[str], *, lock: bool, accept_n
                                  "in the inventory", hint="the names and addresses of dropped LBs are listed by a "
                                  "deploy without --decommission")
         m = found[0]
+        v4 = next((a for a in (m.address, *m.also) if ":" not in a), None)
+        if v4 is None:  # known only by an IPv6 VRRP address: hakeep reaches an LB over IPv4
+            raise PreflightError(f"--decommission {word}: the hosts remember {m.label} only by its IPv6 address; "
+                                 "hakeep reaches an LB at its IPv4 address",
+                                 hint="give that LB's IPv4 address (or --forget this one if it is the same host)")
         template = inv.lbs[0]
-        extra.append(dataclasses.replace(template, name=m.name or m.address, address=ipaddress.IPv4Address(m.address),
-                                         priority=1))
+        extra.append(dataclasses.replace(template, name=m.name or v4, address=ipaddress.IPv4Address(v4),
+                                         priority=1, address6=None))
     if connect is None:
         from hakeep.hosts.connecting import connect_all
 

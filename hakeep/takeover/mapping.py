@@ -71,7 +71,10 @@ def read_keepalived(host: str, root: Node, values: HostValues) -> None:
     instances = root.all("vrrp_instance")
     if not instances:
         raise ParseError(f"{host}:{root.file}: no vrrp_instance: this is not a keepalived VIP pair")
-    chosen = next((i for i in instances if i.last("virtual_ipaddress")), instances[0])
+    # the first instance with an IPv4 VIP, else with any: the shared settings (password) are an IPv4 one's
+    with_vip = [i for i in instances if i.last("virtual_ipaddress") and i.last("virtual_ipaddress").children]  # type: ignore[union-attr]
+    chosen = next((i for i in with_vip if ":" not in i.last("virtual_ipaddress").children[0].keyword),  # type: ignore[union-attr,index]
+                  with_vip[0] if with_vip else instances[0])
     extra = [i for i in instances if i is not chosen and i.last("virtual_ipaddress") and i.args]
     _keepalived_others(host, root, [chosen, *extra], values)
     ka, own = values.keepalived, values.own

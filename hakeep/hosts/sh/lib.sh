@@ -257,7 +257,8 @@ hk_vip_arp() {
     echo "mac=$(cat "/sys/class/net/$1/address" 2>/dev/null)"
     for m in $(hk_arp_claimants "$1" "$2"); do
         if [ "$m" = unknown ]; then echo "arp=unknown"; continue; fi
-        a=$(ip neigh show dev "$1" 2>/dev/null | awk -v m="$m" -v vip="$2" \
+        case "$2" in *:*) hk_fam=-6 ;; *) hk_fam=-4 ;; esac  # an address of the VIP's family
+        a=$(ip "$hk_fam" neigh show dev "$1" 2>/dev/null | grep -iv '^fe80:' | awk -v m="$m" -v vip="$2" \
             'tolower($3) == m && $1 != vip { print $1; exit }')
         echo "arp=$m ip=${a:--}"
     done

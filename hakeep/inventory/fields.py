@@ -229,7 +229,8 @@ def parse_ip(value: str, report: Any, *, loopback: bool = False) -> IPAddress | 
         if addr.ipv4_mapped is not None:
             report(f"{value!r} is an IPv4-mapped IPv6 address; give the IPv4 address {addr.ipv4_mapped} itself")
             return None
-        if addr.is_reserved or addr.is_site_local:  # ::/8 (IPv4-compatible ::a.b.c.d among them), fec0::/10
+        # ::/8 (IPv4-compatible ::a.b.c.d among them; ::1 is loopback, above) and site-local fec0::/10
+        if (addr.is_reserved and not addr.is_loopback) or addr.is_site_local:
             report(f"{value!r} is a reserved or deprecated IPv6 address (::/8, fec0::/10); give a global or "
                    "unique-local (fd00::/8) address")
             return None

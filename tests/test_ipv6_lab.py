@@ -17,9 +17,9 @@ import pytest
 
 from tests import schemas
 from tests.conftest import Lab
-from tests.test_deploy_lab import hakeep, holders, lab_doc, write_inventory
+from tests.test_deploy_lab import hakeep, lab_doc, write_inventory
 from tests.test_lab_smoke import wait_for
-from tests.test_vips_lab import connect
+from tests.test_vips_lab import back_to_one_vip, connect
 
 pytestmark = pytest.mark.lab
 
@@ -134,7 +134,4 @@ def test_an_ipv6_vip_moves_and_carries_tcp(lab: Lab, tmp_path: Path) -> None:
         finally:
             lab.ssh("m1", f"ip addr del {VIP6}/64 dev eth0", check=False)
     finally:
-        r = hakeep(lab, "deploy", write_inventory(tmp_path, lab_doc(lab), "one.toml").as_posix(), "--yes")
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert wait_for(lambda: holders(lab) == ["lb1"], 30, 0.5) is not None
-        assert on(lab, VIP6) == []
+        back_to_one_vip(lab, tmp_path, VIP6)
